@@ -1,0 +1,16 @@
+"""nfscratch: normalizing flows from scratch in NumPy, with hand-written gradients.
+
+Direction convention: ``forward`` maps base -> data (z -> x), ``inverse`` maps data -> base,
+and "backward" always means backpropagation.
+"""
+from . import datasets, distributions, losses, nn, transforms
+from .distributions import StandardNormal
+from .flow import Flow, Trajectory
+from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Permute, Planar,
+                         Reverse, Transform)
+
+__version__ = "0.1.0"
+
+__all__ = ["Flow", "Trajectory", "StandardNormal", "Transform", "Planar", "AffineCoupling",
+           "AdditiveCoupling", "Permute", "Reverse", "ElementwiseAffine", "datasets",
+           "distributions", "losses", "nn", "transforms"]

@@ -1,0 +1,80 @@
+"""Input checks shared by every public entry point.
+
+Every public function converts its array arguments here, so that a wrong shape, a NaN or an
+integer array is caught at the boundary with a message that names the argument, says what was
+expected and what came, and how to fix it -- instead of surfacing as a broadcasting error or a
+silent wrong number three layers deeper.
+"""
+import numpy as np
+
+__all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int"]
+
+
+def _describe(a):
+    return f"array of shape {a.shape} and dtype {a.dtype}"
+
+
+def as_float_array(a, name, *, allow_nonfinite=False):
+    """Return ``a`` as a float64 ndarray, refusing integer/bool/complex/object input and NaN/inf."""
+    if isinstance(a, np.ndarray):
+        arr = a
+    else:
+        try:
+            arr = np.asarray(a)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name}: expected an array of floats, got {type(a).__name__} "
+                            f"that NumPy cannot turn into an array ({exc})") from None
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating-point array, got {_describe(arr)}. "
+                        f"Convert it first, e.g. {name}.astype(np.float64); integer data is "
+                        "refused because a density over integers is not what a flow models.")
+    arr = np.asarray(arr, dtype=np.float64)
+    if not allow_nonfinite and not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf entr"
+                         f"{'y' if bad == 1 else 'ies'} in an {_describe(arr)}. "
+                         "Remove or impute them before passing the data in.")
+    return arr
+
+
+def as_batch(x, dim, name="x", *, allow_empty=False):
+    """Return ``x`` as a C-contiguous float64 array of shape ``(N, dim)``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, D)
+    dim : int or None
+        The expected number of features D (None accepts any).
+    name : str
+        The argument's name, used in error messages.
+    """
+    arr = as_float_array(x, name)
+    if arr.ndim != 2:
+        hint = (f" For a single point use {name}[None, :]." if arr.ndim == 1 else "")
+        raise ValueError(f"{name}: expected a 2-D array of shape (N, {dim if dim is not None else 'D'}), "
+                         f"got {arr.ndim}-D {_describe(arr)}.{hint}")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"{name}: expected {dim} features (shape (N, {dim})), got {_describe(arr)}. "
+                         "The flow was built for a different dimension.")
+    if arr.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name}: expected at least one sample, got an empty batch ({_describe(arr)}).")
+    return np.ascontiguousarray(arr)
+
+
+def check_positive_int(n, name):
+    """Return ``n`` as an int, requiring n >= 1."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{name}: expected a positive integer, got {n!r} ({type(n).__name__}).")
+    if n < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {n}.")
+    return int(n)
+
+
+def as_rng(rng, name="rng"):
+    """Return a ``np.random.Generator`` from a Generator, an int seed or None (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(rng)
+    raise TypeError(f"{name}: expected a numpy.random.Generator or an int seed, got {type(rng).__name__}. "
+                    "Make one with np.random.default_rng(seed).")

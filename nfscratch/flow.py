@@ -1,0 +1,187 @@
+r"""A normalizing flow: a base density pushed through a chain of transforms.
+
+Notes
+-----
+With ``z_0 ~ p_0`` and ``z_k = f_k(z_{k-1})``, ``x = z_K``:
+
+.. math::
+
+    \log q(x) = \log p_0(z_0) - \sum_{k=1}^K \log\left|\det \frac{\partial z_k}{\partial z_{k-1}}\right|
+              = \log p_0(f^{-1}(x)) + \sum_{k=1}^K \log\left|\det \frac{\partial z_{k-1}}{\partial z_k}\right|.
+
+The first form is what sampling gives for free (``sample_and_log_prob``, variational inference);
+the second is what density estimation needs (``log_prob``, runs the inverse chain).
+
+The chained backward passes walk the layers in the opposite order of the pass they
+differentiate. Each layer's log-det enters the total additively, so every layer receives the
+same upstream ``dlog_det``.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validate import as_batch, as_rng, check_positive_int
+from .distributions import StandardNormal
+from .transforms import Transform
+
+__all__ = ["Flow", "Trajectory"]
+
+
+@dataclass
+class Trajectory:
+    """Every intermediate of a pass through a flow.
+
+    Attributes
+    ----------
+    points : list of ndarray, K+1 entries of shape (N, D)
+        ``points[0]`` is the input, ``points[k]`` the output of the k-th layer applied.
+    log_dets : list of ndarray, K entries of shape (N,)
+        ``log_dets[k]`` is the log-det of that step (in the direction of the pass).
+    names : list of str
+        The layers in the order they were applied.
+    direction : {"forward", "inverse"}
+    """
+
+    points: list
+    log_dets: list
+    names: list
+    direction: str = "forward"
+    total_log_det: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        n = self.points[0].shape[0]
+        self.total_log_det = np.sum(self.log_dets, axis=0) if self.log_dets else np.zeros(n)
+
+
+class Flow:
+    """A base density and a list of transforms applied in order (base -> data).
+
+    Parameters
+    ----------
+    transforms : list of Transform
+    base : StandardNormal, optional
+        Defaults to the standard normal of the transforms' dimension.
+
+    Examples
+    --------
+    >>> from nfscratch.transforms import Planar
+    >>> flow = Flow([Planar(2, rng=k) for k in range(4)])
+    >>> x, log_q = flow.sample_and_log_prob(5, rng=0)
+    >>> bool(np.allclose(flow.log_prob(x), log_q))
+    True
+    """
+
+    def __init__(self, transforms, base=None):
+        transforms = list(transforms)
+        if not transforms:
+            raise ValueError("transforms: expected at least one Transform, got an empty list.")
+        for i, t in enumerate(transforms):
+            if not isinstance(t, Transform):
+                raise TypeError(f"transforms[{i}]: expected a Transform, got {type(t).__name__}.")
+        dims = {t.dim for t in transforms}
+        if len(dims) != 1:
+            raise ValueError(f"transforms: all layers must have the same dim, got "
+                             f"{[t.dim for t in transforms]}.")
+        self.dim = dims.pop()
+        self.base = StandardNormal(self.dim) if base is None else base
+        if self.base.dim != self.dim:
+            raise ValueError(f"base: expected dim {self.dim} to match the transforms, got {self.base.dim}.")
+        self.transforms = transforms
+
+    # -- the two chains -----------------------------------------------------------------------
+    def forward(self, z):
+        """Push base points ``z`` (N, D) to data space; return ``(x, sum of log|det dx/dz|)``."""
+        z = as_batch(z, self.dim, "z")
+        log_det = np.zeros(z.shape[0])
+        for t in self.transforms:
+            z, ld = t.forward(z)
+            log_det += ld
+        return z, log_det
+
+    def inverse(self, x):
+        """Pull data points ``x`` (N, D) back to the base; return ``(z0, sum of log|det dz/dx|)``."""
+        x = as_batch(x, self.dim, "x")
+        log_det = np.zeros(x.shape[0])
+        for t in reversed(self.transforms):
+            x, ld = t.inverse(x)
+            log_det += ld
+        return x, log_det
+
+    def backward(self, dx, dlog_det):
+        """Backprop through the last ``forward``: return ``dz0``; fills every layer's grads."""
+        for t in reversed(self.transforms):
+            dx = t.backward(dx, dlog_det)
+        return dx
+
+    def inverse_backward(self, dz, dlog_det):
+        """Backprop through the last ``inverse``: return ``dx``; fills every layer's grads."""
+        for t in self.transforms:
+            dz = t.inverse_backward(dz, dlog_det)
+        return dz
+
+    # -- densities and samples ----------------------------------------------------------------
+    def log_prob(self, x):
+        """Exact ``log q(x)`` per sample (N,), by the inverse chain."""
+        z, log_det = self.inverse(x)
+        return self.base.log_prob(z) + log_det
+
+    def sample(self, n, rng=None):
+        """``n`` samples ``x`` of shape (n, D)."""
+        return self.forward(self.base.sample(check_positive_int(n, "n"), as_rng(rng)))[0]
+
+    def sample_and_log_prob(self, n, rng=None):
+        """``n`` samples and their exact ``log q`` in one forward pass (no inversion needed)."""
+        z0 = self.base.sample(check_positive_int(n, "n"), as_rng(rng))
+        x, log_det = self.forward(z0)
+        return x, self.base.log_prob(z0) - log_det
+
+    def trajectory(self, points, direction="forward"):
+        """Run a pass and keep every intermediate point and per-layer log-det.
+
+        Parameters
+        ----------
+        points : ndarray, shape (N, D)
+            Base points (``direction="forward"``) or data points (``"inverse"``).
+        direction : {"forward", "inverse"}
+
+        Returns
+        -------
+        Trajectory
+            In the inverse direction the layers appear last-to-first, as they are applied.
+        """
+        if direction not in ("forward", "inverse"):
+            raise ValueError(f"direction: expected 'forward' or 'inverse', got {direction!r}.")
+        name = "z" if direction == "forward" else "x"
+        p = as_batch(points, self.dim, name)
+        layers = self.transforms if direction == "forward" else self.transforms[::-1]
+        pts, lds = [p], []
+        for t in layers:
+            p, ld = getattr(t, direction)(p)
+            pts.append(p)
+            lds.append(ld)
+        return Trajectory(pts, lds, [t.name for t in layers], direction)
+
+    # -- parameters -----------------------------------------------------------------------------
+    def params(self):
+        """Flat dict ``"<layer index>.<name>" -> array`` (the live arrays, updated in place)."""
+        return {f"{i}.{k}": v for i, t in enumerate(self.transforms) for k, v in t.params.items()}
+
+    def grads(self):
+        """Flat dict of the gradients left by the last backward pass, keyed like ``params()``."""
+        return {f"{i}.{k}": v for i, t in enumerate(self.transforms) for k, v in t.grads.items()}
+
+    def n_params(self):
+        return sum(t.n_params() for t in self.transforms)
+
+    def __len__(self):
+        return len(self.transforms)
+
+    def __getitem__(self, i):
+        return self.transforms[i]
+
+    def __iter__(self):
+        return iter(self.transforms)
+
+    def __repr__(self):
+        body = "\n".join(f"  ({i}) {t!r}" for i, t in enumerate(self.transforms))
+        return f"Flow(base={self.base!r}, {self.n_params()} parameters,\n{body}\n)"

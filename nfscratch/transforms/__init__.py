@@ -1,0 +1,16 @@
+"""Flow transforms: one family per file, each with pure forward/backward functions and a class.
+
+``TRANSFORMS`` maps a class name to its class; :mod:`nfscratch.io` uses it to rebuild a saved
+flow, so a new transform must be registered here to be saved and loaded.
+"""
+from .base import Transform
+from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask
+from .elementwise import ElementwiseAffine
+from .permutation import Permute, Reverse
+from .planar import Planar
+
+TRANSFORMS = {cls.__name__: cls for cls in
+              (Planar, AffineCoupling, AdditiveCoupling, Permute, Reverse, ElementwiseAffine)}
+
+__all__ = ["Transform", "Planar", "AffineCoupling", "AdditiveCoupling", "Permute", "Reverse",
+           "ElementwiseAffine", "alternating_mask", "TRANSFORMS"]
