@@ -37,7 +37,7 @@ def as_float_array(a, name, *, allow_nonfinite=False):
     return arr
 
 
-def as_batch(x, dim, name="x", *, allow_empty=False):
+def as_batch(x, dim, name="x", *, allow_empty=False, allow_nonfinite=False):
     """Return ``x`` as a C-contiguous float64 array of shape ``(N, dim)``.
 
     Parameters
@@ -48,7 +48,7 @@ def as_batch(x, dim, name="x", *, allow_empty=False):
     name : str
         The argument's name, used in error messages.
     """
-    arr = as_float_array(x, name)
+    arr = as_float_array(x, name, allow_nonfinite=allow_nonfinite)
     if arr.ndim != 2:
         hint = (f" For a single point use {name}[None, :]." if arr.ndim == 1 else "")
         raise ValueError(f"{name}: expected a 2-D array of shape (N, {dim if dim is not None else 'D'}), "

@@ -89,13 +89,17 @@ class Flow:
         self.transforms = transforms
 
     # -- the two chains -----------------------------------------------------------------------
+    # Inputs are validated once here; the layers are then called without re-validation, so a
+    # non-finite intermediate propagates to the loss (where fit's guard can locate it) instead of
+    # raising a confusing "z: expected finite values" from inside the chain.
     def forward(self, z):
         """Push base points ``z`` (N, D) to data space; return ``(x, sum of log|det dx/dz|)``."""
         z = as_batch(z, self.dim, "z")
         log_det = np.zeros(z.shape[0])
         for t in self.transforms:
-            z, ld = t.forward(z)
+            z, ld = t._run("forward", z)
             log_det += ld
+        self._last = ("forward", z.shape[0])
         return z, log_det
 
     def inverse(self, x):
@@ -103,21 +107,42 @@ class Flow:
         x = as_batch(x, self.dim, "x")
         log_det = np.zeros(x.shape[0])
         for t in reversed(self.transforms):
-            x, ld = t.inverse(x)
+            x, ld = t._run("inverse", x)
             log_det += ld
+        self._last = ("inverse", x.shape[0])
         return x, log_det
 
     def backward(self, dx, dlog_det):
         """Backprop through the last ``forward``: return ``dz0``; fills every layer's grads."""
+        dx, dlog_det = self._check_upstream(dx, dlog_det, "forward", "dx")
         for t in reversed(self.transforms):
-            dx = t.backward(dx, dlog_det)
+            dx = t._run_backward(dx, dlog_det)
         return dx
 
     def inverse_backward(self, dz, dlog_det):
         """Backprop through the last ``inverse``: return ``dx``; fills every layer's grads."""
+        dz, dlog_det = self._check_upstream(dz, dlog_det, "inverse", "dz")
         for t in self.transforms:
-            dz = t.inverse_backward(dz, dlog_det)
+            dz = t._run_backward(dz, dlog_det)
         return dz
+
+    def _check_upstream(self, d_out, dlog_det, direction, name):
+        last = getattr(self, "_last", None)
+        if last is None or last[0] != direction:
+            back = "backward" if direction == "forward" else "inverse_backward"
+            raise RuntimeError(f"Flow.{back}: call {direction}() first; {back} backpropagates "
+                               f"through the most recent {direction}() call.")
+        n = last[1]
+        d_out = as_batch(d_out, self.dim, name, allow_nonfinite=True)
+        if d_out.shape[0] != n:
+            raise ValueError(f"{name}: expected shape ({n}, {self.dim}) to match the last "
+                             f"{direction} call, got {d_out.shape}.")
+        dlog_det = np.asarray(dlog_det, dtype=np.float64)
+        if dlog_det.ndim == 0:
+            dlog_det = np.full(n, float(dlog_det))
+        if dlog_det.shape != (n,):
+            raise ValueError(f"dlog_det: expected shape ({n},) (one entry per sample), got {dlog_det.shape}.")
+        return d_out, dlog_det
 
     # -- densities and samples ----------------------------------------------------------------
     def log_prob(self, x):
@@ -156,7 +181,7 @@ class Flow:
         layers = self.transforms if direction == "forward" else self.transforms[::-1]
         pts, lds = [p], []
         for t in layers:
-            p, ld = getattr(t, direction)(p)
+            p, ld = t._run(direction, p)
             pts.append(p)
             lds.append(ld)
         return Trajectory(pts, lds, [t.name for t in layers], direction)

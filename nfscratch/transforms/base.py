@@ -43,35 +43,40 @@ class Transform:
         self.grads = {}
         self._cache = None
         self._cache_direction = None
+        self._last_log_det = None   # per-sample log-det of the last pass, for diagnostics
 
     # -- public API: validate, then call the subclass ---------------------------------------------
     def forward(self, z):
         """Map base-side points ``z`` (N, D) to data-side ``x`` (N, D); return ``(x, log_det)``."""
-        z = as_batch(z, self.dim, "z")
-        x, log_det, self._cache = self._forward(z)
-        self._cache_direction = "forward"
-        return x, log_det
+        return self._run("forward", as_batch(z, self.dim, "z"))
 
     def inverse(self, x):
         """Map data-side points ``x`` (N, D) to base-side ``z`` (N, D); return ``(z, log_det)``."""
-        x = as_batch(x, self.dim, "x")
-        z, log_det, self._cache = self._inverse(x)
-        self._cache_direction = "inverse"
-        return z, log_det
+        return self._run("inverse", as_batch(x, self.dim, "x"))
 
     def backward(self, dx, dlog_det):
         """Backpropagate through the last ``forward``: return ``dz`` and fill ``self.grads``."""
         dx, dlog_det = self._check_upstream(dx, dlog_det, "forward", "dx")
-        dz, grads = self._backward(dx, dlog_det, self._cache)
-        self._store_grads(grads)
-        return dz
+        return self._run_backward(dx, dlog_det)
 
     def inverse_backward(self, dz, dlog_det):
         """Backpropagate through the last ``inverse``: return ``dx`` and fill ``self.grads``."""
         dz, dlog_det = self._check_upstream(dz, dlog_det, "inverse", "dz")
-        dx, grads = self._inverse_backward(dz, dlog_det, self._cache)
+        return self._run_backward(dz, dlog_det)
+
+    # -- unchecked versions, for Flow, which validates once at its own boundary -------------------
+    def _run(self, direction, p):
+        step = self._forward if direction == "forward" else self._inverse
+        out, log_det, self._cache = step(p)
+        self._cache_direction = direction
+        self._last_log_det = log_det
+        return out, log_det
+
+    def _run_backward(self, d_out, dlog_det):
+        step = self._backward if self._cache_direction == "forward" else self._inverse_backward
+        d_in, grads = step(d_out, dlog_det, self._cache)
         self._store_grads(grads)
-        return dx
+        return d_in
 
     # -- helpers ----------------------------------------------------------------------------------
     @property

@@ -1,0 +1,97 @@
+"""Checkpoints: exact round trip, no pickle, atomic writes, refusing to overwrite, clear errors."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from nfscratch import Flow, io, models
+from nfscratch.transforms import AdditiveCoupling, AffineCoupling, ElementwiseAffine, Permute, Planar, Reverse
+
+
+def mixed_flow(rng):
+    flow = Flow([AffineCoupling(3, hidden=[8], rng=rng, zero_init=False), Permute(3, rng=rng),
+                 Planar(3, rng=rng), AdditiveCoupling(3, hidden=[4, 4], activation="relu", rng=rng,
+                                                      zero_init=False),
+                 Reverse(3), ElementwiseAffine(3)])
+    flow[5].params["log_scale"][:] = rng.normal(size=3)
+    return flow
+
+
+def test_round_trip_is_exact(tmp_path, rng):
+    flow = mixed_flow(rng)
+    path = io.save(flow, tmp_path / "flow.npz")
+    loaded = io.load(path)
+    x = rng.normal(size=(10, 3))
+    np.testing.assert_array_equal(flow.log_prob(x), loaded.log_prob(x))
+    assert [t.config() for t in flow] == [t.config() for t in loaded]
+
+
+def test_file_holds_no_pickle(tmp_path, rng):
+    path = io.save(mixed_flow(rng), tmp_path / "flow")
+    assert path.suffix == ".npz"
+    with np.load(path, allow_pickle=False) as npz:    # would raise if anything were pickled
+        header = json.loads(str(npz["__nfscratch__"]))
+    assert header["format"] == "nfscratch-flow"
+
+
+def test_never_overwrites_without_asking(tmp_path, rng):
+    path = tmp_path / "flow.npz"
+    path.write_bytes(b"precious user data")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        io.save(mixed_flow(rng), path)
+    assert path.read_bytes() == b"precious user data"
+    io.save(mixed_flow(rng), path, overwrite=True)
+    assert io.load(path).dim == 3
+
+
+def test_interrupted_save_leaves_nothing_behind(tmp_path, rng, monkeypatch):
+    path = tmp_path / "flow.npz"
+    io.save(mixed_flow(rng), path)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(KeyboardInterrupt):
+        io.save(mixed_flow(rng), path, overwrite=True)
+    assert path.read_bytes() == before                  # the old file is intact
+    assert os.listdir(tmp_path) == ["flow.npz"]         # and no temporary file is left
+
+
+def test_truncated_file(tmp_path, rng):
+    path = io.save(mixed_flow(rng), tmp_path / "flow.npz")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(io.CheckpointError, match="truncated or corrupt"):
+        io.load(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, a=np.zeros(3))
+    with pytest.raises(io.CheckpointError, match="not an nfscratch checkpoint"):
+        io.load(path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        io.load(tmp_path / "missing.npz")
+
+
+def test_load_into_other_architecture(tmp_path, rng):
+    path = io.save(models.realnvp(2, n_layers=4, hidden=[8], rng=rng), tmp_path / "a.npz")
+    other = models.realnvp(2, n_layers=4, hidden=[16], rng=rng)
+    with pytest.raises(io.CheckpointError, match="another architecture"):
+        io.load_into(other, path)
+    same = models.realnvp(2, n_layers=4, hidden=[8], rng=1)
+    io.load_into(same, path)
+    x = rng.normal(size=(4, 2))
+    np.testing.assert_array_equal(same.log_prob(x), io.load(path).log_prob(x))
+
+
+def test_tampered_parameter_shape(tmp_path, rng):
+    path = io.save(models.planar_flow(2, 3, rng=rng), tmp_path / "p.npz")
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["1.u"] = np.zeros(5)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(io.CheckpointError, match=r"'1.u'.*shape \(5,\).*\(2,\)"):
+        io.load(tmp_path / "bad.npz")
