@@ -66,16 +66,24 @@ NEWTON_MAX_ITER = 100
 # the reparameterization u -> u_hat, shared by both directions
 # ---------------------------------------------------------------------------------------------
 def planar_u_hat(u, w, constrain=True):
-    """Return ``(u_hat, c, cache)`` with ``c = w . u_hat``; ``constrain=False`` uses ``u`` as is."""
+    """Return ``(u_hat, c, one_plus_c, cache)`` with ``c = w . u_hat``.
+
+    ``one_plus_c = 1 + c`` is returned separately because it is computed exactly as
+    ``softplus(w.u)``: when ``w.u << 0``, ``c = -1 + softplus(w.u)`` rounds to -1 in floating
+    point, and ``1 + c(1 - h^2)`` would lose every digit; written as ``h^2 + (1 + c)(1 - h^2)`` it
+    stays accurate and positive (down to ``w.u ~ -745``, where ``softplus`` itself underflows to 0
+    and the layer is no longer invertible in float64). ``constrain=False`` uses ``u`` as is.
+    """
     wu = float(w @ u)
     if not constrain:
-        return u.copy(), wu, (u, w, wu, None, None, constrain)
+        return u.copy(), wu, 1.0 + wu, (u, w, wu, None, None, constrain)
     w_sq = float(w @ w)
-    if w_sq == 0.0:  # the map is the identity plus a constant shift-free term; nothing to fix
-        return u.copy(), wu, (u, w, wu, w_sq, 0.0, constrain)
-    m = -1.0 + float(softplus(wu))
+    sp = float(softplus(wu))
+    if w_sq == 0.0:  # w = 0: u_hat is irrelevant to the map (a = b), keep u
+        return u.copy(), wu, 1.0 + wu, (u, w, wu, w_sq, 0.0, constrain)
+    m = -1.0 + sp
     k = (m - wu) / w_sq
-    return u + k * w, m, (u, w, wu, w_sq, k, constrain)
+    return u + k * w, m, sp, (u, w, wu, w_sq, k, constrain)
 
 
 def _u_hat_backward(du_hat, dc, cache):
@@ -124,11 +132,11 @@ def planar_forward(z, u, w, b, constrain=True):
     >>> x.shape, log_det.shape
     ((1, 2), (1,))
     """
-    u_hat, c, uh_cache = planar_u_hat(u, w, constrain)
+    u_hat, c, one_plus_c, uh_cache = planar_u_hat(u, w, constrain)
     _check_invertible(c, constrain)
     a = z @ w + b[0]                         # (N,)
     h = np.tanh(a)                           # (N,)
-    q = 1.0 + c * (1.0 - h * h)              # (N,) = det dx/dz > 0
+    q = h * h + one_plus_c * (1.0 - h * h)   # (N,) = 1 + c (1 - h^2) = det dx/dz > 0
     x = z + h[:, None] * u_hat               # (N, D)
     cache = {"n": z.shape[0], "z": z, "h": h, "q": q, "c": c, "u_hat": u_hat, "w": w,
              "uh_cache": uh_cache}
@@ -152,40 +160,49 @@ def planar_backward(dx, dlog_det, cache):
 # ---------------------------------------------------------------------------------------------
 # inverse direction (numerical)
 # ---------------------------------------------------------------------------------------------
-def solve_planar_a(y, c, tol=NEWTON_TOL, max_iter=NEWTON_MAX_ITER):
+def solve_planar_a(y, c, one_plus_c=None, tol=NEWTON_TOL, max_iter=NEWTON_MAX_ITER):
     """Solve ``a + c tanh(a) = y`` for every entry of ``y`` (shape (N,)), assuming ``c > -1``.
 
     Safeguarded Newton: the root lies in ``[y - |c|, y + |c|]``; a Newton step that leaves the
     current bracket is replaced by bisection, so convergence is guaranteed and quadratic near the
-    root. Stops when every residual is below ``tol * (1 + |y|)``.
+    root. Stops when every residual is below ``tol * (1 + |y|)``, then polishes with one more
+    Newton step. The slope ``1 + c (1 - h^2)`` is evaluated as ``h^2 + (1 + c)(1 - h^2)`` (see
+    :func:`planar_u_hat`); pass ``one_plus_c`` when it is known more accurately than ``1 + c``.
     """
+    if one_plus_c is None:
+        one_plus_c = 1.0 + c
     lo = y - abs(c)
     hi = y + abs(c)
     a = y / (1.0 + max(c, 0.0))              # exact when the root is in the linear part
-    for _ in range(max_iter):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(max_iter):
+            h = np.tanh(a)
+            f = a + c * h - y
+            if np.all(np.abs(f) <= tol * (1.0 + np.abs(y))):
+                break
+            lo = np.where(f < 0, a, lo)
+            hi = np.where(f > 0, a, hi)
+            a_newton = a - f / (h * h + one_plus_c * (1.0 - h * h))
+            inside = (a_newton > lo) & (a_newton < hi)     # False for NaN/inf steps too
+            a = np.where(inside, a_newton, 0.5 * (lo + hi))
+        else:
+            raise RuntimeError(f"planar inverse: the root-find did not converge in {max_iter} "
+                               f"iterations (c = {c:.6g}); is c close to -1?")
+        # the polishing step removes the finite-difference noise the tolerance would add to
+        # inverse-direction gradients (~tol/eps); skipped where the slope vanishes
         h = np.tanh(a)
-        f = a + c * h - y
-        if np.all(np.abs(f) <= tol * (1.0 + np.abs(y))):
-            break
-        lo = np.where(f < 0, a, lo)
-        hi = np.where(f > 0, a, hi)
-        a_newton = a - f / (1.0 + c * (1.0 - h * h))
-        inside = (a_newton > lo) & (a_newton < hi)
-        a = np.where(inside, a_newton, 0.5 * (lo + hi))
-    else:
-        raise RuntimeError(f"planar inverse: the root-find did not converge in {max_iter} "
-                           f"iterations (c = {c:.6g}); is c close to -1?")
-    return a
+        a_polished = a - (a + c * h - y) / (h * h + one_plus_c * (1.0 - h * h))
+    return np.where(np.isfinite(a_polished), a_polished, a)
 
 
 def planar_inverse(x, u, w, b, constrain=True):
     """Inverse of :func:`planar_forward`: return ``(z, log_det, cache)``, ``log_det = log|det dz/dx|``."""
-    u_hat, c, uh_cache = planar_u_hat(u, w, constrain)
+    u_hat, c, one_plus_c, uh_cache = planar_u_hat(u, w, constrain)
     _check_invertible(c, constrain)
     y = x @ w + b[0]                          # (N,) = a + c tanh(a)
-    a = solve_planar_a(y, c)
+    a = solve_planar_a(y, c, one_plus_c)
     h = np.tanh(a)
-    q = 1.0 + c * (1.0 - h * h)
+    q = h * h + one_plus_c * (1.0 - h * h)
     z = x - h[:, None] * u_hat
     cache = {"n": x.shape[0], "x": x, "h": h, "q": q, "c": c, "u_hat": u_hat, "w": w,
              "uh_cache": uh_cache}

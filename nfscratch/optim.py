@@ -1,0 +1,383 @@
+r"""Optimizers that update parameter arrays in place: SGD (with momentum) and Adam.
+
+Parameters and gradients are passed as dicts keyed by name -- exactly ``flow.params()`` and
+``flow.grads()`` -- and the optimizer keeps its state (velocity, moment estimates, step count)
+per name, so the same two dicts can be passed at every step::
+
+    opt = Adam(lr=1e-3)
+    for batch in batches:
+        ...                                   # forward, loss, backward fill flow's grads
+        clip_grad_norm(flow.grads(), 10.0)    # optional
+        opt.step(flow.params(), flow.grads())
+
+The update is written **into** each parameter array (``p -= ...``), never by rebinding, because
+the transforms and the flow hold references to those arrays.
+
+Every step validates first and updates second: matching names and shapes, float64 parameters,
+finite gradients. A NaN or inf gradient raises ``FloatingPointError`` naming the parameter, and
+no parameter is changed by a step that raises.
+
+State round-trips through plain values: ``state_dict()`` is a flat dict of str -> float, int,
+str or ndarray (``"m/0.u"``-style keys for per-parameter arrays), which ``np.savez`` can write
+and ``np.load(..., allow_pickle=False)`` can read back -- no pickle.
+
+References
+----------
+Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, arXiv:1412.6980.
+Sutskever, Martens, Dahl & Hinton, "On the importance of initialization and momentum in deep
+learning", ICML 2013.
+"""
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Adam", "clip_grad_norm"]
+
+
+def _positive(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a positive finite number, got {value!r}.")
+    return float(value)
+
+
+def _in_unit_interval(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}.")
+    return float(value)
+
+
+def _scalar(value, name):
+    """A float from a float or a 0-d array (as np.load returns scalars)."""
+    arr = np.asarray(value)
+    if arr.shape != () or arr.dtype.kind not in "fiu":
+        raise ValueError(f"state_dict[{name!r}]: expected a number, got {value!r}.")
+    return arr.item()
+
+
+class Optimizer:
+    """Base class: per-name state, validation, ``state_dict`` / ``load_state_dict``.
+
+    Subclasses define ``_hyper`` (the names of their float hyperparameters), ``_slots`` (the
+    names of their per-parameter arrays) and ``_update(name, p, g)``.
+    """
+
+    _hyper = ("lr",)
+    _slots = ()
+
+    def __init__(self, lr):
+        self.lr = lr
+        self.state = {}      # parameter name -> {"step": int, slot: ndarray, ...}
+
+    @property
+    def lr(self):
+        """Learning rate; may be changed between steps (a schedule), must stay positive."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = _positive(value, "lr")
+
+    # -- the step ---------------------------------------------------------------------------------
+    def step(self, params, grads):
+        """Update every array in ``params`` in place from the matching entry of ``grads``.
+
+        Parameters
+        ----------
+        params : dict of str -> ndarray of float64
+            The live parameter arrays (e.g. ``flow.params()``).
+        grads : dict of str -> array_like
+            Same keys and shapes (e.g. ``flow.grads()``).
+        """
+        checked = self._validate(params, grads)
+        for name, p, g in checked:       # all checks passed: now update
+            st = self.state.setdefault(name, {"step": 0})
+            st["step"] += 1
+            self._update(name, p, g, st)
+
+    def _validate(self, params, grads):
+        for arg, d in (("params", params), ("grads", grads)):
+            if not isinstance(d, Mapping):
+                raise TypeError(f"{arg}: expected a dict of name -> array (e.g. flow.{arg}()), "
+                                f"got {type(d).__name__}.")
+        missing = [k for k in params if k not in grads]
+        extra = [k for k in grads if k not in params]
+        if missing or extra:
+            msg = []
+            if missing:
+                msg.append(f"no gradient for parameter(s) {missing}")
+            if extra:
+                msg.append(f"gradient(s) {extra} match no parameter")
+            raise ValueError(f"{type(self).__name__}.step: {'; '.join(msg)}. Pass params and grads "
+                             "of the same model, after a backward pass.")
+        checked = []
+        for name, p in params.items():
+            if not isinstance(p, np.ndarray) or p.dtype != np.float64:
+                what = f"dtype {p.dtype}" if isinstance(p, np.ndarray) else type(p).__name__
+                raise TypeError(f"params[{name!r}]: expected a float64 ndarray (updated in place), "
+                                f"got {what}.")
+            if not p.flags.writeable:
+                raise ValueError(f"params[{name!r}]: the array is read-only, so it cannot be updated in place.")
+            g = np.asarray(grads[name])
+            if g.dtype.kind not in "fiu":
+                raise TypeError(f"grads[{name!r}]: expected a float array, got dtype {g.dtype}.")
+            g = g.astype(np.float64, copy=False)
+            if g.shape != p.shape:
+                raise ValueError(f"grads[{name!r}]: expected shape {p.shape} (the parameter's), "
+                                 f"got {g.shape}.")
+            if not np.all(np.isfinite(g)):
+                bad = int(g.size - np.count_nonzero(np.isfinite(g)))
+                raise FloatingPointError(f"grads[{name!r}]: {bad} non-finite entr"
+                                         f"{'y' if bad == 1 else 'ies'} (NaN/inf); no parameter was "
+                                         "updated. Lower the learning rate or clip the gradients.")
+            st = self.state.get(name, {})
+            for slot in self._slots:
+                if slot in st and st[slot].shape != p.shape:
+                    raise ValueError(f"{type(self).__name__} state {slot!r} for {name!r} has shape "
+                                     f"{st[slot].shape} but the parameter has shape {p.shape}; the "
+                                     "optimizer state belongs to a different model.")
+            checked.append((name, p, g))
+        return checked
+
+    def _update(self, name, p, g, st):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- state ------------------------------------------------------------------------------------
+    def state_dict(self):
+        """A flat dict of plain values: hyperparameters and per-parameter state (copies).
+
+        Keys: ``"type"``, each hyperparameter (``"lr"``, ...), and for each parameter name
+        ``"step/<name>"`` plus ``"<slot>/<name>"`` for each state array.
+        """
+        out = {"type": type(self).__name__}
+        for h in self._hyper:
+            out[h] = float(getattr(self, h))
+        for name, st in self.state.items():
+            out[f"step/{name}"] = int(st["step"])
+            for slot in self._slots:
+                if slot in st:
+                    out[f"{slot}/{name}"] = st[slot].copy()
+        return out
+
+    def load_state_dict(self, state):
+        """Restore hyperparameters and per-parameter state from :meth:`state_dict` output.
+
+        Accepts the values as saved or as loaded back by ``np.load`` (0-d arrays for scalars).
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state: expected a dict from state_dict(), got {type(state).__name__}.")
+        kind = state.get("type")
+        kind = None if kind is None else str(np.asarray(kind).item())
+        if kind != type(self).__name__:
+            raise ValueError(f"state: saved from a {kind} optimizer, cannot load it into "
+                             f"{type(self).__name__}.")
+        missing = [h for h in self._hyper if h not in state]
+        if missing:
+            raise ValueError(f"state: missing hyperparameter(s) {missing}.")
+        new_state = {}
+        for key, value in state.items():
+            if key == "type" or key in self._hyper:
+                continue
+            slot, sep, name = key.partition("/")
+            if not sep or slot not in ("step",) + self._slots:
+                raise ValueError(f"state: unexpected key {key!r} for {type(self).__name__}.")
+            st = new_state.setdefault(name, {})
+            if slot == "step":
+                step = _scalar(value, key)
+                if step != int(step) or step < 0:
+                    raise ValueError(f"state[{key!r}]: expected a non-negative integer, got {value!r}.")
+                st["step"] = int(step)
+            else:
+                arr = np.asarray(value)
+                if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
+                    raise ValueError(f"state[{key!r}]: expected a finite float array, got dtype {arr.dtype}.")
+                st[slot] = np.array(arr, dtype=np.float64, copy=True)
+        for name, st in new_state.items():
+            if "step" not in st:
+                raise ValueError(f"state: {name!r} has {sorted(st)} but no 'step/{name}'.")
+        # validate every hyperparameter before changing anything
+        hyper = {h: _scalar(state[h], h) for h in self._hyper}
+        probe = type(self)(**self._constructor_kwargs(hyper))
+        for h in self._hyper:
+            setattr(self, h, getattr(probe, h))
+        self.state = new_state
+
+    def _constructor_kwargs(self, hyper):
+        return dict(hyper)
+
+    def __repr__(self):
+        args = ", ".join(f"{h}={getattr(self, h)!r}" for h in self._hyper)
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent, optionally with (heavy-ball) momentum.
+
+    For each parameter :math:`\theta` with gradient :math:`g`, velocity :math:`v_0 = 0`:
+
+    .. math::
+
+        v_t &= \mu\, v_{t-1} + g_t \\
+        \theta_t &= \theta_{t-1} - \eta\, v_t
+
+    (the PyTorch form; with a constant :math:`\eta` it equals Sutskever et al.'s
+    :math:`v \leftarrow \mu v - \eta g,\ \theta \leftarrow \theta + v`). With :math:`\mu = 0`
+    it is plain :math:`\theta \leftarrow \theta - \eta g` and keeps no velocity.
+
+    Parameters
+    ----------
+    lr : float, default 1e-2
+        Learning rate :math:`\eta > 0`.
+    momentum : float, default 0.0
+        :math:`\mu \in [0, 1)`.
+
+    Examples
+    --------
+    >>> params = {"w": np.array([1.0, -2.0])}
+    >>> opt = SGD(lr=0.1)
+    >>> opt.step(params, {"w": np.array([1.0, 1.0])})
+    >>> params["w"]
+    array([ 0.9, -2.1])
+    """
+
+    _hyper = ("lr", "momentum")
+    _slots = ("velocity",)
+
+    def __init__(self, lr=1e-2, momentum=0.0):
+        super().__init__(lr)
+        self.momentum = _in_unit_interval(momentum, "momentum")
+
+    def _update(self, name, p, g, st):
+        if self.momentum == 0.0:
+            p -= self.lr * g
+            return
+        v = st.setdefault("velocity", np.zeros_like(p))
+        v *= self.momentum
+        v += g
+        p -= self.lr * v
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba 2015, arXiv:1412.6980), with bias correction.
+
+    For each parameter :math:`\theta` with gradient :math:`g`, moments :math:`m_0 = v_0 = 0`
+    and step count :math:`t` (kept per parameter name):
+
+    .. math::
+
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2 \\
+        \hat m_t &= m_t / (1 - \beta_1^t), \qquad \hat v_t = v_t / (1 - \beta_2^t) \\
+        \theta_t &= \theta_{t-1} - \eta\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+
+    The bias correction undoes the pull of the zero initial moments towards 0, so the first
+    step moves every entry by about :math:`\eta` in the direction of :math:`-g`.
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+        :math:`\eta > 0`.
+    betas : (float, float), default (0.9, 0.999)
+        :math:`(\beta_1, \beta_2)`, each in [0, 1).
+    eps : float, default 1e-8
+        :math:`\epsilon > 0`, keeps the division finite.
+
+    Examples
+    --------
+    >>> params = {"w": np.array([1.0, -2.0])}
+    >>> opt = Adam(lr=0.1)
+    >>> opt.step(params, {"w": np.array([3.0, -0.5])})   # first step: about lr * sign(g)
+    >>> np.round(params["w"], 6)
+    array([ 0.9, -1.9])
+    """
+
+    _hyper = ("lr", "beta1", "beta2", "eps")
+    _slots = ("m", "v")
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(lr)
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}.") from None
+        self.beta1 = _in_unit_interval(beta1, "betas[0]")
+        self.beta2 = _in_unit_interval(beta2, "betas[1]")
+        self.eps = _positive(eps, "eps")
+
+    @property
+    def betas(self):
+        return (self.beta1, self.beta2)
+
+    def _constructor_kwargs(self, hyper):
+        return {"lr": hyper["lr"], "betas": (hyper["beta1"], hyper["beta2"]), "eps": hyper["eps"]}
+
+    def _update(self, name, p, g, st):
+        t = st["step"]
+        m = st.setdefault("m", np.zeros_like(p))
+        v = st.setdefault("v", np.zeros_like(p))
+        m *= self.beta1
+        m += (1.0 - self.beta1) * g
+        v *= self.beta2
+        v += (1.0 - self.beta2) * g * g
+        m_hat = m / (1.0 - self.beta1 ** t)
+        v_hat = v / (1.0 - self.beta2 ** t)
+        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def __repr__(self):
+        return f"Adam(lr={self.lr!r}, betas={self.betas!r}, eps={self.eps!r})"
+
+
+def _l2(a):
+    """L2 norm that cannot overflow: scale by the largest entry before squaring."""
+    big = float(np.max(np.abs(a), initial=0.0))
+    return 0.0 if big == 0.0 else big * float(np.sqrt(np.sum((a / big) ** 2)))
+
+
+def clip_grad_norm(grads, max_norm):
+    r"""Scale all gradients together so that their global L2 norm is at most ``max_norm``.
+
+    .. math:: \|g\| = \sqrt{\textstyle\sum_k \|g_k\|_2^2}, \qquad
+              g_k \leftarrow g_k \cdot \frac{\text{max\_norm}}{\|g\|} \ \text{ if } \|g\| > \text{max\_norm}
+
+    One common factor keeps the direction of the full gradient; only its length is capped.
+
+    Parameters
+    ----------
+    grads : dict of str -> ndarray of float
+        Scaled **in place** (e.g. ``flow.grads()``, whose arrays the optimizer then reads).
+    max_norm : float
+        Positive.
+
+    Returns
+    -------
+    float
+        The global norm *before* clipping (useful to log).
+
+    Examples
+    --------
+    >>> grads = {"a": np.array([3.0]), "b": np.array([4.0])}
+    >>> clip_grad_norm(grads, 1.0)
+    5.0
+    >>> grads["a"], grads["b"]
+    (array([0.6]), array([0.8]))
+    """
+    max_norm = _positive(max_norm, "max_norm")
+    if not isinstance(grads, Mapping):
+        raise TypeError(f"grads: expected a dict of name -> array (e.g. flow.grads()), got "
+                        f"{type(grads).__name__}.")
+    norms = []
+    for name, g in grads.items():
+        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+            what = f"dtype {g.dtype}" if isinstance(g, np.ndarray) else type(g).__name__
+            raise TypeError(f"grads[{name!r}]: expected a float ndarray (scaled in place), got {what}.")
+        if not np.all(np.isfinite(g)):
+            raise FloatingPointError(f"grads[{name!r}]: non-finite gradient (NaN/inf); its norm is "
+                                     "undefined, so it cannot be clipped.")
+        norms.append(_l2(g))
+    total = _l2(np.array(norms))
+    if total > max_norm:
+        scale = max_norm / total
+        for g in grads.values():
+            g *= scale
+    return total

@@ -1,0 +1,216 @@
+r"""The training loop: batches, a step of either objective, the optimizer, a NaN guard.
+
+``fit`` trains a :class:`~nfscratch.flow.Flow` by maximum likelihood on data (``data=...``) or by
+reverse KL against an unnormalized target (``target=...``). Before every step it keeps a copy of
+the parameters; if the loss or a gradient comes out non-finite it puts that copy back, finds the
+first layer whose output, log-det or gradient is non-finite, and raises :class:`TrainingDiverged`
+naming it. The copy costs one memcpy of the parameters per step, which is small next to a
+forward and backward pass; it is what lets a student see *where* training broke.
+"""
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validate import as_batch, as_rng, check_positive_int
+from .losses import nll_step, reverse_kl_step
+from .optim import Adam, clip_grad_norm
+
+__all__ = ["fit", "History", "TrainingDiverged"]
+
+
+@dataclass
+class History:
+    """What ``fit`` recorded, one entry per step.
+
+    Attributes
+    ----------
+    objective : {"nll", "reverse_kl"}
+    loss : list of float
+        Mean NLL in nats (``"nll"``), or ``E_q[log q + U]`` (``"reverse_kl"``).
+    grad_norm : list of float
+        Global gradient norm before clipping.
+    layer_grad_norm : list of ndarray
+        Per-layer gradient norms, shape (K,), every ``record_every`` steps (for diagnostics plots).
+    layer_log_det : list of ndarray
+        Per-layer mean log-det, shape (K,), every ``record_every`` steps.
+    log_normalizer : float or None
+        ``log Z`` of the target when known: ``loss + log Z`` is the KL in nats.
+    """
+
+    objective: str
+    loss: list = field(default_factory=list)
+    grad_norm: list = field(default_factory=list)
+    layer_grad_norm: list = field(default_factory=list)
+    layer_log_det: list = field(default_factory=list)
+    record_steps: list = field(default_factory=list)
+    log_normalizer: float = None
+
+    @property
+    def kl(self):
+        """Reverse KL in nats per step (needs ``log_normalizer``), as an array."""
+        if self.log_normalizer is None:
+            raise ValueError("History.kl: the target's log-normalizer is unknown.")
+        return np.asarray(self.loss) + self.log_normalizer
+
+    def __len__(self):
+        return len(self.loss)
+
+
+class TrainingDiverged(FloatingPointError):
+    """Raised when a step produced a non-finite value; ``.history`` holds what was recorded and
+    ``.layer`` the index of the first layer found non-finite (None if none was)."""
+
+    def __init__(self, message, history, layer=None):
+        super().__init__(message)
+        self.history = history
+        self.layer = layer
+
+
+def _layer_norms(flow):
+    return np.array([np.sqrt(sum(float(np.sum(g * g)) for g in t.grads.values()))
+                     for t in flow.transforms])
+
+
+def _find_bad_layer(flow, batch, direction):
+    """Re-run the pass layer by layer; return ``(index, what)`` of the first non-finite value."""
+    layers = list(enumerate(flow.transforms))
+    if direction == "inverse":
+        layers = layers[::-1]
+    p = batch
+    with np.errstate(all="ignore"):
+        for i, t in layers:
+            try:
+                p, ld = getattr(t, direction)(p)
+            except (ValueError, FloatingPointError, RuntimeError) as exc:
+                return i, f"its {direction} pass raised: {exc}"
+            if not np.all(np.isfinite(p)):
+                return i, f"its {direction} output"
+            if not np.all(np.isfinite(ld)):
+                return i, f"its log-det ({direction} pass)"
+    for i, t in enumerate(flow.transforms):
+        for k, g in t.grads.items():
+            if not np.all(np.isfinite(g)):
+                return i, f"the gradient of its parameter {k!r}"
+    return None, None
+
+
+def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=None, lr=1e-3,
+        clip=None, rng=None, progress=None, record_every=10, callback=None):
+    """Train ``flow`` in place and return its :class:`History`.
+
+    Parameters
+    ----------
+    flow : Flow
+    data : ndarray, shape (M, D), optional
+        Training data for maximum likelihood (forward KL). Batches are drawn without replacement
+        within an epoch, reshuffled every epoch.
+    target : object with ``energy``/``energy_grad`` (e.g. ``datasets.energy("U1")``), optional
+        Unnormalized target for reverse KL. Exactly one of ``data`` and ``target`` is given.
+    steps : int
+    batch_size : int
+        Data batch size, or the number of base samples per reverse-KL step.
+    optimizer : object with ``step(params, grads)``, optional
+        Defaults to ``Adam(lr)``.
+    lr : float
+        Learning rate of the default optimizer.
+    clip : float, optional
+        Clip the global gradient norm to this value.
+    rng : numpy.random.Generator or int
+        All randomness of training (batches, base samples) comes from here.
+    progress : bool, optional
+        Show a progress bar; default: only when stderr is a terminal.
+    record_every : int
+        Record per-layer diagnostics every this many steps.
+    callback : callable, optional
+        ``callback(step, loss, flow)`` after every step; return True to stop early.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    TrainingDiverged
+        When a loss or gradient becomes non-finite; the parameters are restored to the last
+        finite values and the message names the first layer found non-finite.
+    """
+    if (data is None) == (target is None):
+        raise ValueError("fit: give exactly one of data= (maximum likelihood) or target= "
+                         "(reverse KL), got " + ("both" if data is not None else "neither") + ".")
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    record_every = check_positive_int(record_every, "record_every")
+    rng = as_rng(rng)
+    optimizer = Adam(lr=lr) if optimizer is None else optimizer
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if data is not None:
+        data = as_batch(data, flow.dim, "data")
+        history = History("nll")
+        direction = "inverse"
+        order, pos = rng.permutation(data.shape[0]), 0
+    else:
+        history = History("reverse_kl")
+        direction = "forward"
+        log_z = getattr(target, "log_normalizer", None)
+        history.log_normalizer = float(log_z()) if callable(log_z) else None
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=steps, desc=f"fit ({history.objective})", leave=False)
+    params = flow.params()
+    try:
+        for step in range(steps):
+            snapshot = {k: v.copy() for k, v in params.items()}
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                if data is not None:
+                    if pos + batch_size > data.shape[0]:
+                        order, pos = rng.permutation(data.shape[0]), 0
+                    batch = data[order[pos:pos + batch_size]]
+                    pos += batch_size
+                    loss = nll_step(flow, batch)
+                else:
+                    state = rng.bit_generator.state
+                    loss = reverse_kl_step(flow, target, batch_size, rng)
+                grads = flow.grads()
+                grad_norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+            if not (np.isfinite(loss) and np.isfinite(grad_norm)):
+                if data is None:  # replay the same base samples to locate the layer
+                    replay = np.random.default_rng()
+                    replay.bit_generator.state = state
+                    batch = flow.base.sample(batch_size, replay)
+                layer, what = _find_bad_layer(flow, batch, direction)
+                for k, v in params.items():
+                    v[...] = snapshot[k]
+                where = ("no single layer was non-finite on its own (the loss itself overflowed)"
+                         if layer is None else
+                         f"the first non-finite value was in layer {layer} "
+                         f"({flow.transforms[layer].name}): {what}")
+                raise TrainingDiverged(
+                    f"fit: step {step} produced a non-finite {'loss' if not np.isfinite(loss) else 'gradient'} "
+                    f"({loss!r}); {where}. Parameters were restored to their values before this step. "
+                    "Try a smaller learning rate, gradient clipping (clip=...), or a bound on the "
+                    "scales.", history, layer)
+            if step % record_every == 0:
+                history.record_steps.append(step)
+                history.layer_grad_norm.append(_layer_norms(flow))
+                history.layer_log_det.append(np.array([float(np.mean(t._last_log_det))
+                                                       if getattr(t, "_last_log_det", None) is not None
+                                                       else 0.0 for t in flow.transforms]))
+            if clip is not None:
+                clip_grad_norm(grads, clip)
+            optimizer.step(params, grads)
+            history.loss.append(loss)
+            history.grad_norm.append(grad_norm)
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0:
+                    bar.set_postfix(loss=f"{loss:.4f}")
+            if callback is not None and callback(step, loss, flow):
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return history

@@ -1,0 +1,196 @@
+"""Tests of the optimizers: hand-computed references, convergence, in-place updates, state, errors."""
+import io
+import math
+
+import numpy as np
+import pytest
+
+from nfscratch.optim import SGD, Adam, clip_grad_norm
+
+GRADS = [0.5, -1.0, 2.0]   # the gradient sequence of the 3-step references
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(7)
+
+
+def run_steps(opt, w0, grads):
+    params = {"w": np.array([w0])}
+    for g in grads:
+        opt.step(params, {"w": np.array([g])})
+    return params["w"][0]
+
+
+def test_adam_three_steps_by_hand():
+    # lr 0.1, betas (0.9, 0.999), eps 1e-8, w0 = 1, g = 0.5, -1, 2. Moments worked out by hand:
+    #   m1 = 0.05     v1 = 0.00025
+    #   m2 = 0.9 m1 - 0.1 = -0.055          v2 = 0.999 v1 + 0.001 = 0.00124975
+    #   m3 = 0.9 m2 + 0.2 = 0.1505          v3 = 0.999 v2 + 0.004 = 0.00524850025
+    # step 1: m_hat = 0.5, v_hat = 0.25 -> w1 = 1 - 0.1 * 0.5 / 0.5 = 0.9
+    w = 1.0
+    for t, (m, v) in enumerate([(0.05, 0.00025), (-0.055, 0.00124975), (0.1505, 0.00524850025)], 1):
+        w -= 0.1 * (m / (1 - 0.9 ** t)) / (math.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        if t == 1:
+            assert w == pytest.approx(0.9, abs=1e-8)   # eps shifts it by 2e-9
+    assert w == pytest.approx(0.8946448, abs=1e-7)   # w2 = 0.9366104
+    got = run_steps(Adam(lr=0.1), 1.0, GRADS)
+    assert got == pytest.approx(w, rel=0, abs=1e-14)
+
+
+def test_sgd_momentum_three_steps_by_hand():
+    # lr 0.1, momentum 0.9: v = 0.5, -0.55, 1.505; w = 0.95, 1.005, 0.8545
+    assert run_steps(SGD(lr=0.1, momentum=0.9), 1.0, GRADS) == pytest.approx(0.8545, abs=1e-14)
+    # plain SGD: 1 - 0.1 * (0.5 - 1 + 2) = 0.85
+    assert run_steps(SGD(lr=0.1), 1.0, GRADS) == pytest.approx(0.85, abs=1e-14)
+
+
+def test_state_is_per_name():
+    opt = Adam(lr=0.1)
+    params = {"a": np.array([1.0]), "b": np.array([1.0])}
+    opt.step(params, {"a": np.array([0.5]), "b": np.array([0.5])})
+    opt.step({"a": params["a"]}, {"a": np.array([-1.0])})          # b skips a step
+    opt.step(params, {"a": np.array([2.0]), "b": np.array([-1.0])})
+    assert params["a"][0] == pytest.approx(run_steps(Adam(lr=0.1), 1.0, GRADS), abs=1e-14)
+    assert params["b"][0] == pytest.approx(run_steps(Adam(lr=0.1), 1.0, [0.5, -1.0]), abs=1e-14)
+    assert opt.state["a"]["step"] == 3 and opt.state["b"]["step"] == 2
+
+
+@pytest.mark.parametrize("opt", [SGD(lr=0.05), SGD(lr=0.02, momentum=0.9), Adam(lr=0.05)],
+                         ids=["sgd", "momentum", "adam"])
+def test_minimizes_a_quadratic(opt, rng):
+    # f = 0.5 (w - c)^T A (w - c) + 0.5 |B - C|^2, A symmetric positive definite (eigenvalues 1..10)
+    Q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    A = Q @ np.diag(np.linspace(1.0, 10.0, 4)) @ Q.T
+    c, C = rng.standard_normal(4), rng.standard_normal((2, 3))
+    params = {"w": np.zeros(4), "B": np.zeros((2, 3))}
+    f = lambda: 0.5 * (params["w"] - c) @ A @ (params["w"] - c) + 0.5 * np.sum((params["B"] - C) ** 2)  # noqa: E731
+    f0 = f()
+    for _ in range(2000):
+        opt.step(params, {"w": A @ (params["w"] - c), "B": params["B"] - C})
+    assert f() < 1e-8 * f0
+    np.testing.assert_allclose(params["w"], c, atol=1e-4)
+
+
+@pytest.mark.parametrize("opt", [SGD(lr=0.1), SGD(lr=0.1, momentum=0.5), Adam()])
+def test_update_is_in_place(opt):
+    w = np.ones((2, 3))
+    view = w[0]                                        # someone else holding a view sees the update
+    params = {"w": w}
+    opt.step(params, {"w": np.ones((2, 3))})
+    assert params["w"] is w
+    assert np.all(w < 1.0) and np.all(view < 1.0)
+
+
+def test_clip_grad_norm():
+    a, b = np.array([3.0, 0.0]), np.array([[4.0]])
+    grads = {"a": a, "b": b}
+    assert clip_grad_norm(grads, 10.0) == pytest.approx(5.0)
+    assert np.array_equal(a, [3.0, 0.0])               # below the cap: untouched
+    assert clip_grad_norm(grads, 1.0) == pytest.approx(5.0)
+    assert grads["a"] is a and grads["b"] is b         # scaled in place
+    np.testing.assert_allclose(a, [0.6, 0.0])
+    np.testing.assert_allclose(b, [[0.8]])
+    assert clip_grad_norm(grads, 1.0) == pytest.approx(1.0)
+    assert clip_grad_norm({}, 1.0) == 0.0
+    big = {"x": np.full(4, 1e200)}                     # no overflow from squaring
+    assert clip_grad_norm(big, 1.0) == pytest.approx(2e200)
+    np.testing.assert_allclose(big["x"], 0.5)
+    with pytest.raises(FloatingPointError, match="'b'"):
+        clip_grad_norm({"a": np.ones(2), "b": np.array([np.nan])}, 1.0)
+    with pytest.raises(ValueError, match="max_norm"):
+        clip_grad_norm(grads, 0.0)
+    with pytest.raises(TypeError, match="'a'"):
+        clip_grad_norm({"a": [1.0, 2.0]}, 1.0)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: SGD(lr=0.0), "lr"), (lambda: SGD(lr=-1.0), "lr"), (lambda: Adam(lr=float("nan")), "lr"),
+    (lambda: SGD(lr=True), "lr"), (lambda: SGD(momentum=1.0), "momentum"),
+    (lambda: SGD(momentum=-0.1), "momentum"), (lambda: Adam(betas=(0.9, 1.0)), r"betas\[1\]"),
+    (lambda: Adam(betas=(-0.1, 0.9)), r"betas\[0\]"), (lambda: Adam(betas=0.9), "pair"),
+    (lambda: Adam(eps=0.0), "eps"),
+])
+def test_bad_hyperparameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_lr_can_be_scheduled_but_stays_positive():
+    opt = Adam(lr=1e-3)
+    opt.lr = 1e-4
+    assert opt.lr == 1e-4
+    with pytest.raises(ValueError, match="lr"):
+        opt.lr = 0
+
+
+@pytest.mark.parametrize("opt", [SGD(lr=0.1, momentum=0.9), Adam()])
+def test_bad_step_inputs_name_the_key_and_change_nothing(opt):
+    params = {"a": np.ones(2), "b": np.ones(3)}
+    good = {"a": np.ones(2), "b": np.ones(3)}
+    with pytest.raises(ValueError, match=r"no gradient.*'b'"):
+        opt.step(params, {"a": np.ones(2)})
+    with pytest.raises(ValueError, match=r"'c'.*match no parameter"):
+        opt.step(params, {**good, "c": np.ones(1)})
+    with pytest.raises(ValueError, match=r"grads\['b'\].*shape \(3,\)"):
+        opt.step(params, {"a": np.ones(2), "b": np.ones(4)})
+    with pytest.raises(FloatingPointError, match=r"grads\['b'\]"):
+        opt.step(params, {"a": np.ones(2), "b": np.array([1.0, np.inf, 1.0])})
+    assert np.array_equal(params["a"], np.ones(2))      # "a" comes first and was still not updated
+    with pytest.raises(TypeError, match=r"params\['a'\].*float64"):
+        opt.step({"a": np.ones(2, dtype=np.float32)}, {"a": np.ones(2)})
+    with pytest.raises(TypeError, match=r"params\['a'\]"):
+        opt.step({"a": [1.0, 2.0]}, {"a": np.ones(2)})
+    with pytest.raises(TypeError, match="dict"):
+        opt.step([np.ones(2)], [np.ones(2)])
+    assert opt.state == {}
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(lr=0.1, momentum=0.9), lambda: Adam(lr=0.05)])
+def test_state_dict_round_trip_without_pickle(make, rng):
+    grads = [{"0.u": rng.standard_normal(3), "1.W": rng.standard_normal((2, 2))} for _ in range(6)]
+    p_ref = {"0.u": np.zeros(3), "1.W": np.zeros((2, 2))}
+    ref = make()
+    for g in grads:
+        ref.step(p_ref, g)
+
+    p = {"0.u": np.zeros(3), "1.W": np.zeros((2, 2))}
+    first = make()
+    for g in grads[:3]:
+        first.step(p, g)
+    state = first.state_dict()
+    assert all(isinstance(v, (str, float, int, np.ndarray)) for v in state.values())
+    buf = io.BytesIO()
+    np.savez(buf, **state)
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as f:
+        loaded = {k: f[k] for k in f.files}
+    second = make()
+    second.lr = 1.0                                     # overwritten by the load
+    second.load_state_dict(loaded)
+    assert second.lr == first.lr
+    for g in grads[3:]:
+        second.step(p, g)
+    for k in p:
+        np.testing.assert_allclose(p[k], p_ref[k], rtol=0, atol=1e-15)
+    state["lr"] = 7.0                                   # state_dict holds copies, not live state
+    assert first.lr != 7.0
+
+
+def test_load_state_dict_errors():
+    sgd_state = SGD(lr=0.1, momentum=0.5).state_dict()
+    with pytest.raises(ValueError, match="SGD optimizer, cannot load it into Adam"):
+        Adam().load_state_dict(sgd_state)
+    with pytest.raises(ValueError, match="momentum"):
+        SGD().load_state_dict({**sgd_state, "momentum": 1.5})
+    with pytest.raises(ValueError, match="unexpected key"):
+        SGD().load_state_dict({**sgd_state, "m/x": np.zeros(2)})
+    opt = Adam()
+    p = {"x": np.zeros(2)}
+    opt.step(p, {"x": np.ones(2)})
+    state = opt.state_dict()
+    state["m/x"] = np.zeros(5)                          # a checkpoint of another model
+    other = Adam()
+    other.load_state_dict(state)
+    with pytest.raises(ValueError, match="different model"):
+        other.step(p, {"x": np.ones(2)})
