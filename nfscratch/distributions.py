@@ -29,12 +29,18 @@ class StandardNormal:
 
     def log_prob(self, z):
         """``log p0(z)`` per sample, shape (N,)."""
-        z = as_batch(z, self.dim, "z")
+        return self._log_prob(as_batch(z, self.dim, "z"))
+
+    def _log_prob(self, z):
+        """Unchecked ``log_prob`` for internal use on already-validated (possibly NaN) arrays."""
         return -0.5 * np.einsum("nd,nd->n", z, z) - 0.5 * self.dim * np.log(2.0 * np.pi)
 
     def grad_log_prob(self, z):
         """``d log p0(z) / dz = -z``, shape (N, D)."""
         return -as_batch(z, self.dim, "z")
+
+    def _grad_log_prob(self, z):
+        return -z
 
     def sample(self, n, rng=None):
         """``n`` samples, shape (n, D)."""

@@ -29,6 +29,11 @@ forward chain; the samples are reparameterized, so gradients flow through ``x = 
 ``L + log Z = KL(q || p) >= 0``, so with the target's log-normalizer ``log Z`` the loss becomes a
 true KL in nats. ``log p_0(z_n)`` does not depend on the parameters (z is sampled, not learned).
 
+Reverse KL is mode-seeking: started from one Gaussian blob, a flow can settle on one of two
+separated modes and stay there (a KL of about ln 2 for two equal modes). Annealing, i.e.
+training against ``beta U`` with ``beta`` rising from ~0 to 1, first spreads q over the whole
+support; ``beta`` below is that inverse temperature.
+
 References
 ----------
 Rezende, Mohamed, "Variational Inference with Normalizing Flows", ICML 2015, arXiv:1505.05770.
@@ -61,11 +66,13 @@ def nll_loss(z, log_det, base):
     dlog_det : ndarray, shape (N,)
     """
     n = z.shape[0]
-    loss = -float(np.mean(base.log_prob(z) + log_det))
-    return loss, -base.grad_log_prob(z) / n, np.full(n, -1.0 / n)
+    # unchecked base density: a NaN that reached z must become a NaN loss, which fit's guard
+    # then traces back to the layer that produced it
+    loss = -float(np.mean(base._log_prob(z) + log_det))
+    return loss, -base._grad_log_prob(z) / n, np.full(n, -1.0 / n)
 
 
-def reverse_kl_loss(z0, x, log_det, base, target):
+def reverse_kl_loss(z0, x, log_det, base, target, beta=1.0):
     """Monte-Carlo ``KL(q || p) - log Z`` from the forward pass.
 
     Parameters
@@ -79,6 +86,9 @@ def reverse_kl_loss(z0, x, log_det, base, target):
     base : StandardNormal
     target : object with ``energy(x) -> (N,)`` and ``energy_grad(x) -> (N, D)``
         ``U`` of the target density ``p ∝ exp(-U)``.
+    beta : float
+        Inverse temperature: the loss uses ``beta * U`` (annealing, Rezende & Mohamed 2015, Sec. 6;
+        1 is the true objective).
 
     Returns
     -------
@@ -87,8 +97,10 @@ def reverse_kl_loss(z0, x, log_det, base, target):
     dlog_det : ndarray, shape (N,)
     """
     n = x.shape[0]
-    loss = float(np.mean(base.log_prob(z0) - log_det + target.energy(x)))
-    return loss, target.energy_grad(x) / n, np.full(n, -1.0 / n)
+    if not np.all(np.isfinite(x)):   # diverged upstream: report NaN rather than ask U about it
+        return float("nan"), np.full_like(x, np.nan), np.full(n, -1.0 / n)
+    loss = float(np.mean(base._log_prob(z0) - log_det + beta * target.energy(x)))
+    return loss, (beta / n) * target.energy_grad(x), np.full(n, -1.0 / n)
 
 
 def nll_step(flow, x):
@@ -103,16 +115,17 @@ def nll_step(flow, x):
     return loss
 
 
-def reverse_kl_step(flow, target, n, rng=None):
+def reverse_kl_step(flow, target, n, rng=None, beta=1.0):
     """Reverse KL with ``n`` fresh base samples: forward pass, loss, backprop.
 
-    Returns the loss ``E_q[log q + U]`` (add ``target.log_normalizer()`` for KL in nats).
+    Returns the loss ``E_q[log q + beta U]`` (with ``beta = 1``, add ``target.log_normalizer()``
+    for the KL in nats).
     """
     if getattr(target, "dim", flow.dim) != flow.dim:
         raise ValueError(f"target: expected a density on R^{flow.dim} to match the flow, "
                          f"got dim {target.dim}.")
     z0 = flow.base.sample(check_positive_int(n, "n"), as_rng(rng))
     x, log_det = flow.forward(z0)
-    loss, dx, dlog_det = reverse_kl_loss(z0, x, log_det, flow.base, target)
+    loss, dx, dlog_det = reverse_kl_loss(z0, x, log_det, flow.base, target, beta)
     flow.backward(dx, dlog_det)
     return loss

@@ -30,6 +30,8 @@ class History:
         Mean NLL in nats (``"nll"``), or ``E_q[log q + U]`` (``"reverse_kl"``).
     grad_norm : list of float
         Global gradient norm before clipping.
+    beta : list of float
+        Reverse KL: the inverse temperature of each step (1 without annealing).
     layer_grad_norm : list of ndarray
         Per-layer gradient norms, shape (K,), every ``record_every`` steps (for diagnostics plots).
     layer_log_det : list of ndarray
@@ -44,14 +46,19 @@ class History:
     layer_grad_norm: list = field(default_factory=list)
     layer_log_det: list = field(default_factory=list)
     record_steps: list = field(default_factory=list)
+    beta: list = field(default_factory=list)
     log_normalizer: float = None
 
     @property
     def kl(self):
-        """Reverse KL in nats per step (needs ``log_normalizer``), as an array."""
+        """Reverse KL in nats per step (needs ``log_normalizer``), as an array; NaN at annealed
+        steps (beta < 1), where the loss is not a KL to the target."""
         if self.log_normalizer is None:
             raise ValueError("History.kl: the target's log-normalizer is unknown.")
-        return np.asarray(self.loss) + self.log_normalizer
+        kl = np.asarray(self.loss) + self.log_normalizer
+        if self.beta:
+            kl[np.asarray(self.beta) < 1.0] = np.nan
+        return kl
 
     def __len__(self):
         return len(self.loss)
@@ -96,7 +103,7 @@ def _find_bad_layer(flow, batch, direction):
 
 
 def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=None, lr=1e-3,
-        clip=None, rng=None, progress=None, record_every=10, callback=None):
+        clip=None, anneal=None, rng=None, progress=None, record_every=10, callback=None):
     """Train ``flow`` in place and return its :class:`History`.
 
     Parameters
@@ -116,6 +123,10 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
         Learning rate of the default optimizer.
     clip : float, optional
         Clip the global gradient norm to this value.
+    anneal : int, optional
+        Reverse KL only: train against ``beta U`` with ``beta = min(1, 0.01 + step / anneal)``
+        (Rezende & Mohamed 2015), which keeps a flow from settling on one mode of a multimodal
+        target. The recorded loss uses the current beta (see ``History.beta``).
     rng : numpy.random.Generator or int
         All randomness of training (batches, base samples) comes from here.
     progress : bool, optional
@@ -141,6 +152,10 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     record_every = check_positive_int(record_every, "record_every")
+    if anneal is not None:
+        if data is not None:
+            raise ValueError("anneal: annealing applies to reverse KL (target=...), not to data.")
+        anneal = check_positive_int(anneal, "anneal")
     rng = as_rng(rng)
     optimizer = Adam(lr=lr) if optimizer is None else optimizer
     if progress is None:
@@ -164,18 +179,26 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
     try:
         for step in range(steps):
             snapshot = {k: v.copy() for k, v in params.items()}
+            failure = None
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 if data is not None:
                     if pos + batch_size > data.shape[0]:
                         order, pos = rng.permutation(data.shape[0]), 0
                     batch = data[order[pos:pos + batch_size]]
                     pos += batch_size
-                    loss = nll_step(flow, batch)
                 else:
                     state = rng.bit_generator.state
-                    loss = reverse_kl_step(flow, target, batch_size, rng)
-                grads = flow.grads()
-                grad_norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+                try:
+                    if data is not None:
+                        loss = nll_step(flow, batch)
+                    else:
+                        beta = 1.0 if anneal is None else min(1.0, 0.01 + step / anneal)
+                        loss = reverse_kl_step(flow, target, batch_size, rng, beta)
+                    grads = flow.grads()
+                    grad_norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+                except (FloatingPointError, RuntimeError) as exc:
+                    # e.g. a root-find that cannot converge once parameters have blown up
+                    failure, loss, grad_norm = exc, float("nan"), float("nan")
             if not (np.isfinite(loss) and np.isfinite(grad_norm)):
                 if data is None:  # replay the same base samples to locate the layer
                     replay = np.random.default_rng()
@@ -188,11 +211,13 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
                          if layer is None else
                          f"the first non-finite value was in layer {layer} "
                          f"({flow.transforms[layer].name}): {what}")
+                what_failed = (f"raised {type(failure).__name__}: {failure}" if failure is not None
+                               else f"produced a non-finite "
+                                    f"{'loss' if not np.isfinite(loss) else 'gradient'} ({loss!r})")
                 raise TrainingDiverged(
-                    f"fit: step {step} produced a non-finite {'loss' if not np.isfinite(loss) else 'gradient'} "
-                    f"({loss!r}); {where}. Parameters were restored to their values before this step. "
-                    "Try a smaller learning rate, gradient clipping (clip=...), or a bound on the "
-                    "scales.", history, layer)
+                    f"fit: step {step} {what_failed}; {where}. Parameters were restored to their "
+                    "values before this step. Try a smaller learning rate, gradient clipping "
+                    "(clip=...), or a bound on the scales.", history, layer) from failure
             if step % record_every == 0:
                 history.record_steps.append(step)
                 history.layer_grad_norm.append(_layer_norms(flow))
@@ -204,6 +229,8 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
             optimizer.step(params, grads)
             history.loss.append(loss)
             history.grad_norm.append(grad_norm)
+            if data is None:
+                history.beta.append(beta)
             if bar is not None:
                 bar.update(1)
                 if step % 10 == 0:

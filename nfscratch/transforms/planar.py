@@ -171,6 +171,12 @@ def solve_planar_a(y, c, one_plus_c=None, tol=NEWTON_TOL, max_iter=NEWTON_MAX_IT
     """
     if one_plus_c is None:
         one_plus_c = 1.0 + c
+    finite = np.isfinite(y)
+    if not np.all(finite):   # a NaN/inf upstream (a diverging fit): solve the rest, pass NaN on
+        a = np.full_like(y, np.nan)
+        if np.any(finite):
+            a[finite] = solve_planar_a(y[finite], c, one_plus_c, tol, max_iter)
+        return a
     lo = y - abs(c)
     hi = y + abs(c)
     a = y / (1.0 + max(c, 0.0))              # exact when the root is in the linear part
