@@ -1,0 +1,30 @@
+"""Pictures of flows in the plane: densities after every layer, the warp, training, Jacobians.
+
+Every function returns a :class:`matplotlib.figure.Figure` (or, for movies, writes the file it is
+given); nothing here calls ``plt.show()`` or writes anything unasked. Figures are built without
+``pyplot``, so they work on a machine with no screen and need no closing.
+
+* :mod:`~nfscratch.plotting.grid` -- exact density of ``z_k`` on a grid after every layer, each
+  panel with its mass on the grid (which must be ~1).
+* :mod:`~nfscratch.plotting.warp` -- the film strip: density, deformed grid lines and coloured
+  samples, one panel per layer, in either direction.
+* :mod:`~nfscratch.plotting.animate` -- the same warp as a GIF (or MP4 with ffmpeg), moving
+  smoothly between layers.
+* :mod:`~nfscratch.plotting.compare` -- target beside model on one colour scale.
+* :mod:`~nfscratch.plotting.curves` -- training curves with their known limit, per-layer
+  diagnostics.
+* :mod:`~nfscratch.plotting.jacobian` -- one layer's Jacobian, its structure, the cost of its
+  log-det.
+"""
+from .animate import WarpMovie, animate_warp, ffmpeg_available, warp_animation
+from .compare import target_vs_model
+from .curves import layer_diagnostics, training_curves
+from .grid import (DensityPanel, layer_densities, log_density_after, plot_density,
+                   plot_layer_densities)
+from .jacobian import numerical_jacobian, plot_jacobian
+from .warp import film_strip, grid_lines, start_colours, warp_paths
+
+__all__ = ["target_vs_model", "DensityPanel", "layer_densities", "log_density_after",
+           "plot_density", "plot_layer_densities", "film_strip", "grid_lines", "start_colours",
+           "warp_paths", "WarpMovie", "animate_warp", "warp_animation", "ffmpeg_available",
+           "training_curves", "layer_diagnostics", "numerical_jacobian", "plot_jacobian"]

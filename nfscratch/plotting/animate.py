@@ -1,0 +1,284 @@
+r"""The warp as an animation: points, grid lines and density move smoothly from layer to layer.
+
+Between layer ``k`` and ``k + 1`` every point moves on the straight segment
+:math:`z(s) = (1 - s)\,z_k + s\,f_{k+1}(z_k)`, ``s`` in [0, 1] (eased, so the motion pauses at each
+layer). That in-between map has the Jacobian :math:`(1 - s) I + s J` with :math:`J` the layer's
+Jacobian, and in two dimensions its determinant is a quadratic in ``s``:
+
+.. math:: \det((1-s)I + sJ) = (1-s)^2 + s(1-s)\operatorname{tr}J + s^2 \det J .
+
+So the density carried by each moving point stays exact along the way,
+:math:`\log p_s(z(s)) = \log p_k(z_k) - \log|\det((1-s)I + sJ)|`, and the heatmap is drawn on the
+moving mesh itself (``pcolormesh`` with Gouraud shading): density is mass per area, and one
+watches the area change. ``J`` comes from central differences of the layer, which every layer
+supports, analytic inverse or not.
+
+A layer whose straight path would fold the plane (the determinant crosses 0, as for a swap of
+coordinates, whose determinant is -1) has no such smooth path; it is shown as a jump halfway
+through its frames, and its title says so.
+
+The file is written with matplotlib's animation writers: pillow for ``.gif`` (always
+available), ffmpeg for ``.mp4`` (only when ffmpeg is installed).
+"""
+import pathlib
+
+import numpy as np
+from matplotlib import animation, colormaps
+
+from .._validate import as_batch, check_positive_int
+from ._common import auto_limits, check_flow_2d, density_norm, new_figure, parse_limits
+from .warp import start_colours
+
+__all__ = ["WarpMovie", "warp_animation", "animate_warp", "ffmpeg_available"]
+
+_FD_STEP = 1e-5
+
+
+def ffmpeg_available():
+    """True when matplotlib can find ffmpeg (needed for MP4)."""
+    return animation.writers.is_available("ffmpeg")
+
+
+def _step_jacobian(transform, p, direction):
+    """Central-difference Jacobian of one layer at each point: (N, 2, 2), ``J[n, i, j] = d out_i / d in_j``."""
+    run = transform.forward if direction == "forward" else transform.inverse
+    J = np.empty((p.shape[0], 2, 2))
+    for j in range(2):
+        e = np.zeros(2)
+        e[j] = _FD_STEP
+        J[:, :, j] = (run(p + e)[0] - run(p - e)[0]) / (2 * _FD_STEP)
+    return J
+
+
+class _CompactGifWriter(animation.PillowWriter):
+    """matplotlib's pillow writer, with every frame mapped to one fixed palette without dithering.
+
+    Pillow's default gives each frame its own dithered palette; smooth density gradients then
+    turn into per-frame noise that GIF compression cannot shrink (files several times larger)
+    and that flickers. The fixed palette holds the density colour map, the hues of the sample
+    colours and a grey ramp (text, grid lines), so every colour drawn has a close entry.
+    """
+
+    def __init__(self, *args, cmap="Blues", colors=(32, 24, 16), **kw):
+        super().__init__(*args, **kw)
+        self.cmap, self.colors = cmap, colors
+
+    def _palette(self):
+        from PIL import Image
+        n_map, n_hue, n_grey = self.colors
+        rgb = np.concatenate([colormaps[self.cmap](np.linspace(0, 1, n_map))[:, :3],
+                              colormaps["hsv"](np.linspace(0, 1, n_hue, endpoint=False))[:, :3],
+                              np.repeat(np.linspace(0, 1, n_grey)[:, None], 3, axis=1)])
+        flat = np.round(rgb * 255).astype(np.uint8).ravel().tolist()
+        pal = Image.new("P", (1, 1))
+        pal.putpalette(flat + [255] * (768 - len(flat)))
+        return pal
+
+    def finish(self):
+        from PIL import Image
+        pal = self._palette()
+        frames = [im.convert("RGB").quantize(palette=pal, dither=Image.Dither.NONE)
+                  for im in self._frames]
+        frames[0].save(self.outfile, save_all=True, append_images=frames[1:],
+                       duration=int(1000 / self.fps), loop=0, optimize=True)
+
+
+def _smoothstep(s):
+    return s * s * (3.0 - 2.0 * s)
+
+
+class WarpMovie:
+    """Everything an animation of the warp needs, computed once; ``draw(ax, i)`` draws frame ``i``.
+
+    Parameters
+    ----------
+    flow : Flow
+        A 2-D flow.
+    direction : {"forward", "inverse"}
+    frames_per_layer : int
+        Frames from one layer to the next; the movie has ``K * frames_per_layer + 1`` frames.
+    mesh_size : int
+        Vertices per axis of the moving mesh that carries the density.
+    start_limits : optional
+        Box of the mesh in the starting space. Default ``[-4, 4]^2`` forward (beyond it the
+        base density is below 1e-3 of its peak), and the box of the model's samples inverse.
+    limits : optional
+        Fixed view box. Default: fitted to the samples at every layer.
+    n_samples : int
+    n_lines : int
+        Grid lines per direction (a subset of the mesh lines).
+    colour_by : {"angle", "quadrant"}
+    rng : Generator or int
+    """
+
+    def __init__(self, flow, direction="forward", frames_per_layer=8, mesh_size=70,
+                 start_limits=None, limits=None, n_samples=400, n_lines=11, colour_by="angle",
+                 rng=0, log=True, decades=3.0, cmap="Blues"):
+        check_flow_2d(flow)
+        if direction not in ("forward", "inverse"):
+            raise ValueError(f"direction: expected 'forward' or 'inverse', got {direction!r}.")
+        self.flow, self.direction = flow, direction
+        self.frames_per_layer = check_positive_int(frames_per_layer, "frames_per_layer")
+        M = check_positive_int(mesh_size, "mesh_size")
+        if M < 4:
+            raise ValueError(f"mesh_size: expected at least 4 vertices per axis, got {M}.")
+        n_lines = check_positive_int(n_lines, "n_lines")
+        gen = np.random.default_rng(rng)
+        K = self.K = len(flow.transforms)
+        layers = flow.transforms if direction == "forward" else flow.transforms[::-1]
+        self.names = [t.name for t in layers]
+
+        if direction == "forward":
+            samples = flow.base.sample(check_positive_int(n_samples, "n_samples"), gen)
+            start_limits = 4.0 if start_limits is None else start_limits
+        else:
+            samples = flow.sample(check_positive_int(n_samples, "n_samples"), gen)
+            if start_limits is None:
+                start_limits = auto_limits([samples], quantile=0.002, pad=0.2)
+        (x0, x1), (y0, y1) = parse_limits(start_limits, "start_limits")
+        X, Y = np.meshgrid(np.linspace(x0, x1, M), np.linspace(y0, y1, M))   # (M, M)
+        mesh = np.column_stack([X.ravel(), Y.ravel()])                       # (M*M, 2)
+        N = samples.shape[0]
+
+        # one trajectory carries samples and mesh together
+        traj = flow.trajectory(np.concatenate([samples, mesh]), direction)
+        self.samples = [p[:N] for p in traj.points]                        # K+1 x (N, 2)
+        self.mesh = [p[N:] for p in traj.points]                           # K+1 x (M*M, 2)
+        with np.errstate(over="ignore", under="ignore"):
+            log_p0 = (flow.base.log_prob(mesh) if direction == "forward" else flow.log_prob(mesh))
+        # density after each step: divide by |det| of the step (log-dets are in the pass direction)
+        self.log_p = [log_p0]
+        for ld in traj.log_dets:
+            self.log_p.append(self.log_p[-1] - ld[N:])
+        # per step: trace and determinant of the Jacobian at the mesh points and samples
+        self.tr, self.det, self.jump = [], [], []
+        s = np.linspace(0.0, 1.0, 41)[:, None]                               # (S, 1)
+        for t, p in zip(layers, traj.points[:-1]):
+            J = _step_jacobian(t, p, direction)                              # (N+M*M, 2, 2)
+            tr = J[:, 0, 0] + J[:, 1, 1]
+            det = J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
+            path_det = (1 - s) ** 2 + s * (1 - s) * tr[None, N:] + s ** 2 * det[None, N:]
+            self.tr.append(tr[N:])
+            self.det.append(det[N:])
+            self.jump.append(bool(np.any(path_det <= 1e-8)))
+        self.shape = (M, M)
+        self.colours = start_colours(samples, colour_by)
+        step = max(1, (M - 1) // max(n_lines - 1, 1))
+        self.line_rows = np.arange(0, M, step)
+        self.limits = parse_limits(limits) if limits is not None else auto_limits(self.samples)
+        finite = [np.exp(lp[np.isfinite(lp)]) for lp in self.log_p]
+        self.norm = density_norm(finite, log=log, decades=decades)
+        self.cmap = cmap
+        self.log = log
+
+    @property
+    def n_frames(self):
+        return self.K * self.frames_per_layer + 1
+
+    def state(self, i):
+        """Mesh points (M*M, 2), their log density (M*M,), samples (N, 2) and a title at frame ``i``."""
+        if not 0 <= i < self.n_frames:
+            raise IndexError(f"i: expected a frame between 0 and {self.n_frames - 1}, got {i}.")
+        j, r = divmod(i, self.frames_per_layer)
+        if j == self.K:                                 # the last frame: the end of the pass
+            j, r = self.K - 1, self.frames_per_layer
+        s = _smoothstep(r / self.frames_per_layer)
+        note = ""
+        if self.jump[j]:                                # no smooth path: switch halfway
+            s = 1.0 if r / self.frames_per_layer >= 0.5 else 0.0
+            note = " (a swap: no smooth path, it jumps)"
+        mesh = (1 - s) * self.mesh[j] + s * self.mesh[j + 1]
+        samples = (1 - s) * self.samples[j] + s * self.samples[j + 1]
+        det = (1 - s) ** 2 + s * (1 - s) * self.tr[j] + s ** 2 * self.det[j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_p = self.log_p[j] - np.log(np.abs(det))
+        verb = "layer" if self.direction == "forward" else "undo layer"
+        k = j + 1 if self.direction == "forward" else self.K - j
+        title = (f"{verb} {k}/{self.K}: {self.names[j]}{note}\n"
+                 f"progress {j + r / self.frames_per_layer:.2f} of {self.K}")
+        return mesh, log_p, samples, title
+
+    def draw(self, ax, i):
+        """Clear ``ax`` and draw frame ``i``."""
+        mesh, log_p, samples, title = self.state(i)
+        M = self.shape[0]
+        X, Y = mesh[:, 0].reshape(M, M), mesh[:, 1].reshape(M, M)
+        ax.clear()
+        with np.errstate(over="ignore", under="ignore"):
+            C = np.exp(np.nan_to_num(log_p, nan=-np.inf)).reshape(M, M)
+        ax.set_facecolor(self._floor)
+        ax.pcolormesh(X, Y, C, shading="gouraud", norm=self.norm, cmap=self.cmap, rasterized=True)
+        for r in self.line_rows:
+            ax.plot(X[r], Y[r], color="0.25", lw=0.5, alpha=0.55)
+            ax.plot(X[:, r], Y[:, r], color="0.25", lw=0.5, alpha=0.55)
+        ax.scatter(samples[:, 0], samples[:, 1], s=4, c=self.colours, linewidths=0)
+        ax.set_xlim(self.limits[0])
+        ax.set_ylim(self.limits[1])
+        ax.set_aspect("equal")
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+
+    def figure(self, size=4.2):
+        """A fresh figure with one axes and a colour bar."""
+        from matplotlib.cm import ScalarMappable
+        fig = new_figure(size + 0.9, size + 0.3)
+        ax = fig.add_subplot()
+        sm = ScalarMappable(norm=self.norm, cmap=self.cmap)
+        self._floor = sm.cmap(0.0)
+        fig.colorbar(sm, ax=ax, shrink=0.8, label="density" + (" (log)" if self.log else ""))
+        return fig, ax
+
+
+def warp_animation(flow, *, interval=80, **kw):
+    """A :class:`matplotlib.animation.FuncAnimation` of the warp (for notebooks: ``.to_jshtml()``).
+
+    Keyword arguments go to :class:`WarpMovie`. Nothing is written.
+    """
+    movie = WarpMovie(flow, **kw)
+    fig, ax = movie.figure()
+    anim = animation.FuncAnimation(fig, lambda i: movie.draw(ax, i), frames=movie.n_frames,
+                                   interval=interval, blit=False)
+    anim.movie = movie
+    return anim
+
+
+def animate_warp(flow, path, *, fps=12, dpi=80, **kw):
+    """Write the warp as a GIF (pillow) or MP4 (ffmpeg) to ``path`` and return the path.
+
+    Parameters
+    ----------
+    flow : Flow
+        A 2-D flow.
+    path : str or Path
+        Ends in ``.gif`` or ``.mp4``.
+    fps : int
+        Frames per second.
+    dpi : int
+        Resolution; a 5 x 4.5 inch figure at 80 dpi is 400 x 360 pixels.
+    **kw
+        Passed to :class:`WarpMovie` (``direction``, ``frames_per_layer``, ``mesh_size``, ...).
+        The file has ``K * frames_per_layer + 1`` frames.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = pathlib.Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".gif":
+        writer = _CompactGifWriter(fps=check_positive_int(fps, "fps"), cmap=kw.get("cmap", "Blues"))
+    elif suffix == ".mp4":
+        if not ffmpeg_available():
+            raise RuntimeError(f"path: {path} asks for an MP4, which needs ffmpeg, and ffmpeg was "
+                               "not found. Install it (e.g. apt-get install ffmpeg) or write a .gif.")
+        writer = animation.FFMpegWriter(fps=check_positive_int(fps, "fps"))
+    else:
+        raise ValueError(f"path: expected a file name ending in .gif or .mp4, got {str(path)!r}.")
+    movie = WarpMovie(flow, **kw)
+    fig, ax = movie.figure()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with writer.saving(fig, str(path), dpi):
+        for i in range(movie.n_frames):
+            movie.draw(ax, i)
+            writer.grab_frame()
+    return path

@@ -1,0 +1,307 @@
+"""Tests for nfscratch.plotting: the pictures are computed from the right numbers.
+
+Every density is compared with an independent float64 reference (a sub-flow's own
+``log_prob``), every drawn line with points pushed through the layers one at a time, and the
+GIF is read back with pillow. Flows and grids are tiny so the whole file runs in seconds.
+"""
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from nfscratch import Flow, io
+from nfscratch.cli import main
+from nfscratch.datasets import energy, two_moons
+from nfscratch.models import planar_flow, realnvp
+from nfscratch.plotting import (WarpMovie, animate_warp, film_strip, grid_lines,
+                                layer_densities, layer_diagnostics, log_density_after,
+                                numerical_jacobian, plot_density, plot_jacobian,
+                                plot_layer_densities, target_vs_model, training_curves)
+from nfscratch.plotting._common import make_grid
+from nfscratch.train import fit
+from nfscratch.transforms import (AffineCoupling, ElementwiseAffine, Permute, Planar, Reverse)
+
+matplotlib.use("Agg")
+
+
+def _planar():
+    return planar_flow(2, n_layers=3, rng=1)
+
+
+def _coupling():
+    return Flow([AffineCoupling(2, hidden=[8], parity=k % 2, rng=k, zero_init=False)
+                 for k in range(3)])
+
+
+def _mixed():
+    ew = ElementwiseAffine(2)
+    ew.params["log_scale"][:] = [0.3, -0.2]
+    ew.params["shift"][:] = [0.5, -0.1]
+    return Flow([Planar(2, rng=3), Reverse(2), AffineCoupling(2, hidden=[8], rng=4, zero_init=False),
+                 ew, Permute(2, rng=5)])
+
+
+FLOWS = {"planar": _planar, "coupling": _coupling, "mixed": _mixed}
+
+
+@pytest.fixture(params=sorted(FLOWS))
+def flow(request):
+    return FLOWS[request.param]()
+
+
+# ----------------------------------------------------------------------------------------------
+# exact densities after every layer
+# ----------------------------------------------------------------------------------------------
+def test_log_density_after_matches_sub_flow(flow, rng):
+    x = rng.normal(size=(50, 2))
+    np.testing.assert_allclose(log_density_after(flow, 0, x), flow.base.log_prob(x), atol=1e-12)
+    for k in range(1, len(flow) + 1):
+        ref = Flow(flow.transforms[:k]).log_prob(x)          # an independent route to p_k
+        np.testing.assert_allclose(log_density_after(flow, k, x), ref, rtol=1e-10, atol=1e-10)
+
+
+def test_every_density_panel_sums_to_one(flow):
+    panels = layer_densities(flow, grid_size=60)
+    assert [p.k for p in panels] == list(range(len(flow) + 1))
+    for p in panels:
+        assert p.log_density.shape == (60, 60)
+        assert abs(p.mass - 1.0) < 0.02, (p.label, p.mass)
+        # the reported mass is the midpoint rule over the drawn grid
+        assert p.mass == pytest.approx(np.exp(p.log_density).sum() * p.grid.cell_area)
+
+
+def test_mass_is_one_on_a_wide_fine_box():
+    panels = layer_densities(_coupling(), [0, 3], limits=8.0, grid_size=200)
+    for p in panels:
+        assert abs(p.mass - 1.0) < 2e-3
+
+
+def test_grid_layout_matches_imshow():
+    g = make_grid(((0.0, 4.0), (-1.0, 1.0)), 4)
+    img = g.as_image(g.points[:, 0] + 10 * g.points[:, 1])
+    assert img[0, 0] == pytest.approx(0.5 + 10 * -0.75)     # row 0 is the bottom (origin="lower")
+    assert img[-1, -1] == pytest.approx(3.5 + 10 * 0.75)
+    assert g.cell_area == pytest.approx(0.5)
+
+
+def test_density_figures_are_figures(flow):
+    fig = plot_layer_densities(flow, [0, len(flow)], grid_size=30)
+    assert isinstance(fig, Figure) and len(fig.panels) == 2
+    assert "mass" in fig.axes[0].get_title()
+    assert isinstance(plot_density(flow, grid_size=30), Figure)
+
+
+# ----------------------------------------------------------------------------------------------
+# film strip: drawn lines and samples are the pushed-forward points
+# ----------------------------------------------------------------------------------------------
+def _push(flow, points, direction, steps):
+    """Reference: apply ``steps`` layers one at a time through the public Transform methods."""
+    layers = flow.transforms if direction == "forward" else flow.transforms[::-1]
+    for t in layers[:steps]:
+        points = (t.forward if direction == "forward" else t.inverse)(points)[0]
+    return points
+
+
+@pytest.mark.parametrize("direction", ["forward", "inverse"])
+def test_film_strip_lines_are_pushed_forward_grid(flow, direction):
+    K = len(flow)
+    data = flow.sample(40, 7) if direction == "inverse" else None
+    fig = film_strip(flow, direction=direction, data=data, n_samples=40, grid_size=20, n_lines=5,
+                     start_limits=2.0, rng=3)
+    lines = grid_lines(2.0, 5, 100).reshape(-1, 2)
+    order = list(range(K + 1)) if direction == "forward" else list(range(K, -1, -1))
+    assert [p.k for p in fig.panels] == order
+    axes = [ax for ax in fig.axes if ax.get_gid() != "colorbar" and ax.get_visible()][:K + 1]
+    start = fig.warp.samples[0]
+    for step, ax in enumerate(axes):
+        drawn = [ln for ln in ax.lines if ln.get_gid() == "grid-line"]
+        assert len(drawn) == 10
+        got = np.concatenate([ln.get_xydata() for ln in drawn])
+        np.testing.assert_allclose(got, _push(flow, lines, direction, step), atol=1e-9)
+        (scatter,) = [c for c in ax.collections if c.get_gid() == "samples"]
+        np.testing.assert_allclose(scatter.get_offsets(), _push(flow, start, direction, step),
+                                   atol=1e-9)
+    assert fig.axes[1].get_title().count("mean log|det") == 1
+
+
+def test_film_strip_subset_titles_sum_log_dets():
+    flow = planar_flow(2, n_layers=6, rng=0)
+    fig = film_strip(flow, layers=[0, 2, 6], n_samples=30, grid_size=15)
+    assert [p.k for p in fig.panels] == [0, 2, 6]
+    title = fig.axes[2].get_title()
+    assert "3-6" in title and "Planar" in title
+    expect = sum(float(np.mean(fig.warp.step_log_det[s])) for s in range(2, 6))
+    assert f"{expect:+.2f}".lstrip("+") in title
+
+
+def test_film_strip_panel_density_sums_to_one_in_both_directions(flow):
+    for direction in ("forward", "inverse"):
+        fig = film_strip(flow, direction=direction, n_samples=400, grid_size=60)
+        for p in fig.panels:
+            assert abs(p.mass - 1.0) < 0.03, (direction, p.label, p.mass)
+
+
+# ----------------------------------------------------------------------------------------------
+# animation
+# ----------------------------------------------------------------------------------------------
+def test_animation_writes_readable_gif_with_expected_frames(tmp_path, flow):
+    path = animate_warp(flow, tmp_path / "warp.gif", frames_per_layer=2, mesh_size=12,
+                        n_samples=20, dpi=30)
+    with Image.open(path) as im:
+        assert im.format == "GIF"
+        assert im.n_frames == 2 * len(flow) + 1
+        im.seek(im.n_frames - 1)
+        assert im.convert("RGB").getextrema() != ((255, 255),) * 3      # not blank
+
+
+def test_movie_keyframes_are_exact(flow):
+    movie = WarpMovie(flow, frames_per_layer=3, mesh_size=10, n_samples=15)
+    mesh0 = movie.mesh[0]
+    for k in range(len(flow) + 1):
+        mesh, log_p, samples, _ = movie.state(3 * k)
+        np.testing.assert_allclose(mesh, _push(flow, mesh0, "forward", k), atol=1e-9)
+        np.testing.assert_allclose(log_p, log_density_after(flow, k, mesh), atol=1e-6)
+
+
+def test_movie_in_between_density_matches_finite_volume():
+    # halfway through a planar layer the density is the start density over the area change
+    flow = planar_flow(2, n_layers=1, rng=2)
+    movie = WarpMovie(flow, frames_per_layer=2, mesh_size=10)
+    mesh, log_p, _, _ = movie.state(1)                      # s = smoothstep(0.5) = 0.5
+    t = flow.transforms[0]
+    half = lambda z: 0.5 * z + 0.5 * t.forward(z)[0]       # noqa: E731
+    J = np.stack([(half(movie.mesh[0] + e) - half(movie.mesh[0] - e)) / 2e-6
+                  for e in (np.array([1e-6, 0.0]), np.array([0.0, 1e-6]))], axis=-1)
+    ref = movie.log_p[0] - np.log(np.abs(np.linalg.det(J)))
+    np.testing.assert_allclose(log_p, ref, atol=1e-6)
+
+
+def test_swap_layer_jumps_instead_of_folding():
+    movie = WarpMovie(_mixed(), frames_per_layer=2, mesh_size=8)
+    assert movie.jump[1] is True and movie.jump[0] is False
+    assert "jumps" in movie.state(2)[3] or "jumps" in movie.state(3)[3]
+
+
+# ----------------------------------------------------------------------------------------------
+# target vs model, curves, diagnostics, jacobian
+# ----------------------------------------------------------------------------------------------
+def test_target_vs_model_data_and_energy():
+    flow = _coupling()
+    fig = target_vs_model(flow, data=two_moons(500, rng=0), metric_name="test NLL",
+                          metric=1.234, grid_size=40)
+    assert "test NLL = 1.234 nats" in fig._suptitle.get_text()
+    (t_img,), (m_img,) = fig.axes[0].images, fig.axes[1].images
+    assert t_img.norm is m_img.norm                          # one colour scale for both
+    fig = target_vs_model(flow, energy=energy("U1"), metric_name="KL", metric=0.5,
+                          grid_size=50, log=True)
+    target = fig.axes[0].images[0].get_array()
+    assert target.sum() * (8.0 / 50) ** 2 == pytest.approx(1.0, abs=0.01)  # exp(-U)/Z integrates to 1
+
+
+def test_curves_and_diagnostics_from_a_short_fit():
+    flow = planar_flow(2, n_layers=4, rng=0)
+    hist = fit(flow, target=energy("U1"), steps=30, batch_size=64, lr=1e-2, rng=0,
+               progress=False, record_every=5)
+    fig = training_curves({"U1": hist})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("0: the limit" in s for s in labels)
+    assert fig.axes[0].lines[-1].get_ydata()[0] == 0.0
+    fig = layer_diagnostics(hist, flow, n_samples=100)
+    assert len([ax for ax in fig.axes if ax.get_label() != "<colorbar>"]) >= 3
+    assert fig.axes[0].images[0].get_array().shape == (4, len(hist.record_steps))
+
+    data = two_moons(256, rng=0)
+    flow = _coupling()
+    hist = fit(flow, data=data, steps=20, batch_size=64, rng=0, progress=False, record_every=5)
+    fig = training_curves(hist, entropy=1.5)
+    ref = [ln for ln in fig.axes[0].lines if list(ln.get_ydata()) == [1.5, 1.5]]
+    assert len(ref) == 1
+    assert isinstance(layer_diagnostics(hist, flow, data), Figure)
+    with pytest.raises(ValueError, match="points"):
+        layer_diagnostics(hist, flow)
+
+
+@pytest.mark.parametrize("make", [lambda: AffineCoupling(5, hidden=[8], rng=0, zero_init=False),
+                                  lambda: Planar(5, rng=1), lambda: Reverse(4),
+                                  lambda: ElementwiseAffine(3)])
+def test_jacobian_log_det_matches_slogdet(make, rng):
+    t = make()
+    p = rng.normal(size=t.dim)
+    for direction in ("forward", "inverse"):
+        J, log_det = numerical_jacobian(t, p, direction)
+        assert np.linalg.slogdet(J)[1] == pytest.approx(log_det, abs=1e-7)
+    fig = plot_jacobian(t, p)
+    np.testing.assert_allclose(fig.jacobian, numerical_jacobian(t, p)[0])
+
+
+def test_coupling_jacobian_is_triangular_after_reordering():
+    t = AffineCoupling(6, hidden=[8], rng=0, zero_init=False)
+    J, _ = numerical_jacobian(t, np.linspace(-1, 1, 6))
+    order = np.concatenate([np.flatnonzero(t.mask == 1), np.flatnonzero(t.mask == 0)])
+    Jr = J[np.ix_(order, order)]
+    np.testing.assert_allclose(np.triu(Jr, 1), 0.0, atol=1e-8)
+
+
+# ----------------------------------------------------------------------------------------------
+# bad input
+# ----------------------------------------------------------------------------------------------
+def test_three_dimensional_flow_is_refused():
+    flow3 = planar_flow(3, n_layers=2, rng=0)
+    for call in (lambda: film_strip(flow3), lambda: layer_densities(flow3),
+                 lambda: target_vs_model(flow3, data=np.zeros((5, 3))),
+                 lambda: WarpMovie(flow3)):
+        with pytest.raises(ValueError, match=r"flow: expected a 2-D flow .* dim=3"):
+            call()
+
+
+@pytest.mark.parametrize("grid_size, match", [(0, "at least 2 cells"), (1, "at least 2 cells"),
+                                              (2.5, "integer")])
+def test_degenerate_grid_is_refused(grid_size, match):
+    with pytest.raises((ValueError, TypeError), match="grid_size: .*" + match):
+        layer_densities(_planar(), grid_size=grid_size)
+
+
+@pytest.mark.parametrize("limits", [(1.0, 1.0), ((0, 1), (2, -2)), (0.0, np.inf), [1, 2, 3]])
+def test_empty_box_is_refused(limits):
+    with pytest.raises(ValueError, match="limits: expected"):
+        layer_densities(_planar(), limits=limits, grid_size=10)
+
+
+def test_other_bad_arguments_name_themselves(tmp_path):
+    flow = _planar()
+    with pytest.raises(ValueError, match="layers: expected counts between 0 .* and 3"):
+        film_strip(flow, layers=[0, 7])
+    with pytest.raises(ValueError, match="direction"):
+        film_strip(flow, direction="backward")
+    with pytest.raises(ValueError, match="exactly one of data"):
+        target_vs_model(flow)
+    with pytest.raises(ValueError, match=r"path: expected a file name ending in \.gif"):
+        animate_warp(flow, tmp_path / "warp.avi")
+    with pytest.raises(ValueError, match="no recorded steps"):
+        from nfscratch.train import History
+        training_curves(History("nll"))
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------------------------
+def test_cli_plot_on_saved_flow(tmp_path, capsys):
+    path = io.save(_mixed(), tmp_path / "flow.npz")
+    for kind, out in (("warp", "w.png"), ("density", "d.png"), ("jacobian", "j.png")):
+        assert main(["plot", kind, "--flow", str(path), "--out", str(tmp_path / out),
+                     "--dpi", "30"]) == 0
+        with Image.open(tmp_path / out) as im:
+            assert im.format == "PNG"
+    assert main(["plot", "animate", "--flow", str(path), "--frames-per-layer", "1",
+                 "--dpi", "30", "--out", str(tmp_path / "a.gif")]) == 0
+    with Image.open(tmp_path / "a.gif") as im:
+        assert im.n_frames == len(_mixed()) + 1
+    assert f"wrote {tmp_path / 'a.gif'}" in capsys.readouterr().out
+
+
+def test_cli_refuses_3d_flow(tmp_path, capsys):
+    path = io.save(planar_flow(3, n_layers=2, rng=0), tmp_path / "flow3.npz")
+    assert main(["plot", "warp", "--flow", str(path), "--out", str(tmp_path / "w.png")]) == 2
+    assert "expected a 2-D flow" in capsys.readouterr().err
+    assert not (tmp_path / "w.png").exists()
