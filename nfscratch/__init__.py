@@ -7,10 +7,10 @@ from . import datasets, distributions, losses, nn, transforms
 from .distributions import StandardNormal
 from .flow import Flow, Trajectory
 from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Permute, Planar,
-                         Reverse, Transform)
+                         Radial, Reverse, Transform)
 
 __version__ = "0.1.0"
 
-__all__ = ["Flow", "Trajectory", "StandardNormal", "Transform", "Planar", "AffineCoupling",
-           "AdditiveCoupling", "Permute", "Reverse", "ElementwiseAffine", "datasets",
-           "distributions", "losses", "nn", "transforms"]
+__all__ = ["Flow", "Trajectory", "StandardNormal", "Transform", "Planar", "Radial",
+           "AffineCoupling", "AdditiveCoupling", "Permute", "Reverse", "ElementwiseAffine",
+           "datasets", "distributions", "losses", "nn", "transforms"]

@@ -935,7 +935,7 @@ def builtin_examples(dim=2, rng=None):
     This is the list ``nfscratch gradcheck`` checks and the test suite parametrizes over.
     """
     from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Permute, Planar,
-                             Reverse)
+                             Radial, Reverse)
     rng = as_rng(0 if rng is None else rng)
     layers = {
         "Planar": Planar(dim, rng=rng),
@@ -946,6 +946,7 @@ def builtin_examples(dim=2, rng=None):
         "Permute": Permute(dim, rng=rng),
         "Reverse": Reverse(dim),
         "ElementwiseAffine": ElementwiseAffine(dim),
+        "Radial": Radial(dim, rng=rng),
     }
     for t in layers.values():
         perturb_params(t, rng)

@@ -5,9 +5,9 @@ comes from ``rng``.
 """
 from ._validate import as_rng, check_positive_int
 from .flow import Flow
-from .transforms import AdditiveCoupling, AffineCoupling, Planar
+from .transforms import AdditiveCoupling, AffineCoupling, Planar, Radial
 
-__all__ = ["realnvp", "nice", "planar_flow"]
+__all__ = ["realnvp", "nice", "planar_flow", "radial_flow"]
 
 
 def realnvp(dim=2, n_layers=8, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None):
@@ -41,3 +41,17 @@ def planar_flow(dim=2, n_layers=32, rng=None):
     rng = as_rng(rng)
     n_layers = check_positive_int(n_layers, "n_layers")
     return Flow([Planar(dim, rng=rng) for _ in range(n_layers)])
+
+
+def radial_flow(dim=2, n_layers=8, rng=None):
+    """``n_layers`` radial layers, each contracting or expanding space around its own centre.
+
+    Examples
+    --------
+    >>> flow = radial_flow(2, n_layers=3, rng=0)
+    >>> len(flow), flow.dim
+    (3, 2)
+    """
+    rng = as_rng(rng)
+    n_layers = check_positive_int(n_layers, "n_layers")
+    return Flow([Radial(dim, rng=rng) for _ in range(n_layers)])

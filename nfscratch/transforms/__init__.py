@@ -8,9 +8,11 @@ from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask
 from .elementwise import ElementwiseAffine
 from .permutation import Permute, Reverse
 from .planar import Planar
+from .radial import Radial
 
 TRANSFORMS = {cls.__name__: cls for cls in
-              (Planar, AffineCoupling, AdditiveCoupling, Permute, Reverse, ElementwiseAffine)}
+              (Planar, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
+               ElementwiseAffine)}
 
-__all__ = ["Transform", "Planar", "AffineCoupling", "AdditiveCoupling", "Permute", "Reverse",
-           "ElementwiseAffine", "alternating_mask", "TRANSFORMS"]
+__all__ = ["Transform", "Planar", "Radial", "AffineCoupling", "AdditiveCoupling", "Permute",
+           "Reverse", "ElementwiseAffine", "alternating_mask", "TRANSFORMS"]
