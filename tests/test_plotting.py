@@ -13,14 +13,15 @@ from PIL import Image
 from nfscratch import Flow, io
 from nfscratch.cli import main
 from nfscratch.datasets import energy, two_moons
-from nfscratch.models import planar_flow, realnvp
+from nfscratch.models import planar_flow
 from nfscratch.plotting import (WarpMovie, animate_warp, film_strip, grid_lines,
                                 layer_densities, layer_diagnostics, log_density_after,
                                 numerical_jacobian, plot_density, plot_jacobian,
                                 plot_layer_densities, target_vs_model, training_curves)
 from nfscratch.plotting._common import make_grid
 from nfscratch.train import fit
-from nfscratch.transforms import (AffineCoupling, ElementwiseAffine, Permute, Planar, Reverse)
+from nfscratch.transforms import (AffineCoupling, ElementwiseAffine, Permute, Planar, Radial,
+                                  Reverse)
 
 matplotlib.use("Agg")
 
@@ -39,7 +40,7 @@ def _mixed():
     ew.params["log_scale"][:] = [0.3, -0.2]
     ew.params["shift"][:] = [0.5, -0.1]
     return Flow([Planar(2, rng=3), Reverse(2), AffineCoupling(2, hidden=[8], rng=4, zero_init=False),
-                 ew, Permute(2, rng=5)])
+                 ew, Radial(2, rng=6), Permute(2, rng=5)])
 
 
 FLOWS = {"planar": _planar, "coupling": _coupling, "mixed": _mixed}
@@ -159,7 +160,7 @@ def test_movie_keyframes_are_exact(flow):
     movie = WarpMovie(flow, frames_per_layer=3, mesh_size=10, n_samples=15)
     mesh0 = movie.mesh[0]
     for k in range(len(flow) + 1):
-        mesh, log_p, samples, _ = movie.state(3 * k)
+        mesh, log_p, samples, _, _ = movie.state(3 * k)
         np.testing.assert_allclose(mesh, _push(flow, mesh0, "forward", k), atol=1e-9)
         np.testing.assert_allclose(log_p, log_density_after(flow, k, mesh), atol=1e-6)
 
@@ -168,7 +169,7 @@ def test_movie_in_between_density_matches_finite_volume():
     # halfway through a planar layer the density is the start density over the area change
     flow = planar_flow(2, n_layers=1, rng=2)
     movie = WarpMovie(flow, frames_per_layer=2, mesh_size=10)
-    mesh, log_p, _, _ = movie.state(1)                      # s = smoothstep(0.5) = 0.5
+    mesh, log_p = movie.state(1)[:2]                        # s = smoothstep(0.5) = 0.5
     t = flow.transforms[0]
     half = lambda z: 0.5 * z + 0.5 * t.forward(z)[0]       # noqa: E731
     J = np.stack([(half(movie.mesh[0] + e) - half(movie.mesh[0] - e)) / 2e-6
@@ -180,7 +181,7 @@ def test_movie_in_between_density_matches_finite_volume():
 def test_swap_layer_jumps_instead_of_folding():
     movie = WarpMovie(_mixed(), frames_per_layer=2, mesh_size=8)
     assert movie.jump[1] is True and movie.jump[0] is False
-    assert "jumps" in movie.state(2)[3] or "jumps" in movie.state(3)[3]
+    assert "jumps" in movie.state(2).title or "jumps" in movie.state(3).title
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,6 +212,13 @@ def test_curves_and_diagnostics_from_a_short_fit():
     assert len([ax for ax in fig.axes if ax.get_label() != "<colorbar>"]) >= 3
     assert fig.axes[0].images[0].get_array().shape == (4, len(hist.record_steps))
 
+    hist = fit(planar_flow(2, n_layers=2, rng=0), target=energy("U1"), steps=40, batch_size=32,
+               anneal=20, rng=0, progress=False)
+    fig = training_curves(hist)                 # annealed steps have no KL: a gap, not a NaN curve
+    smooth = fig.axes[0].lines[1].get_ydata()
+    assert np.all(np.isnan(smooth[:19])) and np.all(np.isfinite(smooth[20:]))
+    assert any("annealing" in t.get_text() for t in fig.axes[0].texts)
+
     data = two_moons(256, rng=0)
     flow = _coupling()
     hist = fit(flow, data=data, steps=20, batch_size=64, rng=0, progress=False, record_every=5)
@@ -223,7 +231,8 @@ def test_curves_and_diagnostics_from_a_short_fit():
 
 
 @pytest.mark.parametrize("make", [lambda: AffineCoupling(5, hidden=[8], rng=0, zero_init=False),
-                                  lambda: Planar(5, rng=1), lambda: Reverse(4),
+                                  lambda: Planar(5, rng=1), lambda: Radial(4, rng=2),
+                                  lambda: Reverse(4),
                                   lambda: ElementwiseAffine(3)])
 def test_jacobian_log_det_matches_slogdet(make, rng):
     t = make()

@@ -109,4 +109,14 @@ def write_figures(out, flow_m, hist_m, test, nll, flow_u, hist_u, target, kl):
     fig.savefig(out / "u1_density.png", dpi=120)
     plt.close(fig)
     written.append("u1_density.png")
+    from ..plotting import animate_warp, film_strip
+    fig = film_strip(flow_m)                  # one panel per layer, base -> data
+    fig.savefig(out / "moons_warp.png", dpi=90)
+    written.append("moons_warp.png")
+    K = len(flow_u)
+    fig = film_strip(flow_u, layers=sorted({0, 1, 2, 4, 8, 16, K} & set(range(K + 1))))
+    fig.savefig(out / "u1_warp.png", dpi=90)
+    written.append("u1_warp.png")
+    animate_warp(flow_m, out / "moons_warp.gif", frames_per_layer=4)
+    written.append("moons_warp.gif")
     return written

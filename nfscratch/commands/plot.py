@@ -77,7 +77,8 @@ def demo_flow(name, steps, seed):
         return flow, ("data", data)
     target = datasets.energy(name)
     flow = models.planar_flow(2, n_layers=32, rng=rng)
-    fit(flow, target=target, steps=steps, batch_size=256, lr=1e-2, rng=rng, progress=False)
+    fit(flow, target=target, steps=steps, batch_size=256, lr=1e-2, anneal=max(1, steps // 3),
+        rng=rng, progress=False)
     return flow, ("energy", target)
 
 

@@ -21,15 +21,16 @@ The file is written with matplotlib's animation writers: pillow for ``.gif`` (al
 available), ffmpeg for ``.mp4`` (only when ffmpeg is installed).
 """
 import pathlib
+from typing import NamedTuple
 
 import numpy as np
 from matplotlib import animation, colormaps
 
-from .._validate import as_batch, check_positive_int
-from ._common import auto_limits, check_flow_2d, density_norm, new_figure, parse_limits
+from .._validate import check_positive_int
+from ._common import auto_limits, check_flow_2d, density_norm, parse_limits
 from .warp import start_colours
 
-__all__ = ["WarpMovie", "warp_animation", "animate_warp", "ffmpeg_available"]
+__all__ = ["Frame", "WarpMovie", "warp_animation", "animate_warp", "ffmpeg_available"]
 
 _FD_STEP = 1e-5
 
@@ -87,6 +88,16 @@ def _smoothstep(s):
     return s * s * (3.0 - 2.0 * s)
 
 
+class Frame(NamedTuple):
+    """One frame of a :class:`WarpMovie`."""
+
+    mesh: np.ndarray        #: (M*M, 2) mesh vertices
+    log_p: np.ndarray       #: (M*M,) exact log density carried by each vertex
+    samples: np.ndarray     #: (N, 2)
+    title: str
+    box: np.ndarray         #: (2, 2) view box ((x_lo, x_hi), (y_lo, y_hi))
+
+
 class WarpMovie:
     """Everything an animation of the warp needs, computed once; ``draw(ax, i)`` draws frame ``i``.
 
@@ -103,7 +114,11 @@ class WarpMovie:
         Box of the mesh in the starting space. Default ``[-4, 4]^2`` forward (beyond it the
         base density is below 1e-3 of its peak), and the box of the model's samples inverse.
     limits : optional
-        Fixed view box. Default: fitted to the samples at every layer.
+        Fixed view box. Default: see ``follow``.
+    follow : bool
+        Without ``limits``: True moves the view box with the samples (fitted at every layer and
+        interpolated in between, so a layer that stretches far out stays in view); False keeps
+        one box fitted to all layers.
     n_samples : int
     n_lines : int
         Grid lines per direction (a subset of the mesh lines).
@@ -113,7 +128,7 @@ class WarpMovie:
 
     def __init__(self, flow, direction="forward", frames_per_layer=8, mesh_size=70,
                  start_limits=None, limits=None, n_samples=400, n_lines=11, colour_by="angle",
-                 rng=0, log=True, decades=3.0, cmap="Blues"):
+                 rng=0, log=True, decades=3.0, cmap="Blues", follow=True):
         check_flow_2d(flow)
         if direction not in ("forward", "inverse"):
             raise ValueError(f"direction: expected 'forward' or 'inverse', got {direction!r}.")
@@ -165,7 +180,12 @@ class WarpMovie:
         self.colours = start_colours(samples, colour_by)
         step = max(1, (M - 1) // max(n_lines - 1, 1))
         self.line_rows = np.arange(0, M, step)
-        self.limits = parse_limits(limits) if limits is not None else auto_limits(self.samples)
+        if limits is not None:
+            self.limits = [parse_limits(limits)] * (K + 1)
+        elif follow:   # the view box of each layer, interpolated between layers like the points
+            self.limits = [auto_limits([p], square=True) for p in self.samples]
+        else:
+            self.limits = [auto_limits(self.samples, square=True)] * (K + 1)
         finite = [np.exp(lp[np.isfinite(lp)]) for lp in self.log_p]
         self.norm = density_norm(finite, log=log, decades=decades)
         self.cmap = cmap
@@ -176,7 +196,7 @@ class WarpMovie:
         return self.K * self.frames_per_layer + 1
 
     def state(self, i):
-        """Mesh points (M*M, 2), their log density (M*M,), samples (N, 2) and a title at frame ``i``."""
+        """The :class:`Frame` number ``i``: mesh, density, samples, title and view box."""
         if not 0 <= i < self.n_frames:
             raise IndexError(f"i: expected a frame between 0 and {self.n_frames - 1}, got {i}.")
         j, r = divmod(i, self.frames_per_layer)
@@ -196,11 +216,13 @@ class WarpMovie:
         k = j + 1 if self.direction == "forward" else self.K - j
         title = (f"{verb} {k}/{self.K}: {self.names[j]}{note}\n"
                  f"progress {j + r / self.frames_per_layer:.2f} of {self.K}")
-        return mesh, log_p, samples, title
+        box = (1 - s) * np.asarray(self.limits[j]) + s * np.asarray(self.limits[j + 1])   # (2, 2)
+        return Frame(mesh, log_p, samples, title, box)
 
     def draw(self, ax, i):
         """Clear ``ax`` and draw frame ``i``."""
-        mesh, log_p, samples, title = self.state(i)
+        frame = self.state(i)
+        mesh, log_p, samples = frame.mesh, frame.log_p, frame.samples
         M = self.shape[0]
         X, Y = mesh[:, 0].reshape(M, M), mesh[:, 1].reshape(M, M)
         ax.clear()
@@ -212,20 +234,24 @@ class WarpMovie:
             ax.plot(X[r], Y[r], color="0.25", lw=0.5, alpha=0.55)
             ax.plot(X[:, r], Y[:, r], color="0.25", lw=0.5, alpha=0.55)
         ax.scatter(samples[:, 0], samples[:, 1], s=4, c=self.colours, linewidths=0)
-        ax.set_xlim(self.limits[0])
-        ax.set_ylim(self.limits[1])
+        ax.set_xlim(frame.box[0])
+        ax.set_ylim(frame.box[1])
         ax.set_aspect("equal")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(frame.title, fontsize=9)
         ax.tick_params(labelsize=7)
 
     def figure(self, size=4.2):
         """A fresh figure with one axes and a colour bar."""
         from matplotlib.cm import ScalarMappable
-        fig = new_figure(size + 0.9, size + 0.3)
-        ax = fig.add_subplot()
+        from matplotlib.figure import Figure
+        # fixed axes positions (no layout engine): a layout recomputed every frame would make
+        # the picture jitter as the tick labels change
+        fig = Figure(figsize=(size + 0.9, size + 0.3))
+        ax = fig.add_axes((0.11, 0.08, 0.68, 0.80))
+        cax = fig.add_axes((0.84, 0.2, 0.035, 0.56))
         sm = ScalarMappable(norm=self.norm, cmap=self.cmap)
         self._floor = sm.cmap(0.0)
-        fig.colorbar(sm, ax=ax, shrink=0.8, label="density" + (" (log)" if self.log else ""))
+        fig.colorbar(sm, cax=cax, label="density" + (" (log)" if self.log else ""))
         return fig, ax
 
 

@@ -104,9 +104,13 @@ def target_vs_model(flow, *, data=None, energy=None, metric_name=None, metric=No
     aspect = float(np.clip((y1 - y0) / (x1 - x0), 0.4, 1.6))
     fig = new_figure(9.0, 3.6 * aspect + 0.9)     # panels of equal aspect, little blank space
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
-    for ax, img, label in ((axes[0], target, target_label), (axes[1], model, "model: q(x) of the flow")):
+    # the histogram keeps its square bins; the smooth fields are resampled with antialiasing,
+    # which avoids the stray rows that nearest-neighbour resampling of a fine grid can show
+    for ax, img, label, interp in ((axes[0], target, target_label,
+                                    "nearest" if data is not None else "antialiased"),
+                                   (axes[1], model, "model: q(x) of the flow", "antialiased")):
         im = ax.imshow(img, origin="lower", extent=grid.extent, norm=norm, cmap=cmap,
-                       interpolation="nearest", aspect="equal")
+                       interpolation=interp, aspect="equal")
         ax.set_facecolor(im.cmap(0.0))
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("$x_1$")

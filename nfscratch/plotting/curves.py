@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.colors import LogNorm, TwoSlopeNorm
 
 from .._validate import as_batch
-from ._common import check_flow_2d, new_figure
+from ._common import new_figure
 
 __all__ = ["training_curves", "layer_diagnostics", "moving_average"]
 
@@ -28,13 +28,26 @@ _HORIZONTAL = ({"orientation": "horizontal"}
 
 
 def moving_average(y, window):
-    """Trailing mean over ``window`` steps (shorter at the start), same length as ``y``."""
+    """Trailing mean over ``window`` steps, same length as ``y``, skipping NaN entries.
+
+    Entries whose window holds no finite value are NaN (e.g. annealed steps, where the loss is
+    not a KL to the target).
+
+    Examples
+    --------
+    >>> moving_average([1.0, 3.0, np.nan, 5.0], 2).tolist()
+    [1.0, 2.0, 3.0, 5.0]
+    """
     y = np.asarray(y, dtype=np.float64)
     window = max(1, int(window))
-    c = np.concatenate([[0.0], np.cumsum(y)])
+    ok = np.isfinite(y)
+    c = np.concatenate([[0.0], np.cumsum(np.where(ok, y, 0.0))])
+    n = np.concatenate([[0], np.cumsum(ok)])
     idx = np.arange(1, y.size + 1)
     lo = np.maximum(0, idx - window)
-    return (c[idx] - c[lo]) / (idx - lo)
+    count = n[idx] - n[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (c[idx] - c[lo]) / np.maximum(count, 1), np.nan)
 
 
 def _as_histories(histories):
@@ -86,20 +99,27 @@ def training_curves(histories, *, entropy=None, smooth=None, grad_norm=True, tit
     ax = axes[0]
     kl_mode = objective == "reverse_kl" and all(h.log_normalizer is not None for _, h in items)
     colours = [f"C{i}" for i in range(len(items))]
-    floors = []
+    floors, anneal_ends = [], set()
     for (name, h), col in zip(items, colours):
         y = h.kl if kl_mode else np.asarray(h.loss, dtype=np.float64)
         steps = np.arange(y.size)
         w = smooth or max(1, y.size // 50)
         ax.plot(steps, y, color=col, alpha=0.25, lw=0.7)
         ax.plot(steps, moving_average(y, w), color=col, lw=1.6,
-                label=(name + ": " if name else "") + f"last {w} steps {np.mean(y[-w:]):.3f}")
+                label=(name + ": " if name else "") + f"last {w} steps {np.nanmean(y[-w:]):.3f}")
+        beta = np.asarray(getattr(h, "beta", None) or [1.0])
+        if kl_mode and np.any(beta < 1.0):     # annealed steps: the loss is not a KL, not drawn
+            anneal_ends.add(int(np.flatnonzero(beta < 1.0)[-1]) + 1)
         if objective == "nll" and entropy is not None:
             e = entropy.get(name) if isinstance(entropy, dict) else entropy
             if e is not None:
                 ax.axhline(e, color=col, ls="--", lw=1.2,
                            label=f"entropy H(p) = {e:.3f} (lowest reachable NLL)")
                 floors.append(e)
+    for end in sorted(anneal_ends):
+        ax.axvspan(0, end, color="0.5", alpha=0.12, lw=0)
+        ax.text(end / 2, 0.03, "annealing (β < 1):\nthe loss is not\na KL yet", fontsize=7,
+                ha="center", va="bottom", color="0.3", transform=ax.get_xaxis_transform())
     if kl_mode:
         ax.axhline(0.0, color="k", ls="--", lw=1.2, label="0: the limit, reached when q = p")
         floors.append(0.0)
@@ -110,13 +130,16 @@ def training_curves(histories, *, entropy=None, smooth=None, grad_norm=True, tit
         ax.set_ylabel(r"$E_q[\log q + U]$ (nats; log Z unknown, no floor drawn)")
     # a few huge first-step losses should not flatten the rest of the curve
     ys = np.concatenate([h.kl if kl_mode else np.asarray(h.loss) for _, h in items])
+    ys = ys[np.isfinite(ys)]
+    if ys.size == 0:
+        raise ValueError("histories: every recorded loss is NaN or infinite; nothing to draw.")
     lo = min(np.quantile(ys, 0.005), *floors) if floors else np.quantile(ys, 0.005)
     hi = np.quantile(ys, 0.98)
     span = max(hi - lo, 1e-3)
     ax.set_ylim(lo - 0.08 * span, hi + 0.15 * span)
     ax.set_xlabel("step")
     ax.set_title("maximum likelihood" if objective == "nll" else "reverse KL", fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="best", framealpha=0.85)
     ax.grid(alpha=0.3)
     if grad_norm:
         ax = axes[1]

@@ -146,7 +146,7 @@ def layer_densities(flow, layers=None, *, limits=None, grid_size=120, n_probe=20
 
 def _draw_panel(ax, panel, norm, cmap):
     im = ax.imshow(panel.density, origin="lower", extent=panel.grid.extent, norm=norm,
-                   cmap=cmap, interpolation="nearest", aspect="equal")
+                   cmap=cmap, interpolation="antialiased", aspect="equal")
     ax.set_facecolor(im.cmap(0.0))     # below the scale's floor looks the same as the floor
     return im
 

@@ -10,6 +10,8 @@ are built so that it is :math:`O(D)`:
   block never has to be formed;
 * planar: :math:`J = I + \hat u\,\psi^\top` is the identity plus a rank-one matrix, so by the
   matrix determinant lemma :math:`\det J = 1 + \psi^\top \hat u`;
+* radial: :math:`J = g\,I + g'(r)\, d\,d^\top / r` is a scaled identity plus a rank-one
+  matrix along the ray ``d = z - z0``, so its log-det is :math:`(D-1)\log g + \log q` in O(D);
 * elementwise affine: diagonal; permutations: :math:`|\det J| = 1`.
 
 The picture computes the Jacobian by central differences (the way a student would check it),
@@ -72,11 +74,13 @@ def logdet_flops(D, structure):
 
     ``"dense"``: LU, ``2/3 D^3``. ``"coupling"``: a sum of ``D/2`` log-scales. ``"planar"``: the
     dot product ``psi . u_hat`` (``2 D``) plus a log. ``"diagonal"``: ``D`` logs and adds.
+    ``"radial"``: the distance ``r`` (``2 D``) plus a few scalar operations.
     ``"permutation"``: 0.
     """
     D = np.asarray(D, dtype=np.float64)
     table = {"dense": 2.0 / 3.0 * D ** 3, "coupling": np.maximum(D / 2.0, 1.0),
-             "planar": 2.0 * D + 1.0, "diagonal": 2.0 * D, "permutation": np.zeros_like(D)}
+             "planar": 2.0 * D + 1.0, "radial": 2.0 * D + 4.0, "diagonal": 2.0 * D,
+             "permutation": np.zeros_like(D)}
     if structure not in table:
         raise ValueError(f"structure: expected one of {sorted(table)}, got {structure!r}.")
     return table[structure]
@@ -88,6 +92,8 @@ def _structure_of(transform):
         return "coupling"
     if name == "Planar":
         return "planar"
+    if name == "Radial":
+        return "radial"
     if name == "ElementwiseAffine":
         return "diagonal"
     if name in ("Permute", "Reverse"):
@@ -168,8 +174,8 @@ def plot_jacobian(transform, point=None, *, direction="forward", rng=0, max_dim=
                                     (d_a, 0, D - d_a, d_a, "dense\n(never needed)"),
                                     (d_a, d_a, D - d_a, D - d_a, "diag(exp s)")):
             ax.add_patch(Rectangle((c - 0.5, r - 0.5), w, h, fill=False, ec="k", lw=1.5))
-            if not annotate:   # the I label sits off the diagonal, in the block's lower left
-                fx, fy = (0.28, 0.72) if label == "I" else (0.5, 0.5)
+            if not annotate:   # labels of diagonal blocks sit off the diagonal
+                fx, fy = {"I": (0.28, 0.72), "diag(exp s)": (0.68, 0.25)}.get(label, (0.5, 0.5))
                 ax.text(c - 0.5 + fx * w, r - 0.5 + fy * h, label, ha="center", va="center",
                         fontsize=9, weight="bold", color="k",
                         bbox=dict(fc="white", ec="none", alpha=0.7))
@@ -181,6 +187,15 @@ def plot_jacobian(transform, point=None, *, direction="forward", rng=0, max_dim=
                  f"singular values {sv[0]:.2f}, then ≤ {sv[1:].max() if D > 1 else 0:.0e}",
                  annotate)
         formula = r"log|det J| = log|1 + $\psi^T \hat u$| (matrix determinant lemma)"
+    elif structure == "radial":
+        # the factor g across the ray is the most repeated eigenvalue: the median one
+        g = float(np.median(np.linalg.eigvals(J).real))
+        R = J - g * np.eye(D)
+        sv = np.linalg.svd(R, compute_uv=False)
+        _heatmap(ax, R, names, f"J − g I (g = {g:.3f}) = $g'\\,d\\,d^T/r$: rank one\n"
+                 f"singular values {sv[0]:.2f}, then ≤ {sv[1:].max() if D > 1 else 0:.0e}",
+                 annotate)
+        formula = r"log|det J| = (D − 1) log g + log q (g across the ray, q along it)"
     else:
         pattern = (np.abs(J) > 1e-7).astype(float)
         ax.imshow(pattern, cmap="Greys", vmin=0, vmax=1.3, interpolation="nearest")

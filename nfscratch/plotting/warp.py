@@ -149,13 +149,15 @@ def _panel_title(paths, j_prev, j, flow):
         head = (f"{'after' if paths.direction == 'forward' else 'undo'} {min(ks)}-{max(ks)}: "
                 f"{'/'.join(names)}")
     end = "\n(= base)" if paths.direction == "inverse" and k == 0 else ""
-    return f"{head}{end}\nmean {what} {'+' if mean_ld >= 0 else ''}{mean_ld:.2f}"
+    stat = "mean" if len(ks) == 1 else "Σ of means,"
+    mean_ld = 0.0 if abs(mean_ld) < 0.005 else mean_ld     # no "-0.00"
+    return f"{head}{end}\n{stat} {what} {'+' if mean_ld >= 0 else ''}{mean_ld:.2f}"
 
 
 def film_strip(flow, *, direction="forward", layers=None, data=None, n_samples=600,
                limits=None, share_limits=False, start_limits=None, grid_size=100, n_lines=9,
                colour_by="angle",
-               log=True, decades=3.0, ncols=None, rng=0, cmap="Blues", title=None):
+               log=True, decades=3.0, ncols=None, rng=0, cmap="Blues", tol=0.02, title=None):
     r"""A panel per layer: density heatmap, deformed grid and coloured samples.
 
     Parameters
@@ -195,6 +197,9 @@ def film_strip(flow, *, direction="forward", layers=None, data=None, n_samples=6
         Randomness of the samples.
     cmap : str
         Colour map of the density (light, so lines and samples stay visible).
+    tol : float
+        Each panel's corner shows the density's mass on its grid; a mass further than ``tol``
+        from 1 is marked "(!)" in red.
     title : str, optional
 
     Returns
@@ -257,8 +262,10 @@ def film_strip(flow, *, direction="forward", layers=None, data=None, n_samples=6
         ax.set_xlim(panel.grid.limits[0])
         ax.set_ylim(panel.grid.limits[1])
         ax.set_title(_panel_title(paths, 0 if j_prev is None else j_prev, j, flow), fontsize=8)
-        ax.text(0.02, 0.02, f"mass {panel.mass:.3f}", transform=ax.transAxes, fontsize=7,
-                color="0.2", bbox=dict(fc="white", ec="none", alpha=0.6, pad=1))
+        off = abs(panel.mass - 1.0) > tol       # box too small, or a wrong log-det
+        ax.text(0.02, 0.02, f"mass {panel.mass:.3f}" + (" (!)" if off else ""),
+                transform=ax.transAxes, fontsize=7, color="C3" if off else "0.2",
+                bbox=dict(fc="white", ec="none", alpha=0.6, pad=1))
         ax.tick_params(labelsize=7)
         j_prev = j
     for ax in axes[n:]:
