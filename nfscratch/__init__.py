@@ -6,11 +6,11 @@ and "backward" always means backpropagation.
 from . import datasets, distributions, losses, nn, transforms
 from .distributions import StandardNormal
 from .flow import Flow, Trajectory
-from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Permute, Planar,
-                         Radial, Reverse, Transform)
+from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit, Permute,
+                         Planar, Radial, Reverse, Transform)
 
 __version__ = "0.1.0"
 
 __all__ = ["Flow", "Trajectory", "StandardNormal", "Transform", "Planar", "Radial",
-           "AffineCoupling", "AdditiveCoupling", "Permute", "Reverse", "ElementwiseAffine",
+           "AffineCoupling", "AdditiveCoupling", "Permute", "Reverse", "ElementwiseAffine", "Logit",
            "datasets", "distributions", "losses", "nn", "transforms"]

@@ -934,8 +934,8 @@ def builtin_examples(dim=2, rng=None):
 
     This is the list ``nfscratch gradcheck`` checks and the test suite parametrizes over.
     """
-    from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Permute, Planar,
-                             Radial, Reverse)
+    from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit, Permute,
+                             Planar, Radial, Reverse)
     rng = as_rng(0 if rng is None else rng)
     layers = {
         "Planar": Planar(dim, rng=rng),
@@ -947,6 +947,7 @@ def builtin_examples(dim=2, rng=None):
         "Reverse": Reverse(dim),
         "ElementwiseAffine": ElementwiseAffine(dim),
         "Radial": Radial(dim, rng=rng),
+        "Logit": Logit(dim),
     }
     for t in layers.values():
         perturb_params(t, rng)

@@ -6,13 +6,14 @@ flow, so a new transform must be registered here to be saved and loaded.
 from .base import Transform
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask
 from .elementwise import ElementwiseAffine
+from .logit import Logit
 from .permutation import Permute, Reverse
 from .planar import Planar
 from .radial import Radial
 
 TRANSFORMS = {cls.__name__: cls for cls in
               (Planar, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
-               ElementwiseAffine)}
+               ElementwiseAffine, Logit)}
 
 __all__ = ["Transform", "Planar", "Radial", "AffineCoupling", "AdditiveCoupling", "Permute",
-           "Reverse", "ElementwiseAffine", "alternating_mask", "TRANSFORMS"]
+           "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "TRANSFORMS"]
