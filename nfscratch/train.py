@@ -211,9 +211,13 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
                          if layer is None else
                          f"the first non-finite value was in layer {layer} "
                          f"({flow.transforms[layer].name}): {what}")
-                what_failed = (f"raised {type(failure).__name__}: {failure}" if failure is not None
-                               else f"produced a non-finite "
-                                    f"{'loss' if not np.isfinite(loss) else 'gradient'} ({loss!r})")
+                if failure is not None:
+                    what_failed = f"raised {type(failure).__name__}: {failure}"
+                elif not np.isfinite(loss):
+                    what_failed = f"produced a non-finite loss ({loss!r})"
+                else:
+                    what_failed = (f"produced a non-finite gradient (norm {grad_norm!r}; the loss "
+                                   f"was {loss:.4g})")
                 raise TrainingDiverged(
                     f"fit: step {step} {what_failed}; {where}. Parameters were restored to their "
                     "values before this step. Try a smaller learning rate, gradient clipping "

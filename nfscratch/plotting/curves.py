@@ -106,7 +106,7 @@ def training_curves(histories, *, entropy=None, smooth=None, grad_norm=True, tit
         w = smooth or max(1, y.size // 50)
         ax.plot(steps, y, color=col, alpha=0.25, lw=0.7)
         ax.plot(steps, moving_average(y, w), color=col, lw=1.6,
-                label=(name + ": " if name else "") + f"last {w} steps {np.nanmean(y[-w:]):.3f}")
+                label=(name + ": " if name else "") + f"last {w} steps {np.nanmean(y[-w:]):.4g}")
         beta = np.asarray(getattr(h, "beta", None) or [1.0])
         if kl_mode and np.any(beta < 1.0):     # annealed steps: the loss is not a KL, not drawn
             anneal_ends.add(int(np.flatnonzero(beta < 1.0)[-1]) + 1)
@@ -208,7 +208,8 @@ def layer_diagnostics(history, flow=None, points=None, *, direction=None, n_samp
     ncols = 3 if flow is not None else 2
     fig = new_figure(4.3 * ncols, 3.3 + 0.06 * K)
     axes = fig.subplots(1, ncols).ravel()
-    extent = (steps[0], steps[-1] + (steps[1] - steps[0] if steps.size > 1 else 1), K + 0.5, 0.5)
+    # rows are numbered from 0 like flow[i], the parameter keys "i.name" and TrainingDiverged.layer
+    extent = (steps[0], steps[-1] + (steps[1] - steps[0] if steps.size > 1 else 1), K - 0.5, -0.5)
 
     lim = float(np.max(np.abs(log_dets))) or 1.0
     im = axes[0].imshow(log_dets, aspect="auto", interpolation="nearest", extent=extent,
@@ -225,7 +226,7 @@ def layer_diagnostics(history, flow=None, points=None, *, direction=None, n_samp
     axes[1].set_title("size of each layer's parameter gradient", fontsize=9)
     for ax in axes[:2]:
         ax.set_xlabel("training step")
-        ax.set_ylabel("layer")
+        ax.set_ylabel("layer i (flow[i])")
 
     if flow is not None:
         if len(flow.transforms) != K:
@@ -242,16 +243,16 @@ def layer_diagnostics(history, flow=None, points=None, *, direction=None, n_samp
             raise ValueError(f"direction: expected 'forward' or 'inverse', got {direction!r}.")
         lds = _sample_log_dets(flow, pts, direction)             # (K, N)
         ax = axes[2]
-        ax.boxplot(lds.T, **_HORIZONTAL, positions=np.arange(1, K + 1), widths=0.6,
+        ax.boxplot(lds.T, **_HORIZONTAL, positions=np.arange(K), widths=0.6,
                    showfliers=True, flierprops=dict(markersize=1.5, alpha=0.4),
                    medianprops=dict(color="C3"))
         ax.axvline(0.0, color="0.5", lw=0.8, ls=":")
-        ax.set_ylim(K + 0.5, 0.5)
+        ax.set_ylim(K - 0.5, -0.5)
         ax.set_xlabel(r"per-sample log|det $\partial x/\partial z$|" if direction == "forward"
                       else r"per-sample log|det $\partial z/\partial x$|")
-        ax.set_ylabel("layer")
+        ax.set_ylabel("layer i (flow[i])")
         ax.set_title(f"log-det per sample, {pts.shape[0]} points ({direction})", fontsize=9)
-        ticks = np.arange(1, K + 1)[::max(1, K // 8)]
+        ticks = np.arange(K)[::max(1, K // 8)]
         ax.set_yticks(ticks, labels=[str(t) for t in ticks])
     if title:
         fig.suptitle(title)
