@@ -4,6 +4,7 @@ Direction convention: ``forward`` maps base -> data (z -> x), ``inverse`` maps d
 and "backward" always means backpropagation.
 """
 from . import datasets, distributions, losses, nn, transforms
+from .config import get_backend, set_backend, use_backend
 from .distributions import StandardNormal
 from .flow import Flow, Trajectory
 from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit, Permute,
@@ -13,4 +14,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Flow", "Trajectory", "StandardNormal", "Transform", "Planar", "Radial",
            "AffineCoupling", "AdditiveCoupling", "Permute", "Reverse", "ElementwiseAffine", "Logit",
-           "datasets", "distributions", "losses", "nn", "transforms"]
+           "datasets", "distributions", "losses", "nn", "transforms", "get_backend", "set_backend",
+           "use_backend"]

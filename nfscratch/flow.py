@@ -22,7 +22,9 @@ import numpy as np
 
 from ._validate import as_batch, as_rng, check_positive_int
 from .distributions import StandardNormal
+from .config import get_backend
 from .transforms import Transform
+from .transforms.planar import Planar, planar_chain_backprop, planar_chain_run
 
 __all__ = ["Flow", "Trajectory"]
 
@@ -96,8 +98,8 @@ class Flow:
         """Push base points ``z`` (N, D) to data space; return ``(x, sum of log|det dx/dz|)``."""
         z = as_batch(z, self.dim, "z")
         log_det = np.zeros(z.shape[0])
-        for t in self.transforms:
-            z, ld = t._run("forward", z)
+        for seg in self._segments():
+            z, ld = planar_chain_run(seg, "forward", z) if len(seg) > 1 else seg[0]._run("forward", z)
             log_det += ld
         self._last = ("forward", z.shape[0])
         return z, log_det
@@ -106,8 +108,8 @@ class Flow:
         """Pull data points ``x`` (N, D) back to the base; return ``(z0, sum of log|det dz/dx|)``."""
         x = as_batch(x, self.dim, "x")
         log_det = np.zeros(x.shape[0])
-        for t in reversed(self.transforms):
-            x, ld = t._run("inverse", x)
+        for seg in reversed(self._segments()):
+            x, ld = planar_chain_run(seg, "inverse", x) if len(seg) > 1 else seg[0]._run("inverse", x)
             log_det += ld
         self._last = ("inverse", x.shape[0])
         return x, log_det
@@ -115,16 +117,41 @@ class Flow:
     def backward(self, dx, dlog_det):
         """Backprop through the last ``forward``: return ``dz0``; fills every layer's grads."""
         dx, dlog_det = self._check_upstream(dx, dlog_det, "forward", "dx")
-        for t in reversed(self.transforms):
-            dx = t._run_backward(dx, dlog_det)
+        for seg in reversed(self._segments()):
+            dx = self._backprop(seg, dx, dlog_det, reverse=True)
         return dx
 
     def inverse_backward(self, dz, dlog_det):
         """Backprop through the last ``inverse``: return ``dx``; fills every layer's grads."""
         dz, dlog_det = self._check_upstream(dz, dlog_det, "inverse", "dz")
-        for t in self.transforms:
-            dz = t._run_backward(dz, dlog_det)
+        for seg in self._segments():
+            dz = self._backprop(seg, dz, dlog_det, reverse=False)
         return dz
+
+    # With the "numba" backend, every run of consecutive Planar layers is one segment, passed
+    # through the planar chain kernels in one call (see nfscratch.transforms.planar); every other
+    # layer is a segment of its own. The numbers are those of the layer-by-layer pass.
+    def _segments(self):
+        if get_backend() != "numba":
+            return [[t] for t in self.transforms]
+        segs = []
+        for t in self.transforms:
+            if segs and type(t) is Planar and type(segs[-1][-1]) is Planar:
+                segs[-1].append(t)
+            else:
+                segs.append([t])
+        return segs
+
+    @staticmethod
+    def _backprop(seg, d_out, dlog_det, reverse):
+        """Backprop through one segment (``reverse``: last layer first); one call for a chain pass."""
+        if len(seg) > 1:
+            d_in = planar_chain_backprop(seg, d_out, dlog_det)
+            if d_in is not None:
+                return d_in
+        for t in (reversed(seg) if reverse else seg):
+            d_out = t._run_backward(d_out, dlog_det)
+        return d_out
 
     def _check_upstream(self, d_out, dlog_det, direction, name):
         last = getattr(self, "_last", None)

@@ -30,6 +30,7 @@ He, Zhang, Ren, Sun, "Delving deep into rectifiers", ICCV 2015, arXiv:1502.01852
 import numpy as np
 
 from ._validate import as_batch, as_rng
+from .config import get_backend
 
 __all__ = ["linear_forward", "linear_backward", "tanh_forward", "tanh_backward",
            "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
@@ -140,6 +141,8 @@ def mlp_forward(x, params, activation="tanh"):
 
     The activation follows every linear layer except the last.
     """
+    if get_backend() == "numba" and activation in _KERNEL_ACTIVATIONS:
+        return _mlp_forward_kernels(x, params, activation)
     act_forward = ACTIVATIONS[activation][0]
     n_layers = len(params) // 2
     caches = []
@@ -155,6 +158,8 @@ def mlp_forward(x, params, activation="tanh"):
 
 def mlp_backward(dy, cache):
     """Backward of :func:`mlp_forward`: return ``(dx, grads)`` with grads keyed like params."""
+    if isinstance(cache, dict):            # made by the kernel path
+        return _mlp_backward_kernels(dy, cache)
     caches, activation = cache
     act_backward = ACTIVATIONS[activation][1]
     grads = {}
@@ -165,6 +170,64 @@ def mlp_backward(dy, cache):
             dh = act_backward(dh, act_cache)
         dh, grads[f"W{i}"], grads[f"b{i}"] = linear_backward(dh, lin_cache)
     return dh, grads
+
+
+# ---------------------------------------------------------------------------------------------
+# the kernel path (backend "numba"): the same MLP, its thin layers fused with bias and activation
+# ---------------------------------------------------------------------------------------------
+# A layer with at most kernels.mlp.SMALL inputs (the coupling conditioner's first layer) or
+# outputs (its last) runs in a Numba kernel fused with the bias, the activation and, backward,
+# the activation's derivative and the bias gradient; the square hidden products stay with BLAS
+# (np.matmul), whose speed no hand loop matches. See nfscratch/kernels/mlp.py.
+_KERNEL_ACTIVATIONS = ("tanh", "relu", "leaky_relu")      # softplus stays on the NumPy path
+
+
+def _mlp_forward_kernels(x, params, activation):
+    from .kernels import mlp as km             # imported on first use: it loads Numba code
+    act = km.ACT_CODES[activation]
+    n_layers = len(params) // 2
+    hs = [np.ascontiguousarray(x)]              # the input of every layer, (N, fan_in)
+    for i in range(n_layers - 1):
+        W, b = params[f"W{i}"], params[f"b{i}"]
+        if W.shape[0] <= km.SMALL:
+            hs.append(km.dense_small_in_forward_nb(hs[-1], W, b, act))
+        else:
+            hs.append(km.bias_act_forward_nb(hs[-1] @ W, b, act))
+    y = hs[-1] @ params[f"W{n_layers - 1}"]
+    y += params[f"b{n_layers - 1}"]
+    return y, {"hs": hs, "params": params, "act": act, "n_layers": n_layers}
+
+
+def _mlp_backward_kernels(dy, cache):
+    from .kernels import mlp as km
+    hs, params, act = cache["hs"], cache["params"], cache["act"]
+    grads = {}
+    dpre = np.ascontiguousarray(dy, dtype=np.float64)   # dL/d(pre-activation) of layer i
+    db = None                                           # its column sums, when already known
+    for i in reversed(range(cache["n_layers"])):
+        W, h = params[f"W{i}"], hs[i]
+        if db is None:
+            db = dpre.sum(axis=0)
+        if i == 0:
+            if W.shape[0] <= km.SMALL:
+                dx, dW = km.dense_small_in_backward_nb(dpre, h, W)
+            else:
+                dx, dW = dpre @ W.T, h.T @ dpre
+            grads["W0"], grads["b0"] = dW, db
+            return dx, grads
+        if W.shape[1] <= km.SMALL:
+            dpre_prev, db_prev, dW, db = km.dense_small_out_backward_nb(dpre, h, W, act)
+        else:
+            dW = h.T @ dpre
+            dh = dpre @ W.T
+            grads[f"W{i}"], grads[f"b{i}"] = dW, db
+            if i == 1 and params["W0"].shape[0] <= km.SMALL:    # the thin first layer: one pass
+                dx, grads["W0"], grads["b0"] = km.act_small_in_backward_nb(dh, h, hs[0],
+                                                                           params["W0"], act)
+                return dx, grads
+            dpre_prev, db_prev = km.act_backward_nb(dh, h, act)
+        grads[f"W{i}"], grads[f"b{i}"] = dW, db
+        dpre, db = dpre_prev, db_prev
 
 
 class MLP:

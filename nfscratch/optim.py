@@ -31,6 +31,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .config import get_backend
+
+_F64 = np.dtype(np.float64)
+
 __all__ = ["Optimizer", "SGD", "Adam", "clip_grad_norm"]
 
 
@@ -323,6 +327,104 @@ class Adam(Optimizer):
         m_hat = m / (1.0 - self.beta1 ** t)
         v_hat = v / (1.0 - self.beta2 ** t)
         p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def step(self, params, grads):
+        """Update every array in ``params`` in place (see :meth:`Optimizer.step`).
+
+        With the ``"numba"`` backend the update of each array is one call of
+        :func:`nfscratch.kernels.adam.adam_update_nb`, which computes the same numbers as
+        :meth:`_update` bit for bit, after lighter checks; anything unusual (another dtype, a
+        non-contiguous array, a non-finite gradient, mismatched names or shapes) takes the NumPy
+        path, which validates fully and raises the usual errors.
+        """
+        if get_backend() != "numba" or not self._kernel_step(params, grads):
+            super().step(params, grads)
+
+    def _kernel_step(self, params, grads):
+        """The kernel path; returns False, having changed nothing, when it does not apply."""
+        from .kernels import adam as ka          # imported on first use: it loads Numba code
+        if type(params) is not dict or type(grads) is not dict or params.keys() != grads.keys():
+            return False
+        plan = self._kernel_plan(params, ka)
+        if plan is None:
+            return False
+        gs = [grads[name] for name in plan["names"]]
+        if [getattr(g, "shape", None) for g in gs] != plan["shapes"] or not all(
+                type(g) is np.ndarray for g in gs):
+            return False
+        g_all = np.concatenate(gs, axis=None)    # flattened and joined in one call
+        # every gradient is checked before any parameter moves (a NaN leaves the model untouched)
+        if g_all.dtype != _F64 or ka.count_nonfinite_nb(g_all):
+            return False
+        states = plan["states"]
+        if not plan["adopted"]:                  # first step with this plan: adopt its state
+            self.state.update(states)
+            plan["adopted"] = True
+        lr, beta1, beta2, eps = self.lr, self.beta1, self.beta2, self.eps
+        m_all, v_all = plan["m_all"], plan["v_all"]
+        steps = {st["step"] for st in states.values()}
+        for st in states.values():
+            st["step"] += 1
+        if len(steps) == 1:                      # the usual case: every array is at step t
+            t = steps.pop() + 1
+            bias1, bias2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
+            update = ka.adam_update_group_unchecked
+            for ps, offsets in plan["groups"]:   # the plan holds the checks of adam_update_group_nb
+                update(ps, g_all, m_all, v_all, offsets, lr, beta1, beta2, eps, bias1, bias2)
+        else:
+            update = ka.adam_update_unchecked
+            for p, lo, st in zip(plan["views"], plan["offsets"], states.values()):
+                t, hi = st["step"], lo + p.size
+                update(p, g_all[lo:hi], m_all[lo:hi], v_all[lo:hi], lr, beta1, beta2, eps,
+                       1.0 - beta1 ** t, 1.0 - beta2 ** t)
+        return True
+
+    def _kernel_plan(self, params, ka):
+        """Everything the kernel path needs that does not change from step to step, or None.
+
+        The moments of all arrays live in two flat buffers (``state[name]["m"]`` are views into
+        them), and the parameters go to the kernel ``ka.GROUP`` at a time as tuples of 1-D views.
+        Kept while the parameter arrays, their names and the state dict stay the same objects
+        (``load_state_dict`` replaces the state dict, so it starts a new plan).
+        """
+        key = (tuple(map(id, params.values())), tuple(params), len(self.state))
+        plan = getattr(self, "_plan", None)
+        if plan is not None and plan["key"] == key and plan["state"] is self.state:
+            return plan
+        views, offsets, states, moments, total = [], [], {}, [], 0
+        for name, p in params.items():
+            if (type(p) is not np.ndarray or p.dtype != _F64 or not p.flags.c_contiguous
+                    or not p.flags.writeable):
+                return None
+            st = dict(self.state.get(name, {"step": 0}))
+            m, v = st.get("m", np.zeros(p.shape)), st.get("v", np.zeros(p.shape))
+            if m.shape != p.shape or v.shape != p.shape:
+                return None
+            views.append(p.reshape(-1))
+            offsets.append(total)
+            states[name] = st
+            moments.append((m, v))
+            total += p.size
+        m_all, v_all = np.empty(total), np.empty(total)
+        for (name, st), (m, v), p, lo in zip(states.items(), moments, views, offsets):
+            shape = params[name].shape
+            m_all[lo:lo + p.size], v_all[lo:lo + p.size] = m.reshape(-1), v.reshape(-1)
+            st["m"] = m_all[lo:lo + p.size].reshape(shape)
+            st["v"] = v_all[lo:lo + p.size].reshape(shape)
+        groups = []
+        for start in range(0, len(views), ka.GROUP):
+            chunk = views[start:start + ka.GROUP]
+            pad = ka.GROUP - len(chunk)
+            group_offsets = np.zeros(ka.GROUP, dtype=np.int64)
+            group_offsets[:len(chunk)] = offsets[start:start + ka.GROUP]
+            groups.append((tuple(chunk) + (ka.EMPTY,) * pad, group_offsets))
+        self._plan = {"key": key, "state": self.state, "names": list(params),
+                      "shapes": [p.shape for p in params.values()], "views": views,
+                      "offsets": offsets, "states": states, "m_all": m_all, "v_all": v_all,
+                      "groups": groups, "adopted": False,
+                      # the key holds ids: keeping the arrays alive means no id can be reused
+                      "params": list(params.values())}
+        return self._plan
 
     def __repr__(self):
         return f"Adam(lr={self.lr!r}, betas={self.betas!r}, eps={self.eps!r})"

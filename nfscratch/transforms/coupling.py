@@ -55,6 +55,7 @@ Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP", ICLR 2017, ar
 """
 import numpy as np
 
+from ..config import get_backend
 from ..nn import ACTIVATIONS, MLP, mlp_backward, mlp_forward
 from .._validate import as_rng
 from .base import Transform
@@ -283,16 +284,26 @@ class AffineCoupling(_Coupling):
     def config(self):
         return {**super().config(), "s_max": self.s_max}
 
+    # With the "numba" backend the passes run through the kernels (see the end of this file);
+    # the cache says which path made it.
     def _forward(self, z):
+        if get_backend() == "numba":
+            return _affine_kernels(self, z, "forward")
         return affine_coupling_forward(z, self.mask, self.params, self.activation, self.s_max)
 
     def _backward(self, dx, dlog_det, cache):
+        if "kernels" in cache:
+            return _affine_kernels_backward(cache, dx, dlog_det)
         return affine_coupling_backward(dx, dlog_det, cache)
 
     def _inverse(self, x):
+        if get_backend() == "numba":
+            return _affine_kernels(self, x, "inverse")
         return affine_coupling_inverse(x, self.mask, self.params, self.activation, self.s_max)
 
     def _inverse_backward(self, dz, dlog_det, cache):
+        if "kernels" in cache:
+            return _affine_kernels_backward(cache, dz, dlog_det)
         return affine_coupling_inverse_backward(dz, dlog_det, cache)
 
 
@@ -310,13 +321,84 @@ class AdditiveCoupling(_Coupling):
     """
 
     def _forward(self, z):
+        if get_backend() == "numba":
+            return _additive_kernels(self, z, 1.0)
         return additive_coupling_forward(z, self.mask, self.params, self.activation)
 
     def _backward(self, dx, dlog_det, cache):
+        if "kernels" in cache:
+            return _additive_kernels_backward(cache, dx)
         return additive_coupling_backward(dx, dlog_det, cache)
 
     def _inverse(self, x):
+        if get_backend() == "numba":
+            return _additive_kernels(self, x, -1.0)
         return additive_coupling_inverse(x, self.mask, self.params, self.activation)
 
     def _inverse_backward(self, dz, dlog_det, cache):
+        if "kernels" in cache:
+            return _additive_kernels_backward(cache, dz)
         return additive_coupling_inverse_backward(dz, dlog_det, cache)
+
+
+# ---------------------------------------------------------------------------------------------
+# the kernel path (backend "numba")
+# ---------------------------------------------------------------------------------------------
+# The conditioner runs through mlp_forward/mlp_backward (which use nfscratch.kernels.mlp on this
+# backend); the elementwise part of the layer -- split, scale, exp, log-det and their backward --
+# is one pass of nfscratch.kernels.coupling. Same math as the functions above.
+
+def _coupling_kernels():
+    from ..kernels import coupling as kc     # imported on first use: it loads Numba code
+    return kc
+
+
+def _layer_split(layer):
+    """``_split(layer.mask)``, computed once per mask array."""
+    cached = getattr(layer, "_split_cache", None)
+    if cached is None or cached[0] is not layer.mask:
+        cached = layer._split_cache = (layer.mask, *_split(layer.mask))
+    return cached[1], cached[2]
+
+
+def _affine_kernels(layer, p, direction):
+    kc = _coupling_kernels()
+    ia, ib = _layer_split(layer)
+    p = np.ascontiguousarray(p)
+    out, net_cache = mlp_forward(p[:, ia], layer.params, layer.activation)    # (N, 2 d_b)
+    step = kc.affine_coupling_forward_nb if direction == "forward" else kc.affine_coupling_inverse_nb
+    res, log_det, e, ds_draw = step(p, out, ib, layer.s_max)
+    # the backward pass needs the base-side point: the input forward, the output inverse
+    base_side = p if direction == "forward" else res
+    return res, log_det, {"n": p.shape[0], "kernels": direction, "ia": ia, "ib": ib,
+                          "z": base_side, "e": e, "ds_draw": ds_draw, "net_cache": net_cache}
+
+
+def _affine_kernels_backward(cache, d_out, dlog_det):
+    kc = _coupling_kernels()
+    step = (kc.affine_coupling_backward_nb if cache["kernels"] == "forward"
+            else kc.affine_coupling_inverse_backward_nb)
+    d_in, dout = step(np.ascontiguousarray(d_out), np.ascontiguousarray(dlog_det), cache["z"],
+                      cache["ib"], cache["e"], cache["ds_draw"])
+    d_net, grads = mlp_backward(dout, cache["net_cache"])
+    d_in[:, cache["ia"]] += d_net
+    return d_in, grads
+
+
+def _additive_kernels(layer, p, sign):
+    kc = _coupling_kernels()
+    ia, ib = _layer_split(layer)
+    p = np.ascontiguousarray(p)
+    t, net_cache = mlp_forward(p[:, ia], layer.params, layer.activation)      # (N, d_b)
+    out = kc.additive_coupling_nb(p, np.ascontiguousarray(t), ib, sign)
+    return out, np.zeros(p.shape[0]), {"n": p.shape[0], "kernels": sign, "ia": ia, "ib": ib,
+                                       "net_cache": net_cache}
+
+
+def _additive_kernels_backward(cache, d_out):
+    kc = _coupling_kernels()
+    d_in, dt = kc.additive_coupling_backward_nb(np.ascontiguousarray(d_out), cache["ib"],
+                                                cache["kernels"])
+    d_net, grads = mlp_backward(dt, cache["net_cache"])
+    d_in[:, cache["ia"]] += d_net
+    return d_in, grads

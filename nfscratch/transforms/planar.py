@@ -53,6 +53,7 @@ import numpy as np
 
 from ..nn import sigmoid, softplus
 from .._validate import as_rng
+from ..config import get_backend
 from .base import Transform
 
 __all__ = ["planar_u_hat", "planar_forward", "planar_backward", "planar_inverse",
@@ -280,14 +281,123 @@ class Planar(Transform):
     def u_hat(self):
         return planar_u_hat(self.params["u"], self.params["w"], self.constrain)[0]
 
+    # With the "numba" backend every pass goes through the chain kernels (here with K = 1; a Flow
+    # runs consecutive planar layers as one chain). The cache says which path made it.
     def _forward(self, z):
+        if get_backend() == "numba":
+            return _chain_pass([self], "forward", z)
         return planar_forward(z, **self.params, constrain=self.constrain)
 
     def _backward(self, dx, dlog_det, cache):
+        if "chain" in cache:
+            return _chain_layer_backward(cache, dx, dlog_det)
         return planar_backward(dx, dlog_det, cache)
 
     def _inverse(self, x):
+        if get_backend() == "numba":
+            return _chain_pass([self], "inverse", x)
         return planar_inverse(x, **self.params, constrain=self.constrain)
 
     def _inverse_backward(self, dz, dlog_det, cache):
+        if "chain" in cache:
+            return _chain_layer_backward(cache, dz, dlog_det)
         return planar_inverse_backward(dz, dlog_det, cache)
+
+
+# ---------------------------------------------------------------------------------------------
+# the Numba path (backend "numba"): the same math for a whole chain of layers at once
+# ---------------------------------------------------------------------------------------------
+# nfscratch.kernels.planar runs K consecutive planar layers in one call (forward, backward,
+# inverse and its backward); its NumPy twins are the vectorized form of the functions above.
+# Flow calls planar_chain_run / planar_chain_backprop for every run of consecutive Planar layers.
+
+def _kernels():
+    from ..kernels import planar as kp      # imported on first use: it compiles/loads Numba code
+    return kp
+
+
+def _chain_pass(layers, direction, p):
+    """Run ``layers`` (consecutive Planar) in ``direction``; return ``(out, log_det, cache)``.
+
+    Every layer's cache is ``{"n", "chain", "k"}``: the shared record of the pass and its index.
+    """
+    kp = _kernels()
+    p = np.ascontiguousarray(p)         # e.g. a permutation's output can be Fortran-ordered
+    K = len(layers)
+    u = np.empty((K, layers[0].dim))
+    w = np.empty_like(u)
+    b = np.empty(K)
+    constrain = np.empty(K, dtype=np.int64)
+    for k, t in enumerate(layers):
+        u[k], w[k], b[k], constrain[k] = t.params["u"], t.params["w"], t.params["b"][0], t.constrain
+    u_hat, c, one_plus_c = kp.planar_u_hat_nb(u, w, constrain)
+    if not constrain.all():
+        for k in np.flatnonzero(constrain == 0):
+            _check_invertible(c[k], False)
+    if direction == "forward":
+        out, log_det, log_dets, points, h = kp.planar_chain_forward_nb(p, u_hat, w, b, c, one_plus_c)
+    else:
+        out, log_det, log_dets, points, h, n_failed = kp.planar_chain_inverse_nb(
+            p, u_hat, w, b, c, one_plus_c, NEWTON_TOL, NEWTON_MAX_ITER)
+        if n_failed:
+            raise RuntimeError(f"planar inverse: the root-find did not converge in {NEWTON_MAX_ITER} "
+                               f"iterations for {n_failed} sample(s) (c = {c.min():.6g} at the "
+                               "lowest); is c close to -1?")
+    chain = {"direction": direction, "layers": layers, "u": u, "w": w, "constrain": constrain,
+             "u_hat": u_hat, "c": c, "one_plus_c": one_plus_c, "points": points, "h": h,
+             "log_dets": log_dets}
+    return out, log_det, {"n": p.shape[0], "chain": chain, "k": 0}
+
+
+def _chain_backward(chain, d_out, dlog_det, ks):
+    """Backward through layers ``ks`` (a slice) of a chain pass: ``(d_in, du, dw, db)``."""
+    kp = _kernels()
+    d_out = np.ascontiguousarray(d_out)
+    step = (kp.planar_chain_backward_nb if chain["direction"] == "forward"
+            else kp.planar_chain_inverse_backward_nb)
+    u_hat, w, c, opc = (chain[k][ks] for k in ("u_hat", "w", "c", "one_plus_c"))
+    d_in, du_hat, dw_direct, db, dc = step(d_out, dlog_det, chain["points"][ks], chain["h"][ks],
+                                           u_hat, w, c, opc)
+    du, dw = kp.planar_u_hat_backward_nb(du_hat, dc, chain["u"][ks], w, chain["constrain"][ks])
+    return d_in, du, dw + dw_direct, db
+
+
+def _chain_layer_backward(cache, d_out, dlog_det):
+    """Backward of one layer of a chain pass (when called on its own, not through Flow)."""
+    k = cache["k"]
+    d_in, du, dw, db = _chain_backward(cache["chain"], d_out, dlog_det, slice(k, k + 1))
+    return d_in, {"u": du[0], "w": dw[0], "b": db}
+
+
+def planar_chain_run(layers, direction, p):
+    """Run consecutive Planar ``layers`` as one chain; set each layer's cache and log-det.
+
+    ``p`` (N, D) is validated by the caller. Returns ``(out, log_det)`` where ``log_det`` (N,)
+    sums the layers' log-dets in the order they are applied.
+    """
+    layers = list(layers)
+    out, log_det, cache = _chain_pass(layers, direction, p)
+    chain = cache["chain"]
+    for k, t in enumerate(layers):
+        t._cache = {"n": cache["n"], "chain": chain, "k": k}
+        t._cache_direction = direction
+        t._last_log_det = chain["log_dets"][k]
+    return out, log_det
+
+
+def planar_chain_backprop(layers, d_out, dlog_det):
+    """Backward through a :func:`planar_chain_run` pass of ``layers``; fill every layer's grads.
+
+    Returns ``d_in``, or None when the layers' caches are not one chain pass (then the caller
+    backpropagates layer by layer).
+    """
+    first = layers[0]._cache
+    chain = first.get("chain") if first else None
+    if chain is None or len(chain["layers"]) != len(layers) or any(
+            t._cache is None or t._cache.get("chain") is not chain or t._cache["k"] != k
+            for k, t in enumerate(layers)):
+        return None
+    d_in, du, dw, db = _chain_backward(chain, d_out, dlog_det, slice(None))
+    for k, t in enumerate(layers):
+        t.grads = {"u": du[k], "w": dw[k], "b": db[k:k + 1]}
+    return d_in

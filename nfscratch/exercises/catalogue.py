@@ -1,0 +1,349 @@
+r"""The exercises: which functions each file must provide, their inputs, references and the
+mistakes the grader knows how to name.
+
+Every reference is nfscratch's own pure functional core (:mod:`nfscratch.nn`, the
+``<name>_forward``/``<name>_backward`` functions of :mod:`nfscratch.transforms`), so the grader
+and the library can never disagree. Inputs come from fixed seeds and are chosen so that every
+term of every formula matters: non-square weights (a transposed gradient has the wrong shape),
+``w.u`` clearly non-zero (the log-det path of the planar backward is visible), conditioner
+weights large enough that the coupling's ``s_max`` bound bites.
+
+``EXERCISES`` maps an exercise id (the ``EXERCISE = "..."`` line of a file) to an
+:class:`Exercise`.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import nn
+from ..transforms.coupling import (affine_coupling_backward, affine_coupling_forward,
+                                   affine_coupling_inverse, affine_coupling_inverse_backward)
+from ..transforms.planar import planar_backward, planar_forward
+from .grader import BackwardSpec, JacobianSpec, ScalarSpec, ValueSpec
+
+__all__ = ["Exercise", "EXERCISES", "find_exercise"]
+
+
+@dataclass
+class Exercise:
+    """One exercise file: its id, the solution file's name, a title, the graded functions."""
+    id: str
+    filename: str
+    title: str
+    functions: list
+
+    def spec(self, name):
+        for s in self.functions:
+            if s.name == name:
+                return s
+        raise KeyError(f"exercise {self.id!r} has no function {name!r}; it has "
+                       f"{[s.name for s in self.functions]}.")
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 1: the MLP
+# ------------------------------------------------------------------------------------------------
+def _linear_inputs():
+    r = _rng(101)
+    return {"x": r.standard_normal((5, 3)), "W": r.standard_normal((3, 4)),
+            "b": r.standard_normal(4)}
+
+
+def _tanh_inputs():
+    return {"x": 1.5 * _rng(102).standard_normal((5, 4))}
+
+
+def _tanh_variants(inputs, dout, dlog_det):
+    y = np.tanh(inputs["x"])
+    return [("tanh' applied to the cache as if it were x: the cache already is y = tanh(x), so "
+             "tanh'(x) = 1 - y^2 (not 1 - tanh(y)^2).", {"x": dout * (1.0 - np.tanh(y) ** 2)}),
+            ("used 1 - y where tanh'(x) = 1 - y^2.", {"x": dout * (1.0 - y)})]
+
+
+_MLP_KEYS = ("W0", "b0", "W1", "b1", "W2", "b2")
+
+
+def _mlp_inputs():
+    r = _rng(103)
+    sizes = [3, 5, 4, 2]
+    inputs = {"x": r.standard_normal((6, 3))}
+    for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:])):
+        inputs[f"W{i}"] = r.standard_normal((fi, fo)) / np.sqrt(fi) * 1.2
+        inputs[f"b{i}"] = 0.3 * r.standard_normal(fo)
+    return inputs
+
+
+def _call_mlp(fn, kw):
+    return fn(kw["x"], {k: kw[k] for k in _MLP_KEYS})
+
+
+def _ref_mlp_forward(x, **params):
+    return nn.mlp_forward(x, params, "tanh")
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 2 (and 4): the planar layer, u used as u_hat
+# ------------------------------------------------------------------------------------------------
+def _planar_inputs():
+    # c = w.u = -0.18: non-zero and safely above -1, so the map is invertible
+    return {"z": _rng(201).standard_normal((7, 3)), "u": np.array([0.8, -0.5, 0.3]),
+            "w": np.array([0.6, 0.9, -0.7]), "b": np.array([0.2])}
+
+
+def _ref_planar_forward(z, u, w, b):
+    return planar_forward(z, u, w, b, constrain=False)
+
+
+def _planar_variants(inputs, dout, dlog_det):
+    """The planar backward without the path through c = w.u (in du and dw)."""
+    z, u, w, b = (inputs[k] for k in ("z", "u", "w", "b"))
+    _, _, cache = planar_forward(z, u, w, b, constrain=False)
+    _, g = planar_backward(dout, dlog_det, cache)
+    h, q = cache["h"], cache["q"]
+    dc = float(dlog_det @ ((1.0 - h * h) / q))
+    return [("the path through c = w.u is missing: q = 1 + c (1 - h^2) depends on u and w "
+             "through c, so du gets + dc * w and dw gets + dc * u, with dc = sum_n dlog_det_n "
+             "(1 - h_n^2) / q_n.", {"u": g["u"] - dc * w, "w": g["w"] - dc * u})]
+
+
+def _planar_log_det(z, u, w, b):
+    return _ref_planar_forward(z, u, w, b)[1]
+
+
+def _planar_log_det_variants(z, u, w, b):
+    h = np.tanh(z @ w + b[0])
+    c = float(w @ u)
+    with np.errstate(all="ignore"):
+        return [
+            ("the log-det of the inverse direction (log|det dz/dx| = -log|det dx/dz|): the sign "
+             "is flipped.", -np.log(np.abs(1.0 + c * (1.0 - h * h)))),
+            ("the '1 +' is missing: det(I + u psi^T) = 1 + psi^T u, the identity contributes "
+             "the 1.", np.log(np.abs(c * (1.0 - h * h)))),
+            ("the factor (1 - tanh^2(a)) is missing: psi = tanh'(a) w, so det = 1 + (1 - h^2) "
+             "w.u.", np.full(z.shape[0], np.log(abs(1.0 + c)))),
+            ("used tanh(a) where its derivative 1 - tanh^2(a) belongs.",
+             np.log(np.abs(1.0 + c * h))),
+            ("used det directly: the log is missing (return log|det|).", 1.0 + c * (1.0 - h * h)),
+        ]
+
+
+def _planar_point_map(inputs):
+    u, w, b = inputs["u"], inputs["w"], inputs["b"]
+    return lambda v: v + u * np.tanh(v @ w + b[0])
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 3 (and 4): the affine coupling layer
+# ------------------------------------------------------------------------------------------------
+_COUPLING_MASK = np.array([1, 0, 0, 1])
+_NET_KEYS = ("W0", "b0", "W1", "b1")
+
+
+def _net_params(r):
+    # d_a = 2 -> 8 -> 2 d_b = 4; weights large enough that |raw| ~ 1-3, where the bound matters
+    return {"W0": 0.9 * r.standard_normal((2, 8)), "b0": 0.3 * r.standard_normal(8),
+            "W1": 0.8 * r.standard_normal((8, 4)), "b1": 0.3 * r.standard_normal(4)}
+
+
+def _coupling_inputs():
+    r = _rng(301)
+    return {"z": r.standard_normal((6, 4)), "mask": _COUPLING_MASK.copy(), **_net_params(r)}
+
+
+def _coupling_inverse_inputs():
+    r = _rng(302)
+    return {"x": 1.3 * r.standard_normal((6, 4)), "mask": _COUPLING_MASK.copy(), **_net_params(r)}
+
+
+def _call_coupling(fn, kw):
+    first = "z" if "z" in kw else "x"
+    return fn(kw[first], kw["mask"], {k: kw[k] for k in _NET_KEYS})
+
+
+def _ref_coupling_forward(z, mask, **params):
+    return affine_coupling_forward(z, mask, params, "tanh", 2.0)
+
+
+def _ref_coupling_inverse(x, mask, **params):
+    return affine_coupling_inverse(x, mask, params, "tanh", 2.0)
+
+
+def _coupling_variants_for(direction):
+    """Coupling backward with one path left out: the conditioner's share of d(input)_a, or the
+    derivative of the soft bound s = s_max tanh(raw / s_max)."""
+    def variants(inputs, dout, dlog_det):
+        first = "z" if direction == "forward" else "x"
+        params = {k: inputs[k] for k in _NET_KEYS}
+        run = affine_coupling_forward if direction == "forward" else affine_coupling_inverse
+        back = affine_coupling_backward if direction == "forward" else affine_coupling_inverse_backward
+        _, _, cache = run(inputs[first], inputs["mask"], params, "tanh", 2.0)
+        d_in, _ = back(dout, dlog_det, cache)
+        no_net = d_in.copy()
+        no_net[:, cache["ia"]] = dout[:, cache["ia"]]
+        cache = dict(cache, ds_draw=np.ones_like(cache["ds_draw"]))
+        d_nb, g_nb = back(dout, dlog_det, cache)
+        return [
+            (f"the conditioner's path is missing from d{first}_a: {first}_a reaches the loss "
+             f"twice, directly and through the conditioner (s and t depend on it), so add the "
+             f"gradient mlp_backward returns for its input.", {first: no_net}),
+            ("the derivative of the soft bound is missing: s = s_max tanh(raw / s_max), so "
+             "draw = ds * (1 - th^2) before the conditioner's backward.", {first: d_nb, **g_nb}),
+        ]
+    return variants
+
+
+def _coupling_log_det_inputs():
+    r = _rng(401)
+    return {"z": r.standard_normal((6, 4)), "mask": _COUPLING_MASK.copy(),
+            "params": _net_params(r), "s_max": 2.0}
+
+
+def _coupling_log_det(z, mask, params, s_max):
+    return affine_coupling_forward(z, mask, params, "tanh", s_max)[1]
+
+
+def _coupling_log_det_variants(z, mask, params, s_max):
+    d_b = int(np.sum(mask == 0))
+    out, _ = nn.mlp_forward(z[:, mask == 1], params, "tanh")
+    raw, t = out[:, :d_b], out[:, d_b:]
+    s = s_max * np.tanh(raw / s_max)
+    return [
+        ("summed exp(s): the diagonal of the Jacobian is e^s, and log|det| = log prod e^s = "
+         "sum s.", np.exp(s).sum(axis=1)),
+        ("used the raw conditioner output: apply the bound s = s_max tanh(raw / s_max) first.",
+         raw.sum(axis=1)),
+        ("summed the shift t: a shift does not change volume, only the scale e^s does.",
+         t.sum(axis=1)),
+        ("the log-det of the inverse direction (-sum s): the sign is flipped.", -s.sum(axis=1)),
+    ]
+
+
+def _coupling_point_map(inputs):
+    mask, params, s_max = inputs["mask"], inputs["params"], inputs["s_max"]
+    return lambda v: affine_coupling_forward(v[None, :], mask, params, "tanh", s_max)[0][0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 4: Jacobians and the log-det check
+# ------------------------------------------------------------------------------------------------
+def _jacobian_cases():
+    A = np.array([[2.0, -1.0], [0.5, 3.0], [1.0, 1.0]])           # (3, 2): not square
+    inp = _planar_inputs()
+    u, w, b = inp["u"], inp["w"], inp["b"]
+    zp = np.array([0.3, -0.4, 0.8])
+    h = np.tanh(zp @ w + b[0])
+    J_planar = np.eye(3) + np.outer(u, (1.0 - h * h) * w)
+    v = np.array([0.7, -0.3, 1.2])
+    J_elem = np.array([[np.cos(v[0]) * v[1], np.sin(v[0]), 0.0],
+                       [0.0, 0.5 * np.exp(v[1] / 2.0), 0.0],
+                       [v[2], 0.0, v[0]]])
+    return [
+        ("linear map, A (3 x 2)", lambda z: A @ z, np.array([0.3, -0.7]), A, False),
+        ("planar map (3 -> 3)", _planar_point_map(inp), zp, J_planar, True),
+        ("nonlinear map (3 -> 3)",
+         lambda z: np.array([np.sin(z[0]) * z[1], np.exp(z[1] / 2.0), z[0] * z[2]]), v, J_elem,
+         True),
+    ]
+
+
+def _brute_log_det(f, z):
+    return np.array([np.linalg.slogdet(_numjac(f, z[n]))[1] for n in range(z.shape[0])])
+
+
+def _numjac(f, z):
+    from ..gradcheck import numerical_jacobian
+    return numerical_jacobian(f, np.array(z, dtype=np.float64))
+
+
+def _log_det_error_cases():
+    inp = _planar_inputs()
+    f = _planar_point_map(inp)
+    z = inp["z"][:5]
+
+    def ld(p):
+        return _planar_log_det(p, inp["u"], inp["w"], inp["b"])
+
+    brute = _brute_log_det(f, z)
+    exact_err = float(np.max(np.abs(ld(z) - brute)))
+    offsets = 0.1 * np.arange(z.shape[0])                       # 0, 0.1, ..., 0.4
+    off_err = np.abs(ld(z) + offsets - brute)
+
+    def ld_off(p):
+        return ld(p) + offsets
+
+    M = np.array([[0.0, 2.0], [1.0, 0.0]])                      # det = -2: a reflection
+    zr = _rng(402).standard_normal((3, 2))
+    return [
+        ("planar map, correct log_det", (f, ld, z), exact_err, []),
+        ("planar map, log_det off by 0.1 n", (f, ld_off, z), float(off_err.max()),
+         [("the mean error, not the largest one: return the max over the samples.",
+           float(off_err.mean())),
+          ("the error of the first sample only: loop over every sample.", float(off_err[0]))]),
+        ("reflection, det J = -2", (lambda v: M @ v, lambda p: np.full(p.shape[0], np.log(2.0)),
+                                    zr), 0.0,
+         [("multiplied by the sign of det J: log|det J| is slogdet(J)[1] alone; a density only "
+           "sees the volume change, never the orientation.", float(2.0 * np.log(2.0)))]),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+EXERCISES = {
+    "mlp_backward": Exercise("mlp_backward", "ex1_mlp_backward.py", "The MLP backward pass", [
+        BackwardSpec("linear_backward", "linear_forward", _linear_inputs, ("x", "W", "b"),
+                     nn.linear_forward, nn.linear_backward,
+                     summary="y = x W + b: dx, dW, db"),
+        BackwardSpec("tanh_backward", "tanh_forward", _tanh_inputs, ("x",),
+                     nn.tanh_forward, nn.tanh_backward, variants=_tanh_variants,
+                     summary="y = tanh(x): dx"),
+        BackwardSpec("mlp_backward", "mlp_forward", _mlp_inputs, ("x",) + _MLP_KEYS,
+                     _ref_mlp_forward, nn.mlp_backward, call_forward=_call_mlp,
+                     depends_on=("linear_backward", "tanh_backward"),
+                     summary="3 -> 5 -> 4 -> 2 tanh MLP: dx and every weight"),
+    ]),
+    "planar_backward": Exercise("planar_backward", "ex2_planar_backward.py",
+                                "The planar flow backward pass", [
+        BackwardSpec("planar_backward", "planar_forward", _planar_inputs, ("z", "u", "w", "b"),
+                     _ref_planar_forward, planar_backward, variants=_planar_variants,
+                     summary="x = z + u tanh(w.z + b), log_det = log|1 + (1 - h^2) w.u|"),
+    ]),
+    "coupling_backward": Exercise("coupling_backward", "ex3_coupling_backward.py",
+                                  "The affine coupling backward pass, through the conditioner", [
+        BackwardSpec("affine_coupling_backward", "affine_coupling_forward", _coupling_inputs,
+                     ("z",) + _NET_KEYS, _ref_coupling_forward, affine_coupling_backward,
+                     call_forward=_call_coupling, variants=_coupling_variants_for("forward"),
+                     summary="x_b = z_b e^s + t, mask [1, 0, 0, 1], conditioner 2 -> 8 -> 4"),
+        BackwardSpec("affine_coupling_inverse_backward", "affine_coupling_inverse",
+                     _coupling_inverse_inputs, ("x",) + _NET_KEYS, _ref_coupling_inverse,
+                     affine_coupling_inverse_backward, call_forward=_call_coupling,
+                     variants=_coupling_variants_for("inverse"), direction="inverse",
+                     summary="z_b = (x_b - t) e^-s, mask [1, 0, 0, 1], conditioner 2 -> 8 -> 4"),
+    ]),
+    "log_det": Exercise("log_det", "ex4_log_det.py", "Log-determinants and the log-det check", [
+        JacobianSpec("numerical_jacobian", _jacobian_cases,
+                     summary="central differences on maps with a known Jacobian"),
+        ValueSpec("planar_log_det", _planar_inputs, _planar_log_det,
+                  variants=_planar_log_det_variants, point_map=_planar_point_map,
+                  summary="log|1 + (1 - h^2) w.u| per sample"),
+        ValueSpec("affine_coupling_log_det", _coupling_log_det_inputs, _coupling_log_det,
+                  variants=_coupling_log_det_variants, point_map=_coupling_point_map,
+                  summary="sum_j s_j(z_a) per sample"),
+        ScalarSpec("log_det_error", _log_det_error_cases, depends_on=("numerical_jacobian",),
+                   summary="max_n |log_det(z_n) - log|det J_f(z_n)||"),
+    ]),
+}
+
+
+def find_exercise(name_or_file):
+    """Look an exercise up by id (``"planar_backward"``) or solution-file name/stem."""
+    key = str(name_or_file)
+    if key in EXERCISES:
+        return EXERCISES[key]
+    for ex in EXERCISES.values():
+        stem = ex.filename[:-3]
+        if key in (ex.filename, stem) or key.endswith(ex.id) or key.endswith(stem):
+            return ex
+    return None
