@@ -1,11 +1,15 @@
 r"""The training loop: batches, a step of either objective, the optimizer, a NaN guard.
 
 ``fit`` trains a :class:`~nfscratch.flow.Flow` by maximum likelihood on data (``data=...``) or by
-reverse KL against an unnormalized target (``target=...``). Before every step it keeps a copy of
-the parameters; if the loss or a gradient comes out non-finite it puts that copy back, finds the
-first layer whose output, log-det or gradient is non-finite, and raises :class:`TrainingDiverged`
-naming it. The copy costs one memcpy of the parameters per step, which is small next to a
-forward and backward pass; it is what lets a student see *where* training broke.
+reverse KL against an unnormalized target (``target=...``). Before each optimizer update it keeps
+a copy of the parameters that just gave a finite loss and gradient; if a later step's loss or
+gradient comes out non-finite (or the step raises), it puts that copy back, finds the first layer
+whose output, log-det or gradient is non-finite, and raises :class:`TrainingDiverged` naming it.
+The copy costs one memcpy of the parameters per step, which is small next to a forward and
+backward pass; it is what lets a student see *where* training broke.
+
+Data batches are drawn without replacement and the data reshuffled every epoch; the last
+partial batch of an epoch is dropped, so every step sees ``batch_size`` points.
 """
 import sys
 from dataclasses import dataclass, field
@@ -143,8 +147,9 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
     Raises
     ------
     TrainingDiverged
-        When a loss or gradient becomes non-finite; the parameters are restored to the last
-        finite values and the message names the first layer found non-finite.
+        When a loss or gradient becomes non-finite (or a step raises); the parameters are
+        restored to those of the last step with a finite loss and gradient, and the message
+        names the first layer found non-finite.
     """
     if (data is None) == (target is None):
         raise ValueError("fit: give exactly one of data= (maximum likelihood) or target= "
@@ -169,16 +174,19 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
         history = History("reverse_kl")
         direction = "forward"
         log_z = getattr(target, "log_normalizer", None)
-        history.log_normalizer = float(log_z()) if callable(log_z) else None
+        try:
+            history.log_normalizer = float(log_z()) if callable(log_z) else None
+        except ValueError:   # e.g. no quadrature in D > 2: the KL is then reported up to log Z
+            history.log_normalizer = None
 
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=steps, desc=f"fit ({history.objective})", leave=False)
     params = flow.params()
+    last_good = None   # the parameters of the last step whose loss and gradient were finite
     try:
         for step in range(steps):
-            snapshot = {k: v.copy() for k, v in params.items()}
             failure = None
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 if data is not None:
@@ -196,17 +204,24 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
                         loss = reverse_kl_step(flow, target, batch_size, rng, beta)
                     grads = flow.grads()
                     grad_norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
-                except (FloatingPointError, RuntimeError) as exc:
-                    # e.g. a root-find that cannot converge once parameters have blown up
+                except (FloatingPointError, RuntimeError, ValueError) as exc:
+                    # e.g. a root-find that cannot converge once parameters have blown up, or an
+                    # unconstrained layer whose update crossed its invertibility bound
                     failure, loss, grad_norm = exc, float("nan"), float("nan")
             if not (np.isfinite(loss) and np.isfinite(grad_norm)):
                 if data is None:  # replay the same base samples to locate the layer
-                    replay = np.random.default_rng()
+                    replay = np.random.Generator(type(rng.bit_generator)())
                     replay.bit_generator.state = state
                     batch = flow.base.sample(batch_size, replay)
                 layer, what = _find_bad_layer(flow, batch, direction)
-                for k, v in params.items():
-                    v[...] = snapshot[k]
+                if last_good is None:
+                    restored = ("The starting parameters already give it, so nothing was trained "
+                                "(check the initialization and the data)")
+                else:
+                    for k, v in params.items():
+                        v[...] = last_good[k]
+                    restored = (f"Parameters were restored to those of step {step - 1}, the last "
+                                "with a finite loss and gradient (the optimizer's state was not)")
                 where = ("no single layer was non-finite on its own (the loss itself overflowed)"
                          if layer is None else
                          f"the first non-finite value was in layer {layer} "
@@ -219,9 +234,9 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
                     what_failed = (f"produced a non-finite gradient (norm {grad_norm!r}; the loss "
                                    f"was {loss:.4g})")
                 raise TrainingDiverged(
-                    f"fit: step {step} {what_failed}; {where}. Parameters were restored to their "
-                    "values before this step. Try a smaller learning rate, gradient clipping "
-                    "(clip=...), or a bound on the scales.", history, layer) from failure
+                    f"fit: step {step} {what_failed}; {where}. {restored}. Try a smaller learning "
+                    "rate, gradient clipping (clip=...), or a bound on the scales.",
+                    history, layer) from failure
             if step % record_every == 0:
                 history.record_steps.append(step)
                 history.layer_grad_norm.append(_layer_norms(flow))
@@ -230,6 +245,7 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
                                                        else 0.0 for t in flow.transforms]))
             if clip is not None:
                 clip_grad_norm(grads, clip)
+            last_good = {k: v.copy() for k, v in params.items()}
             optimizer.step(params, grads)
             history.loss.append(loss)
             history.grad_norm.append(grad_norm)

@@ -38,23 +38,59 @@ def test_reverse_kl_on_u1_beats_a_standard_normal():
     assert np.isnan(history.kl[0]) and history.kl[-1] == pytest.approx(history.loss[-1] + log_z)
 
 
-def test_nan_guard_names_the_layer_and_restores_parameters():
+def _diverging_flow():
+    return Flow([Planar(2, rng=0), ElementwiseAffine(2), Planar(2, rng=1)])
+
+
+def test_nan_guard_names_the_layer_and_restores_the_last_finite_parameters():
     rng = np.random.default_rng(0)
-    flow = Flow([Planar(2, rng=0), ElementwiseAffine(2), Planar(2, rng=1)])
-    seen = []
+    flow = _diverging_flow()
+    data = datasets.two_moons(512, rng)
+    seen = [{k: v.copy() for k, v in flow.params().items()}]     # parameters entering each step
 
     def remember(step, loss, flow):
         seen.append({k: v.copy() for k, v in flow.params().items()})
 
     with pytest.raises(TrainingDiverged) as info:
-        fit(flow, data=datasets.two_moons(512, rng), steps=50, optimizer=SGD(lr=1e4), rng=0,
-            progress=False, callback=remember)
+        fit(flow, data=data, steps=50, optimizer=SGD(lr=1e4), rng=0, progress=False,
+            callback=remember)
     err = info.value
-    assert "layer 1 (ElementwiseAffine)" in str(err) and "restored" in str(err)
-    assert err.layer == 1 and len(err.history.loss) == len(seen) >= 1
-    for k, v in flow.params().items():                  # the parameters after the last good step
-        np.testing.assert_array_equal(v, seen[-1][k])
-        assert np.all(np.isfinite(v))
+    failed_step = len(err.history.loss)                 # steps 0..failed_step-1 succeeded
+    assert failed_step >= 1 and err.layer == 1
+    assert "layer 1 (ElementwiseAffine)" in str(err)
+    assert f"restored to those of step {failed_step - 1}" in str(err)
+    # the parameters that entered the last successful step, which gave a finite loss
+    for k, v in flow.params().items():
+        np.testing.assert_array_equal(v, seen[failed_step - 1][k])
+    assert np.isfinite(-np.mean(flow.log_prob(data)))
+
+
+def test_nan_guard_at_the_first_step_and_with_another_bit_generator():
+    flow = _diverging_flow()
+    flow[1].params["log_scale"][:] = 800.0              # exp overflows before any update
+    target = datasets.energy("U1")
+    start = {k: v.copy() for k, v in flow.params().items()}
+    rng = np.random.Generator(np.random.MT19937(0))     # replaying its samples must still work
+    with pytest.raises(TrainingDiverged, match=r"step 0 .*layer 1 \(ElementwiseAffine\).*"
+                                               r"starting parameters already give it"):
+        fit(flow, target=target, steps=5, rng=rng, progress=False)
+    for k, v in flow.params().items():
+        np.testing.assert_array_equal(v, start[k])
+
+
+def test_crossing_an_invertibility_bound_is_reported_as_divergence():
+    flow = Flow([Planar(2, rng=k, constrain=False) for k in range(4)])
+    with pytest.raises(TrainingDiverged, match=r"raised ValueError: Planar: w.u = .* layer \d"):
+        fit(flow, target=datasets.energy("U1"), steps=300, lr=0.5, rng=0, progress=False)
+
+
+def test_fit_trains_against_an_energy_without_a_log_normalizer():
+    gauss3 = datasets.Energy.from_functions("gauss3", 3, lambda x: 0.5 * np.sum((x - 1) ** 2, axis=1),
+                                            lambda x: x - 1)
+    flow = Flow([ElementwiseAffine(3)])
+    h = fit(flow, target=gauss3, steps=300, lr=0.05, rng=0, progress=False)
+    assert h.log_normalizer is None
+    np.testing.assert_allclose(flow[0].params["shift"], 1.0, atol=0.1)
 
 
 def test_fit_records_per_layer_diagnostics():
