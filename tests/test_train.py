@@ -33,7 +33,7 @@ def test_reverse_kl_on_u1_beats_a_standard_normal():
     kl = np.mean(log_q + target.energy(x)) + log_z
     z = flow.base.sample(20000, rng)
     kl_normal = np.mean(flow.base.log_prob(z) + target.energy(z)) + log_z   # ~4.6 nats
-    assert -0.05 < kl < 1.2 < kl_normal                 # measured: ~0.70
+    assert -0.05 < kl < 0.2 < kl_normal                 # measured: 0.04 (both lobes)
     assert history.beta[0] == pytest.approx(0.01) and history.beta[-1] == 1.0
     assert np.isnan(history.kl[0]) and history.kl[-1] == pytest.approx(history.loss[-1] + log_z)
 

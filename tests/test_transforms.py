@@ -96,3 +96,14 @@ def test_coupling_leaves_conditioning_features_unchanged(rng):
         x, _ = t.forward(z)
         np.testing.assert_array_equal(x[:, [1, 2]], z[:, [1, 2]])
         assert not np.allclose(x[:, [0, 3]], z[:, [0, 3]])
+
+
+@pytest.mark.parametrize("constrain", [True, False])
+@pytest.mark.parametrize("dim", [1, 2, 5])
+def test_fresh_planar_layer_is_the_identity_up_to_a_small_shift(dim, constrain, rng):
+    from nfscratch.transforms import Planar
+    t = Planar(dim, rng=rng, constrain=constrain)
+    z = rng.normal(size=(50, dim))
+    x, log_det = t.forward(z)
+    assert np.max(np.abs(log_det)) < 1e-12          # c = w.u_hat = 0 at initialization
+    assert np.max(np.abs(x - z)) < 1.0               # u_hat is small (std 0.1)

@@ -55,8 +55,8 @@ def train_u1(seed, steps, progress):
     rng = np.random.default_rng(seed)
     target = datasets.energy("U1")
     flow = models.planar_flow(2, n_layers=32, rng=rng)
-    # annealing (beta rising to 1 over the first third) keeps the flow from settling on one of
-    # U1's two lobes, which would cost about ln 2 nats of KL
+    # annealing (beta rising to 1 over the first third) lets q spread over both of U1's lobes
+    # before the full energy pulls it in; it makes the final KL lower and steadier across seeds
     history = fit(flow, target=target, steps=steps, batch_size=256, lr=1e-2, anneal=steps // 3,
                   rng=rng, progress=progress)
     log_z = target.log_normalizer()

@@ -80,7 +80,9 @@ def planar_u_hat(u, w, constrain=True):
         return u.copy(), wu, 1.0 + wu, (u, w, wu, None, None, constrain)
     w_sq = float(w @ w)
     sp = float(softplus(wu))
-    if w_sq == 0.0:  # w = 0: u_hat is irrelevant to the map (a = b), keep u
+    if w_sq == 0.0:
+        # u_hat is singular at w = 0 (it grows like w / |w|^2 as w -> 0, while the map becomes
+        # x = z + u_hat tanh(b)); exactly at 0 we keep u, and gradients there are not meaningful
         return u.copy(), wu, 1.0 + wu, (u, w, wu, w_sq, 0.0, constrain)
     m = -1.0 + sp
     k = (m - wu) / w_sq
@@ -250,7 +252,11 @@ class Planar(Transform):
     ----------
     dim : int
     rng : numpy.random.Generator or int, optional
-        Initial ``u, w ~ N(0, 0.1^2)`` (small, so the layer starts close to the identity), ``b = 0``.
+        Initial parameters: ``w ~ N(0, I)``, ``b = 0`` and ``u`` chosen so that ``c = w.u_hat = 0``
+        and ``u_hat`` is a small vector (std 0.1) orthogonal to ``w``: a fresh layer is close to
+        the identity and its log-det is exactly 0. (Small random ``u`` and ``w`` would not do:
+        with the reparameterization, ``u, w -> 0`` gives ``c = -1 + log 2``, a layer that
+        shrinks space by 0.69 along ``w``.)
     constrain : bool
         Use the ``u_hat`` reparameterization (default). Turn it off only to study the failure.
 
@@ -270,8 +276,12 @@ class Planar(Transform):
         super().__init__(dim)
         rng = as_rng(rng)
         self.constrain = bool(constrain)
-        self.params = {"u": rng.normal(0.0, 0.1, dim), "w": rng.normal(0.0, 0.1, dim),
-                       "b": np.zeros(1)}
+        w = rng.normal(0.0, 1.0, dim)
+        u_perp = rng.normal(0.0, 0.1, dim)
+        u_perp -= (u_perp @ w) / (w @ w) * w               # u_hat starts orthogonal to w
+        # constrained: w.u = log(e - 1) makes softplus(w.u) = 1, i.e. c = 0 and u_hat = u_perp
+        u = u_perp + np.log(np.expm1(1.0)) * w / (w @ w) if constrain else u_perp
+        self.params = {"u": u, "w": w, "b": np.zeros(1)}
         self.zero_grads()
 
     def config(self):
