@@ -160,6 +160,13 @@ class Flow:
             raise RuntimeError(f"Flow.{back}: call {direction}() first; {back} backpropagates "
                                f"through the most recent {direction}() call.")
         n = last[1]
+        for i, t in enumerate(self.transforms):
+            # a layer called on its own since (flow[i].inverse(...)) holds another pass's cache
+            if t._cache_direction != direction or t._cache is None or t._cache_n() != n:
+                back = "backward" if direction == "forward" else "inverse_backward"
+                raise RuntimeError(f"Flow.{back}: layer {i} ({t.name}) was called on its own after "
+                                   f"the flow's last {direction}() call, so its cache belongs to "
+                                   f"another pass; call flow.{direction}() again first.")
         d_out = as_batch(d_out, self.dim, name, allow_nonfinite=True)
         if d_out.shape[0] != n:
             raise ValueError(f"{name}: expected shape ({n}, {self.dim}) to match the last "
@@ -211,6 +218,7 @@ class Flow:
             p, ld = t._run(direction, p)
             pts.append(p)
             lds.append(ld)
+        self._last = (direction, p.shape[0])   # the layers now hold this pass's caches
         return Trajectory(pts, lds, [t.name for t in layers], direction)
 
     # -- parameters -----------------------------------------------------------------------------

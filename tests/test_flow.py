@@ -103,3 +103,30 @@ def test_backward_needs_a_pass_first(rng):
         flow.backward(np.zeros((4, 2)), np.zeros(4))
     with pytest.raises(ValueError, match=r"dlog_det: expected shape \(3,\)"):
         flow.backward(np.zeros((3, 2)), np.zeros(4))
+
+
+def test_backward_refuses_caches_of_another_pass(rng):
+    flow = mixed(rng)
+    x = rng.normal(size=(6, 2))
+    flow.inverse(x)
+    flow[1].forward(rng.normal(size=(6, 2)))          # one layer run on its own since
+    with pytest.raises(RuntimeError, match=r"layer 1 \(Planar\) was called on its own"):
+        flow.inverse_backward(np.zeros((6, 2)), np.zeros(6))
+    flow.inverse(x)
+    flow[0].inverse(rng.normal(size=(3, 2)))          # same direction, another batch
+    with pytest.raises(RuntimeError, match="layer 0"):
+        flow.inverse_backward(np.zeros((6, 2)), np.zeros(6))
+
+
+def test_trajectory_leaves_caches_that_backward_can_use(rng):
+    flow = mixed(rng)
+    x = rng.normal(size=(5, 2))
+    flow.inverse(x)
+    traj = flow.trajectory(traj_in := rng.normal(size=(5, 2)))    # a forward pass of other points
+    dz = flow.backward(np.ones((5, 2)), np.ones(5))                 # backprop of that pass
+    g_traj = {k: v.copy() for k, v in flow.grads().items()}
+    flow.forward(traj_in)
+    np.testing.assert_allclose(flow.backward(np.ones((5, 2)), np.ones(5)), dz, atol=1e-12)
+    for k, v in flow.grads().items():
+        np.testing.assert_allclose(v, g_traj[k], atol=1e-12)
+    assert traj.points[-1].shape == (5, 2)
