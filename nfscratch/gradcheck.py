@@ -930,25 +930,42 @@ def perturb_params(model, rng=None, scale=0.5):
 
 
 def builtin_examples(dim=2, rng=None):
-    """One instance of every built-in transform, with perturbed parameters, keyed by name.
+    """One instance of every built-in transform (and of its variants: unconstrained planar,
+    block masks, every activation), with perturbed parameters, keyed by name.
 
-    This is the list ``nfscratch gradcheck`` checks and the test suite parametrizes over.
+    This is the list ``nfscratch gradcheck`` checks and the test suite parametrizes over. For
+    ``dim = 1`` the couplings, which need two features, are left out.
     """
     from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit, Permute,
                              Planar, Radial, Reverse)
     rng = as_rng(0 if rng is None else rng)
-    layers = {
-        "Planar": Planar(dim, rng=rng),
-        "AffineCoupling": AffineCoupling(dim, hidden=[16, 16], rng=rng),
-        "AffineCoupling(relu, parity 1)": AffineCoupling(dim, hidden=[8], activation="relu",
-                                                         parity=1, rng=rng),
-        "AdditiveCoupling": AdditiveCoupling(dim, hidden=[16], rng=rng),
-        "Permute": Permute(dim, rng=rng),
-        "Reverse": Reverse(dim),
-        "ElementwiseAffine": ElementwiseAffine(dim),
-        "Radial": Radial(dim, rng=rng),
-        "Logit": Logit(dim),
+    # a block mask (first half conditions the rest) besides the alternating ones
+    block = [1 if d < max(1, dim // 2) else 0 for d in range(dim)]
+    builders = {
+        "Planar": lambda: Planar(dim, rng=rng),
+        "Planar(unconstrained)": lambda: Planar(dim, rng=rng, constrain=False),
+        "AffineCoupling": lambda: AffineCoupling(dim, hidden=[16, 16], rng=rng),
+        "AffineCoupling(relu, parity 1)": lambda: AffineCoupling(dim, hidden=[8], activation="relu",
+                                                                 parity=1, rng=rng),
+        "AffineCoupling(block mask, leaky_relu)": lambda: AffineCoupling(
+            dim, mask=block, hidden=[8, 8], activation="leaky_relu", rng=rng),
+        "AdditiveCoupling": lambda: AdditiveCoupling(dim, hidden=[16], rng=rng),
+        "AdditiveCoupling(block mask, softplus)": lambda: AdditiveCoupling(
+            dim, mask=block, hidden=[8], activation="softplus", rng=rng),
+        "Permute": lambda: Permute(dim, rng=rng),
+        "Reverse": lambda: Reverse(dim),
+        "ElementwiseAffine": lambda: ElementwiseAffine(dim),
+        "Radial": lambda: Radial(dim, rng=rng),
+        "Logit": lambda: Logit(dim),
     }
+    # couplings need two features; the rest work from D = 1
+    layers = {name: build() for name, build in builders.items()
+              if dim >= 2 or "Coupling" not in name}
     for t in layers.values():
         perturb_params(t, rng)
+    if "Planar(unconstrained)" in layers:   # keep w.u > -1/2: the map must stay invertible
+        p = layers["Planar(unconstrained)"].params
+        wu, ww = p["w"] @ p["u"], p["w"] @ p["w"]
+        if wu < -0.5:
+            p["u"] += (-0.5 - wu) / ww * p["w"]
     return layers

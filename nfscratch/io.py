@@ -73,7 +73,11 @@ def save(flow, path, *, overwrite=False):
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)       # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -81,27 +85,114 @@ def save(flow, path, *, overwrite=False):
     return path
 
 
+_MAX_DIM = 1_000_000
+
+
+def _fsync_dir(directory):
+    """Make the rename durable: fsync the directory entry (POSIX; a no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _member_shapes(path):
+    """Declared shape and dtype of every array in the ``.npz`` at ``path``, read from the ``.npy``
+    headers only, after checking that each array's data is really in the file.
+
+    ``np.load`` allocates an array of the declared shape before reading its data, so a tiny
+    crafted file declaring shape (10**12,) would exhaust memory; this check bounds every
+    allocation by the size of the file on disk.
+    """
+    size_on_disk = path.stat().st_size
+    shapes = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise CheckpointError(f"path: {path} holds {info.filename!r}, which is not an array.")
+                if info.compress_type != zipfile.ZIP_STORED or info.compress_size > size_on_disk:
+                    raise CheckpointError(f"path: {path} holds a compressed or oversized member "
+                                          f"{info.filename!r}; nfscratch writes uncompressed arrays.")
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, fortran, dtype = read_header(f)
+                    header_len = f.tell()
+                nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                if dtype.hasobject or header_len + nbytes > info.file_size:
+                    raise CheckpointError(f"path: array {info.filename!r} in {path} declares "
+                                          f"{shape} {dtype} but the file does not hold that data.")
+                shapes[info.filename[:-4]] = (tuple(shape), dtype)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"path: {path} is not a readable .npz checkpoint (truncated or "
+                              f"corrupt?): {exc}") from None
+    return shapes
+
+
 def _read(path):
-    """Return ``(header dict, {name: array})`` or raise CheckpointError."""
+    """Return ``(header dict, {name: array})`` or raise CheckpointError.
+
+    Everything is checked before anything large is read: the members' declared shapes (bounded
+    by the file's size), the header's structure, and -- against the shapes each layer's config
+    implies -- the parameters' shapes, so no layer is ever built from a config the arrays do
+    not match.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: no checkpoint at {path}.")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"path: {path} is not a readable .npz checkpoint (truncated or "
-                              f"corrupt?): {exc}") from None
-    if _HEADER not in arrays:
+    shapes = _member_shapes(path)
+    if _HEADER not in shapes:
         raise CheckpointError(f"path: {path} is an .npz file but not an nfscratch checkpoint "
                               f"(no {_HEADER!r} entry).")
     try:
-        header = json.loads(str(arrays.pop(_HEADER)))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"path: the header of {path} is not valid JSON: {exc}") from None
-    if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
-        raise CheckpointError(f"path: {path} has format {header.get('format')!r} version "
-                              f"{header.get('version')!r}; expected {FORMAT!r} version {FORMAT_VERSION}.")
+        with np.load(path, allow_pickle=False) as npz:
+            header = json.loads(str(npz[_HEADER]))
+    except (json.JSONDecodeError, ValueError, zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"path: the header of {path} is not valid: {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT \
+            or header.get("version") != FORMAT_VERSION:
+        got = (f"format {header.get('format')!r} version {header.get('version')!r}"
+               if isinstance(header, dict) else f"a {type(header).__name__}")
+        raise CheckpointError(f"path: {path} has {got}; expected {FORMAT!r} version {FORMAT_VERSION}.")
+    specs, base = header.get("transforms"), header.get("base")
+    if (not isinstance(specs, list) or not specs or not isinstance(base, dict)
+            or not all(isinstance(t, dict) and isinstance(t.get("config"), dict) for t in specs)):
+        raise CheckpointError(f"path: the architecture in {path} is malformed (expected a base "
+                              "dict and a non-empty list of transform dicts with a config).")
+    expected = {}
+    for i, spec in enumerate(specs):
+        if spec.get("type") not in TRANSFORMS:
+            raise CheckpointError(f"path: layer {i} of {path} is a {spec.get('type')!r}, which this "
+                                  f"version does not know (known: {sorted(TRANSFORMS)}).")
+        dim = spec["config"].get("dim")
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= _MAX_DIM:
+            raise CheckpointError(f"path: layer {i} of {path} has dim {dim!r}; expected an integer "
+                                  f"in 1..{_MAX_DIM}.")
+        try:
+            layer_shapes = TRANSFORMS[spec["type"]].param_shapes(**spec["config"])
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise CheckpointError(f"path: layer {i} ({spec['type']}) of {path} has a malformed "
+                                  f"config {spec['config']}: {exc}") from None
+        expected.update({f"{i}.{k}": tuple(v) for k, v in layer_shapes.items()})
+    declared = {k: v for k, v in shapes.items() if k != _HEADER}
+    missing, extra = sorted(set(expected) - set(declared)), sorted(set(declared) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"path: {path} does not match the architecture it declares: missing "
+                              f"{missing}, unexpected {extra}.")
+    for k, shape in expected.items():
+        if declared[k] != (shape, np.dtype(np.float64)):
+            raise CheckpointError(f"path: parameter {k!r} in {path} has shape {declared[k][0]} and "
+                                  f"dtype {declared[k][1]}; the model expects shape {shape}, float64.")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in declared}
     return header, arrays
 
 
@@ -133,19 +224,16 @@ def load(path):
         transform, or its arrays do not match the architecture it declares.
     """
     header, arrays = _read(path)
-    layers = []
     try:
-        for i, spec in enumerate(header["transforms"]):
-            if spec["type"] not in TRANSFORMS:
-                raise CheckpointError(f"path: layer {i} of {path} is a {spec['type']!r}, which this "
-                                      f"version does not know (known: {sorted(TRANSFORMS)}).")
-            layers.append(TRANSFORMS[spec["type"]](**spec["config"]))
+        layers = [TRANSFORMS[spec["type"]](**spec["config"]) for spec in header["transforms"]]
         base_spec = dict(header["base"])
-        if base_spec.pop("type") != "StandardNormal":
+        if base_spec.pop("type", None) != "StandardNormal":
             raise CheckpointError(f"path: unknown base density in {path}.")
         flow = Flow(layers, base=StandardNormal(**base_spec))
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"path: the architecture in {path} is malformed: {exc!r}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"path: the architecture in {path} is malformed: {exc}") from None
     _copy_params(flow, arrays, path)
     return flow
 

@@ -95,3 +95,88 @@ def test_tampered_parameter_shape(tmp_path, rng):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(io.CheckpointError, match=r"'1.u'.*shape \(5,\).*\(2,\)"):
         io.load(tmp_path / "bad.npz")
+
+
+def _write_npz(path, members):
+    """A hand-made .npz: ``members`` maps a name to raw .npy bytes."""
+    import zipfile
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name + ".npy", data)
+
+
+def _npy_bytes(shape, payload=b""):
+    import io as _io
+    buf = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False,
+                                               "shape": shape})
+    return buf.getvalue() + payload
+
+
+def _header_bytes(header):
+    import io as _io
+    buf = _io.BytesIO()
+    np.save(buf, np.array(json.dumps(header)))
+    return buf.getvalue()
+
+
+def test_a_huge_declared_array_is_refused_without_allocating(tmp_path):
+    path = tmp_path / "huge.npz"
+    good = json.loads(json.dumps(io._architecture(models.planar_flow(2, 1, rng=0))))
+    _write_npz(path, {"__nfscratch__": _header_bytes(good), "0.u": _npy_bytes((10**12,)),
+                      "0.w": _npy_bytes((2,), b"\0" * 16), "0.b": _npy_bytes((1,), b"\0" * 8)})
+    with pytest.raises(io.CheckpointError, match=r"declares \(1000000000000,\).*does not hold"):
+        io.load(path)
+
+
+def test_a_huge_architecture_is_refused_before_it_is_built(tmp_path, rng):
+    path = io.save(models.realnvp(2, 1, hidden=[4], rng=rng), tmp_path / "small.npz")
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(str(arrays.pop("__nfscratch__")))
+    header["transforms"][0]["config"]["hidden"] = [20000, 20000]     # 3.2 GB if it were built
+    _write_npz(tmp_path / "big.npz", {"__nfscratch__": _header_bytes(header),
+                                      **{k: _npy_bytes(v.shape, v.tobytes()) for k, v in arrays.items()}})
+    with pytest.raises(io.CheckpointError, match="does not match the architecture it declares"):
+        io.load(tmp_path / "big.npz")
+
+
+@pytest.mark.parametrize("mutate, pattern", [
+    (lambda h: [], r"has a list; expected"),
+    (lambda h: 3, r"has a int; expected"),
+    (lambda h: {**h, "transforms": "Planar"}, r"architecture .* is malformed"),
+    (lambda h: {**h, "base": "x"}, r"architecture .* is malformed"),
+    (lambda h: {**h, "transforms": [{**h["transforms"][0], "type": "Evil"}]}, r"'Evil', which this version does not know"),
+    (lambda h: {**h, "transforms": [{**h["transforms"][0], "config": {"dim": 2.5}}]}, r"dim 2.5; expected an integer"),
+    (lambda h: {**h, "transforms": [{**h["transforms"][0], "config": {"dim": 2, "hidden": [-3]}}]}, r"the model expects shape \(1, -3\)"),
+])
+def test_malformed_headers_raise_checkpoint_errors(tmp_path, rng, mutate, pattern):
+    path = io.save(models.realnvp(2, 1, hidden=[4], rng=rng), tmp_path / "a.npz")
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = mutate(json.loads(str(arrays.pop("__nfscratch__"))))
+    _write_npz(tmp_path / "bad.npz", {"__nfscratch__": _header_bytes(header),
+                                      **{k: _npy_bytes(v.shape, v.tobytes()) for k, v in arrays.items()}})
+    with pytest.raises(io.CheckpointError, match=pattern):
+        io.load(tmp_path / "bad.npz")
+
+
+def test_permute_with_a_bad_perm_is_a_checkpoint_error(tmp_path):
+    path = io.save(Flow([Permute(3, perm=[2, 0, 1]), Planar(3, rng=0)]), tmp_path / "p.npz")
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(str(arrays.pop("__nfscratch__")))
+    header["transforms"][0]["config"]["perm"] = "ab"
+    _write_npz(tmp_path / "bad.npz", {"__nfscratch__": _header_bytes(header),
+                                      **{k: _npy_bytes(v.shape, v.tobytes()) for k, v in arrays.items()}})
+    with pytest.raises(io.CheckpointError, match="malformed"):
+        io.load(tmp_path / "bad.npz")
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path, rng):
+    umask = os.umask(0o022)
+    try:
+        path = io.save(models.planar_flow(2, 1, rng=rng), tmp_path / "perm.npz")
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644

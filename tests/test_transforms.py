@@ -107,3 +107,11 @@ def test_fresh_planar_layer_is_the_identity_up_to_a_small_shift(dim, constrain, 
     x, log_det = t.forward(z)
     assert np.max(np.abs(log_det)) < 1e-12          # c = w.u_hat = 0 at initialization
     assert np.max(np.abs(x - z)) < 1.0               # u_hat is small (std 0.1)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 5])
+def test_param_shapes_match_the_built_layer(dim):
+    # io.load trusts param_shapes to vet a checkpoint before building anything
+    for name, t in gradcheck.builtin_examples(dim).items():
+        shapes = {k: tuple(v) for k, v in type(t).param_shapes(**t.config()).items()}
+        assert shapes == {k: v.shape for k, v in t.params.items()}, name

@@ -87,6 +87,16 @@ class Transform:
         """JSON-able keyword arguments that rebuild this transform (parameters excluded)."""
         return {"dim": self.dim}
 
+    @classmethod
+    def param_shapes(cls, **config):
+        """The shape of every parameter of ``cls(**config)``, without building it.
+
+        :mod:`nfscratch.io` compares these with a checkpoint's arrays *before* building a layer,
+        so a crafted file cannot make it allocate a huge model. The default builds the layer;
+        a transform with parameters overrides it with arithmetic on the config.
+        """
+        return {k: v.shape for k, v in cls(**config).params.items()}
+
     def n_params(self):
         return int(sum(p.size for p in self.params.values()))
 

@@ -244,6 +244,16 @@ class _Coupling(Transform):
         return {"dim": self.dim, "mask": self.mask.tolist(), "hidden": self.hidden,
                 "activation": self.activation}
 
+    @classmethod
+    def param_shapes(cls, dim, mask=None, hidden=(64, 64), parity=0, **config):
+        mask = alternating_mask(dim, parity) if mask is None else np.asarray(mask)
+        d_a = int(np.sum(mask))
+        sizes = [d_a, *[int(h) for h in hidden], cls._out_per_feature * (dim - d_a)]
+        shapes = {}
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            shapes[f"W{i}"], shapes[f"b{i}"] = (fan_in, fan_out), (fan_out,)
+        return shapes
+
 
 class AffineCoupling(_Coupling):
     """RealNVP affine coupling layer (see the module docstring for the math).

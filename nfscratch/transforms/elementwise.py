@@ -85,6 +85,10 @@ class ElementwiseAffine(Transform):
         self.params = {"log_scale": np.zeros(dim), "shift": np.zeros(dim)}
         self.zero_grads()
 
+    @classmethod
+    def param_shapes(cls, dim, **config):
+        return {"log_scale": (dim,), "shift": (dim,)}
+
     def _forward(self, z):
         return elementwise_affine_forward(z, **self.params)
 

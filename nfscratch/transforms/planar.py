@@ -287,6 +287,10 @@ class Planar(Transform):
     def config(self):
         return {"dim": self.dim, "constrain": self.constrain}
 
+    @classmethod
+    def param_shapes(cls, dim, **config):
+        return {"u": (dim,), "w": (dim,), "b": (1,)}
+
     @property
     def u_hat(self):
         return planar_u_hat(self.params["u"], self.params["w"], self.constrain)[0]

@@ -351,6 +351,10 @@ class Radial(Transform):
     def config(self):
         return {"dim": self.dim, "constrain": self.constrain}
 
+    @classmethod
+    def param_shapes(cls, dim, **config):
+        return {"z0": (dim,), "log_alpha": (1,), "beta": (1,)}
+
     @property
     def alpha(self):
         return float(self._alpha_m_beta_hat()[0])
