@@ -824,6 +824,9 @@ def dequantize(x, rng=None, levels=17):
     -------
     ndarray, shape (N, D), values in [0, 1)
     """
+    x = np.asarray(x)
+    if x.dtype.kind in "iu":           # pixel values are integers: that is the point here
+        x = x.astype(np.float64)
     x = as_batch(x, None, "x")
     levels = check_positive_int(levels, "levels")
     if np.any(x < 0) or np.any(x > levels - 1) or np.any(x != np.round(x)):
@@ -835,7 +838,7 @@ def dequantize(x, rng=None, levels=17):
 def bits_per_dim(nll, dim, levels=17):
     r"""Turn a mean NLL in nats of dequantized data in [0, 1)^D into bits per dimension.
 
-    .. math:: \mathrm{bpd} = rac{\mathrm{NLL} + D \log(\mathrm{levels})}{D \log 2}
+    .. math:: \mathrm{bpd} = \frac{\mathrm{NLL} + D \log(\mathrm{levels})}{D \log 2}
 
     The ``D log(levels)`` term undoes the division by ``levels`` (a change of variables), so
     the number is an upper bound on the discrete model's bits per pixel; ``log2(levels)``

@@ -44,6 +44,20 @@ import numpy as np
 
 from ._validate import as_batch, as_rng, check_positive_int
 
+
+def _check_pass(points, log_det, dim, name):
+    """Shapes of a pass's outputs: ``points`` (N, D) and one log-det per sample (N,).
+
+    NaN/inf are let through on purpose: a diverging fit must get a NaN loss, not an error.
+    """
+    points = as_batch(points, dim, name, allow_nonfinite=True)
+    log_det = np.asarray(log_det)
+    if log_det.dtype.kind != "f" or log_det.shape != (points.shape[0],):
+        raise ValueError(f"log_det: expected a float array of shape ({points.shape[0]},), one "
+                         f"log-det per sample, got shape {log_det.shape} and dtype {log_det.dtype}"
+                         " (a summed or broadcast scalar log-det gives a wrong loss).")
+    return points, log_det.astype(np.float64, copy=False)
+
 __all__ = ["nll_loss", "reverse_kl_loss", "nll_step", "reverse_kl_step"]
 
 
@@ -65,6 +79,7 @@ def nll_loss(z, log_det, base):
     dz : ndarray, shape (N, D)
     dlog_det : ndarray, shape (N,)
     """
+    z, log_det = _check_pass(z, log_det, base.dim, "z")
     n = z.shape[0]
     # unchecked base density: a NaN that reached z must become a NaN loss, which fit's guard
     # then traces back to the layer that produced it
@@ -96,6 +111,13 @@ def reverse_kl_loss(z0, x, log_det, base, target, beta=1.0):
     dx : ndarray, shape (N, D)
     dlog_det : ndarray, shape (N,)
     """
+    x, log_det = _check_pass(x, log_det, base.dim, "x")
+    z0 = as_batch(z0, base.dim, "z0")
+    if z0.shape != x.shape:
+        raise ValueError(f"z0: expected the base samples x came from, shape {x.shape}, got {z0.shape}.")
+    beta = float(beta)
+    if not beta > 0:
+        raise ValueError(f"beta: expected an inverse temperature > 0, got {beta}.")
     n = x.shape[0]
     if not np.all(np.isfinite(x)):   # diverged upstream: report NaN rather than ask U about it
         return float("nan"), np.full_like(x, np.nan), np.full(n, -1.0 / n)

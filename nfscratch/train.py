@@ -161,6 +161,8 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
         if data is not None:
             raise ValueError("anneal: annealing applies to reverse KL (target=...), not to data.")
         anneal = check_positive_int(anneal, "anneal")
+    if clip is not None and not (float(clip) > 0 and np.isfinite(clip)):
+        raise ValueError(f"clip: expected a positive maximum gradient norm, got {clip!r}.")
     rng = as_rng(rng)
     optimizer = Adam(lr=lr) if optimizer is None else optimizer
     if progress is None:

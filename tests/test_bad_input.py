@@ -3,11 +3,13 @@ import numpy as np
 import pytest
 
 from nfscratch import Flow, models
-from nfscratch.transforms import AdditiveCoupling, AffineCoupling, ElementwiseAffine, Permute, Planar, Reverse
+from nfscratch.transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit, Permute,
+                                  Planar, Radial, Reverse)
 
 LAYERS = [lambda: Planar(2, rng=0), lambda: AffineCoupling(2, hidden=[4], rng=0),
           lambda: AdditiveCoupling(2, hidden=[4], rng=0), lambda: Permute(2, rng=0),
-          lambda: Reverse(2), lambda: ElementwiseAffine(2)]
+          lambda: Reverse(2), lambda: ElementwiseAffine(2), lambda: Radial(2, rng=0),
+          lambda: Logit(2)]
 CALLS = ["forward", "inverse"]
 
 
@@ -73,6 +75,8 @@ def test_constructor_errors():
         Permute(3, perm=[0, 0, 1])
     with pytest.raises(ValueError, match="s_max"):
         AffineCoupling(2, s_max=0.0)
+    with pytest.raises(ValueError, match="s_max: expected a finite positive bound"):
+        AffineCoupling(2, s_max=float("inf"))
 
 
 def test_sample_count_errors():

@@ -69,3 +69,22 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in blocks
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert test_command in ci
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "foo"], "unknown data set 'foo'"),
+    (["--energy", "U9"], "unknown energy 'U9'"),
+    (["--dataset", "two_moons", "--steps", "0"], "steps: expected a positive integer"),
+    (["--dataset", "two_moons", "--lr", "-1"], "--lr: expected a positive learning rate"),
+    (["--dataset", "two_moons", "--layers", "0"], "n_layers: expected a positive integer"),
+])
+def test_train_reports_bad_arguments_in_one_line(tmp_path, capsys, args, message):
+    assert main(["train", *args, "-o", str(tmp_path / "m.npz"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_train_checks_the_output_folder_before_training(tmp_path, capsys):
+    assert main(["train", "--dataset", "two_moons", "-o", str(tmp_path / "no" / "m.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,4 +1,6 @@
 """``nfscratch train``: train a built-in architecture on a toy dataset or an energy and save it."""
+import sys
+
 import numpy as np
 
 MODELS = ("realnvp", "nice", "planar")
@@ -28,16 +30,29 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+DEFAULT_LAYERS = {"realnvp": 8, "nice": 4, "planar": 32}
+
+
 def build(model, layers, hidden, rng):
     from .. import models
+    n = DEFAULT_LAYERS[model] if layers is None else layers
     if model == "realnvp":
-        return models.realnvp(2, n_layers=layers or 8, hidden=hidden, rng=rng)
+        return models.realnvp(2, n_layers=n, hidden=hidden, rng=rng)
     if model == "nice":
-        return models.nice(2, n_layers=layers or 4, hidden=hidden, rng=rng)
-    return models.planar_flow(2, n_layers=layers or 32, rng=rng)
+        return models.nice(2, n_layers=n, hidden=hidden, rng=rng)
+    return models.planar_flow(2, n_layers=n, rng=rng)
 
 
 def run(args):
+    """Train and save; a bad argument is reported in one line with exit code 2."""
+    try:
+        return _run(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"nfscratch train: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args):
     from pathlib import Path
 
     from .. import datasets, io
@@ -48,6 +63,10 @@ def run(args):
     if out.exists() and not args.overwrite:  # refuse before spending minutes training
         print(f"nfscratch train: {out} already exists; pass --overwrite to replace it.")
         return 2
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"--output: the directory {out.parent} does not exist.")
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"--lr: expected a positive learning rate, got {args.lr}.")
     rng = np.random.default_rng(args.seed)
     progress = False if args.no_progress else None
     if args.dataset:

@@ -286,8 +286,8 @@ class AffineCoupling(_Coupling):
 
     def __init__(self, dim, mask=None, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None,
                  parity=0, zero_init=True):
-        if not s_max > 0:
-            raise ValueError(f"s_max: expected a positive bound on |s|, got {s_max!r}.")
+        if not (s_max > 0 and np.isfinite(s_max)):
+            raise ValueError(f"s_max: expected a finite positive bound on |s|, got {s_max!r}.")
         self.s_max = float(s_max)
         super().__init__(dim, mask, hidden, activation, rng, parity, zero_init)
 
