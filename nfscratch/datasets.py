@@ -44,6 +44,7 @@ import numbers
 import numpy as np
 
 from nfscratch._validate import as_batch, as_rng, check_positive_int
+from nfscratch.config import get_backend
 
 __all__ = [
     "two_moons", "circles", "eight_gaussians", "checkerboard", "rings", "swiss_roll",
@@ -589,6 +590,7 @@ class Energy:
         self._energy_fn = energy_fn
         self._grad_fn = grad_fn
         self._log_z_cache = {}
+        self._kernel_code = None    # U1-U4: their code in nfscratch.kernels.energies (set below)
 
     @classmethod
     def from_functions(cls, name, dim, energy_fn, grad_fn):
@@ -617,14 +619,21 @@ class Energy:
                              f"shape {shape}.")
         return out
 
+    # The built-in U1-U4 run as one Numba kernel each on the "numba" backend
+    # (nfscratch.kernels.energies, the same numbers to ~1e-15); the functions above are the spec
+    # and run on the "numpy" backend.
     def energy(self, x):
         """U(x), shape (N,), for x of shape (N, D)."""
         x = as_batch(x, self.dim, "x")
+        if self._kernel_code is not None and get_backend() == "numba":
+            return _energy_kernels().energy_nb(x, self._kernel_code)
         return self._checked_output(self._energy_fn(x), (x.shape[0],), "energy")
 
     def energy_grad(self, x):
         """dU/dx, shape (N, D), for x of shape (N, D)."""
         x = as_batch(x, self.dim, "x")
+        if self._kernel_code is not None and get_backend() == "numba":
+            return _energy_kernels().energy_grad_nb(x, self._kernel_code)
         return self._checked_output(self._grad_fn(x), x.shape, "gradient")
 
     def log_prob_unnormalized(self, x):
@@ -773,6 +782,19 @@ ENERGIES = {
     "U3": Energy("U3", 2, _u3, _u3_grad),
     "U4": Energy("U4", 2, _u4, _u4_grad),
 }
+for _code, _e in enumerate(ENERGIES.values(), start=1):
+    _e._kernel_code = _code         # = nfscratch.kernels.energies.ENERGY_CODES[name]
+
+
+_KE = None
+
+
+def _energy_kernels():
+    global _KE
+    if _KE is None:
+        from nfscratch.kernels import energies  # imported on first use: it loads Numba code
+        _KE = energies
+    return _KE
 
 
 # ------------------------------------------------------------------------------------------------

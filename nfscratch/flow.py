@@ -89,6 +89,7 @@ class Flow:
         if self.base.dim != self.dim:
             raise ValueError(f"base: expected dim {self.dim} to match the transforms, got {self.base.dim}.")
         self.transforms = transforms
+        self._pack_params()
 
     # -- the two chains -----------------------------------------------------------------------
     # Inputs are validated once here; the layers are then called without re-validation, so a
@@ -131,15 +132,22 @@ class Flow:
     # With the "numba" backend, every run of consecutive Planar layers is one segment, passed
     # through the planar chain kernels in one call (see nfscratch.transforms.planar); every other
     # layer is a segment of its own. The numbers are those of the layer-by-layer pass.
+    # The split is kept while the backend and the list of layers stay the same.
     def _segments(self):
-        if get_backend() != "numba":
-            return [[t] for t in self.transforms]
-        segs = []
-        for t in self.transforms:
-            if segs and type(t) is Planar and type(segs[-1][-1]) is Planar:
-                segs[-1].append(t)
-            else:
-                segs.append([t])
+        key = (get_backend(), tuple(map(id, self.transforms)))
+        memo = getattr(self, "_segments_memo", None)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        if key[0] != "numba":
+            segs = [[t] for t in self.transforms]
+        else:
+            segs = []
+            for t in self.transforms:
+                if segs and type(t) is Planar and type(segs[-1][-1]) is Planar:
+                    segs[-1].append(t)
+                else:
+                    segs.append([t])
+        self._segments_memo = (key, segs)
         return segs
 
     @staticmethod
@@ -222,13 +230,55 @@ class Flow:
         return Trajectory(pts, lds, [t.name for t in layers], direction)
 
     # -- parameters -----------------------------------------------------------------------------
+    def _pack_params(self):
+        """Move every parameter into one flat float64 buffer; each ``params`` entry becomes a view.
+
+        The layers keep dicts of arrays with the same shapes and values, updated in place as
+        before; only the memory behind them is now one array, in the order of :meth:`params`.
+        Why: a K = 32 planar flow has 96 arrays of 1-2 numbers, and touching them one by one
+        (an optimizer step, fit's copy for its NaN guard, gathering a planar chain's
+        parameters) costs more than the arithmetic. Over one buffer each is a single call
+        (``nfscratch.kernels._checks.packed_view`` recognizes such views). Nothing is packed
+        when an array is not float64 or is shared by two entries (tied parameters must stay
+        tied); a layer that appears twice is packed once. Packing is an optimization only:
+        code that rebinds an entry later still works, without the shortcut.
+        """
+        entries, seen_layers, seen_arrays = [], set(), set()
+        for t in self.transforms:
+            if id(t) in seen_layers:
+                continue
+            seen_layers.add(id(t))
+            for name, a in t.params.items():
+                if type(a) is not np.ndarray or a.dtype != np.float64 or id(a) in seen_arrays:
+                    return
+                seen_arrays.add(id(a))
+                entries.append((t.params, name, a))
+        flat = np.empty(sum(a.size for _, _, a in entries))
+        start = 0
+        for params, name, a in entries:
+            view = flat[start:start + a.size].reshape(a.shape)
+            view[...] = a
+            params[name] = view
+            start += a.size
+
     def params(self):
         """Flat dict ``"<layer index>.<name>" -> array`` (the live arrays, updated in place)."""
         return {f"{i}.{k}": v for i, t in enumerate(self.transforms) for k, v in t.params.items()}
 
     def grads(self):
         """Flat dict of the gradients left by the last backward pass, keyed like ``params()``."""
-        return {f"{i}.{k}": v for i, t in enumerate(self.transforms) for k, v in t.grads.items()}
+        # called every training step: the "<i>.<name>" strings are made once, not every time
+        key = tuple(map(id, self.transforms))
+        memo = getattr(self, "_keys_memo", None)
+        if memo is None or memo[0] != key:
+            memo = self._keys_memo = (key, [{k: f"{i}.{k}" for k in t.params}
+                                            for i, t in enumerate(self.transforms)])
+        try:
+            return {keys[k]: v for keys, t in zip(memo[1], self.transforms)
+                    for k, v in t.grads.items()}
+        except KeyError:    # a gradient named like no parameter (a bug in a custom transform)
+            return {f"{i}.{k}": v for i, t in enumerate(self.transforms)
+                    for k, v in t.grads.items()}
 
     def n_params(self):
         return sum(t.n_params() for t in self.transforms)

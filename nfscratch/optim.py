@@ -27,15 +27,19 @@ Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, arXiv:1412
 Sutskever, Martens, Dahl & Hinton, "On the importance of initialization and momentum in deep
 learning", ICML 2013.
 """
+import operator
 from collections.abc import Mapping
 
 import numpy as np
 
 from .config import get_backend
+from .kernels._checks import packed_view   # plain NumPy: does not import Numba
 
 _F64 = np.dtype(np.float64)
+_shape_of = operator.attrgetter("shape")
+_step_of = operator.itemgetter("step")
 
-__all__ = ["Optimizer", "SGD", "Adam", "clip_grad_norm"]
+__all__ = ["Optimizer", "SGD", "Adam", "clip_grad_norm", "packed_view"]
 
 
 def _positive(value, name):
@@ -331,11 +335,12 @@ class Adam(Optimizer):
     def step(self, params, grads):
         """Update every array in ``params`` in place (see :meth:`Optimizer.step`).
 
-        With the ``"numba"`` backend the update of each array is one call of
-        :func:`nfscratch.kernels.adam.adam_update_nb`, which computes the same numbers as
-        :meth:`_update` bit for bit, after lighter checks; anything unusual (another dtype, a
-        non-contiguous array, a non-finite gradient, mismatched names or shapes) takes the NumPy
-        path, which validates fully and raises the usual errors.
+        With the ``"numba"`` backend the update is done by the kernels of
+        :mod:`nfscratch.kernels.adam` -- one call for all the parameters of a Flow (they share
+        one buffer, see :func:`packed_view`), else groups of 8 arrays per call -- which compute
+        the same numbers as :meth:`_update` bit for bit, after lighter checks; anything unusual
+        (another dtype, a non-contiguous array, a non-finite gradient, mismatched names or
+        shapes) takes the NumPy path, which validates fully and raises the usual errors.
         """
         if get_backend() != "numba" or not self._kernel_step(params, grads):
             super().step(params, grads)
@@ -343,14 +348,16 @@ class Adam(Optimizer):
     def _kernel_step(self, params, grads):
         """The kernel path; returns False, having changed nothing, when it does not apply."""
         from .kernels import adam as ka          # imported on first use: it loads Numba code
-        if type(params) is not dict or type(grads) is not dict or params.keys() != grads.keys():
+        if type(params) is not dict or type(grads) is not dict or len(grads) != len(params):
             return False
         plan = self._kernel_plan(params, ka)
         if plan is None:
             return False
-        gs = [grads[name] for name in plan["names"]]
-        if [getattr(g, "shape", None) for g in gs] != plan["shapes"] or not all(
-                type(g) is np.ndarray for g in gs):
+        try:                                     # the same names (and as many) and shapes
+            gs = [grads[name] for name in plan["names"]]
+            if list(map(_shape_of, gs)) != plan["shapes"]:
+                return False
+        except (KeyError, AttributeError):
             return False
         g_all = np.concatenate(gs, axis=None)    # flattened and joined in one call
         # every gradient is checked before any parameter moves (a NaN leaves the model untouched)
@@ -362,12 +369,17 @@ class Adam(Optimizer):
             plan["adopted"] = True
         lr, beta1, beta2, eps = self.lr, self.beta1, self.beta2, self.eps
         m_all, v_all = plan["m_all"], plan["v_all"]
-        steps = {st["step"] for st in states.values()}
-        for st in states.values():
+        state_list = plan["state_list"]
+        steps = set(map(_step_of, state_list))
+        for st in state_list:
             st["step"] += 1
         if len(steps) == 1:                      # the usual case: every array is at step t
             t = steps.pop() + 1
             bias1, bias2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
+            if plan["flat"] is not None:         # a Flow's parameters: one buffer, one call
+                ka.adam_update_unchecked(plan["flat"], g_all, m_all, v_all, lr, beta1, beta2, eps,
+                                         bias1, bias2)
+                return True
             update = ka.adam_update_group_unchecked
             for ps, offsets in plan["groups"]:   # the plan holds the checks of adam_update_group_nb
                 update(ps, g_all, m_all, v_all, offsets, lr, beta1, beta2, eps, bias1, bias2)
@@ -383,7 +395,8 @@ class Adam(Optimizer):
         """Everything the kernel path needs that does not change from step to step, or None.
 
         The moments of all arrays live in two flat buffers (``state[name]["m"]`` are views into
-        them), and the parameters go to the kernel ``ka.GROUP`` at a time as tuples of 1-D views.
+        them). The parameters go to the kernel as one array when they are views of one buffer in
+        order (``packed_view``: a Flow's are), else ``ka.GROUP`` at a time as tuples of 1-D views.
         Kept while the parameter arrays, their names and the state dict stay the same objects
         (``load_state_dict`` replaces the state dict, so it starts a new plan).
         """
@@ -421,7 +434,8 @@ class Adam(Optimizer):
         self._plan = {"key": key, "state": self.state, "names": list(params),
                       "shapes": [p.shape for p in params.values()], "views": views,
                       "offsets": offsets, "states": states, "m_all": m_all, "v_all": v_all,
-                      "groups": groups, "adopted": False,
+                      "groups": groups, "flat": packed_view(params.values()), "adopted": False,
+                      "state_list": list(states.values()),
                       # the key holds ids: keeping the arrays alive means no id can be reused
                       "params": list(params.values())}
         return self._plan

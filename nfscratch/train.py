@@ -18,7 +18,7 @@ import numpy as np
 
 from ._validate import as_batch, as_rng, check_positive_int
 from .losses import nll_step, reverse_kl_step
-from .optim import Adam, clip_grad_norm
+from .optim import Adam, clip_grad_norm, packed_view
 
 __all__ = ["fit", "History", "TrainingDiverged"]
 
@@ -78,9 +78,40 @@ class TrainingDiverged(FloatingPointError):
         self.layer = layer
 
 
-def _layer_norms(flow):
-    return np.array([np.sqrt(sum(float(np.sum(g * g)) for g in t.grads.values()))
-                     for t in flow.transforms])
+# Per-step bookkeeping works on flat arrays: a K = 32 planar flow has 96 parameter arrays of
+# 1-2 numbers, and one NumPy call per array cost more than the training step itself.
+def _flat_copy(arrays, flat):
+    """All values of ``arrays`` in one new 1-D array; one memcpy when they are the views of one
+    buffer ``flat`` (a Flow's parameters are, see ``optim.packed_view``)."""
+    if flat is not None:
+        return flat.copy()
+    return np.concatenate(arrays, axis=None) if arrays else np.empty(0)
+
+
+def _restore(arrays, flat, saved):
+    """Write the values saved by :func:`_flat_copy` back into ``arrays``."""
+    if flat is not None:
+        flat[...] = saved
+        return
+    start = 0
+    for a in arrays:
+        a[...] = saved[start:start + a.size].reshape(a.shape)
+        start += a.size
+
+
+def _layer_norms(flow, g_all):
+    """Each layer's gradient norm, from ``g_all``: ``flow.grads()``'s entries joined in order."""
+    sizes = [sum(g.size for g in t.grads.values()) for t in flow.transforms]
+    layer_of_entry = np.repeat(np.arange(len(sizes)), sizes)
+    return np.sqrt(np.bincount(layer_of_entry, weights=g_all * g_all, minlength=len(sizes)))
+
+
+def _layer_log_dets(flow):
+    """Each layer's mean log-det over the batch of its last pass (0 for a layer never run)."""
+    lds = [getattr(t, "_last_log_det", None) for t in flow.transforms]
+    if lds and all(ld is not None and ld.shape == lds[0].shape for ld in lds):
+        return np.mean(np.stack(lds), axis=1)        # one call instead of one per layer
+    return np.array([float(np.mean(ld)) if ld is not None else 0.0 for ld in lds])
 
 
 def _find_bad_layer(flow, batch, direction):
@@ -186,6 +217,8 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
         from tqdm.auto import tqdm
         bar = tqdm(total=steps, desc=f"fit ({history.objective})", leave=False)
     params = flow.params()
+    param_list = list(params.values())
+    param_flat = packed_view(param_list)    # one buffer behind all of them (a Flow's): or None
     last_good = None   # the parameters of the last step whose loss and gradient were finite
     try:
         for step in range(steps):
@@ -205,7 +238,9 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
                         beta = 1.0 if anneal is None else min(1.0, 0.01 + step / anneal)
                         loss = reverse_kl_step(flow, target, batch_size, rng, beta)
                     grads = flow.grads()
-                    grad_norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+                    g_all = (np.concatenate(list(grads.values()), axis=None) if grads
+                             else np.zeros(0))
+                    grad_norm = float(np.sqrt(g_all @ g_all))
                 except (FloatingPointError, RuntimeError, ValueError) as exc:
                     # e.g. a root-find that cannot converge once parameters have blown up, or an
                     # unconstrained layer whose update crossed its invertibility bound
@@ -220,8 +255,7 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
                     restored = ("The starting parameters already give it, so nothing was trained "
                                 "(check the initialization and the data)")
                 else:
-                    for k, v in params.items():
-                        v[...] = last_good[k]
+                    _restore(param_list, param_flat, last_good)
                     restored = (f"Parameters were restored to those of step {step - 1}, the last "
                                 "with a finite loss and gradient (the optimizer's state was not)")
                 where = ("no single layer was non-finite on its own (the loss itself overflowed)"
@@ -241,13 +275,11 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
                     history, layer) from failure
             if step % record_every == 0:
                 history.record_steps.append(step)
-                history.layer_grad_norm.append(_layer_norms(flow))
-                history.layer_log_det.append(np.array([float(np.mean(t._last_log_det))
-                                                       if getattr(t, "_last_log_det", None) is not None
-                                                       else 0.0 for t in flow.transforms]))
+                history.layer_grad_norm.append(_layer_norms(flow, g_all))
+                history.layer_log_det.append(_layer_log_dets(flow))
             if clip is not None:
                 clip_grad_norm(grads, clip)
-            last_good = {k: v.copy() for k, v in params.items()}
+            last_good = _flat_copy(param_list, param_flat)
             optimizer.step(params, grads)
             history.loss.append(loss)
             history.grad_norm.append(grad_norm)

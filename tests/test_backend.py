@@ -197,3 +197,166 @@ def test_same_seed_same_training_trajectory_on_both_backends(kind):
     np.testing.assert_allclose(loss_nb, loss_np, rtol=1e-10, atol=1e-10)
     for k in params_np:
         np.testing.assert_allclose(params_nb[k], params_np[k], rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# one parameter buffer per flow; the Adam step over it; fit's flat bookkeeping
+# ---------------------------------------------------------------------------------------------
+def test_flow_keeps_its_parameters_in_one_buffer():
+    from nfscratch.optim import packed_view
+    for flow, fresh in ((models.planar_flow(2, 5, rng=0), models.planar_flow(2, 5, rng=0)),
+                        (mixed_flow(0), mixed_flow(0))):
+        params = flow.params()
+        flat = packed_view(params.values())
+        assert flat is not None and flat.size == flow.n_params()
+        for k, v in fresh.params().items():           # the same values, shapes and names
+            np.testing.assert_array_equal(params[k], v)
+        flat[0] += 1.0                                 # the layers see writes into the buffer
+        assert next(iter(flow[0].params.values())).flat[0] == next(iter(params.values())).flat[0]
+
+
+def test_tied_or_repeated_parameters_are_not_split():
+    a, b = Planar(2, rng=0), Planar(2, rng=1)
+    b.params["w"] = a.params["w"]                     # tied: packing would untie them
+    flow = Flow([a, b])
+    assert flow[1].params["w"] is flow[0].params["w"]
+    twice = Flow([a, a])                              # one layer twice: still one array per entry
+    assert twice[0].params["u"] is twice[1].params["u"]
+    x, _ = twice.forward(np.ones((3, 2)))
+    assert np.all(np.isfinite(x))
+
+
+def test_adam_on_a_flow_is_one_kernel_call_and_bit_identical_to_numpy():
+    runs = {}
+    for backend in ("numpy", "numba"):
+        flow, opt = models.realnvp(2, 2, hidden=(8,), rng=0), Adam(lr=0.05)
+        params = flow.params()
+        with use_backend(backend):
+            for step in range(4):
+                g_rng = np.random.default_rng(step)
+                opt.step(params, {k: g_rng.normal(size=v.shape) for k, v in params.items()})
+        if backend == "numba":
+            assert opt._plan["flat"] is not None      # the one-call path was taken
+        runs[backend] = ({k: v.copy() for k, v in params.items()}, opt.state_dict())
+    for k in runs["numpy"][0]:
+        assert np.array_equal(runs["numba"][0][k], runs["numpy"][0][k])
+        assert np.array_equal(runs["numba"][1][f"v/{k}"], runs["numpy"][1][f"v/{k}"])
+        assert runs["numba"][1][f"step/{k}"] == runs["numpy"][1][f"step/{k}"] == 4
+
+
+def test_planar_chain_sees_a_parameter_replaced_between_passes():
+    results = []
+    for backend in ("numpy", "numba"):
+        flow = models.planar_flow(2, 4, rng=0)
+        z = np.random.default_rng(1).normal(size=(9, 2))
+        with use_backend(backend):
+            flow.forward(z)
+            flow[2].params["u"] = np.array([0.3, -0.2])        # rebound, not written into
+            flow[1].constrain = False
+            results.append(flow.forward(z))
+    close(results[1][0], results[0][0])
+    close(results[1][1], results[0][1])
+
+
+def test_fit_flat_copy_and_restore_without_a_shared_buffer():
+    from nfscratch.train import _flat_copy, _restore
+    arrays = [np.arange(3.0), np.ones((2, 2)), np.zeros(0), np.array([7.0], dtype=np.float32)]
+    saved = _flat_copy(arrays, None)
+    for a in arrays:
+        a[...] = -5.0
+    _restore(arrays, None, saved)
+    np.testing.assert_array_equal(arrays[0], [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(arrays[1], np.ones((2, 2)))
+    assert arrays[3].dtype == np.float32 and arrays[3][0] == 7.0
+
+
+# ---------------------------------------------------------------------------------------------
+# the MLP over blocks of rows, with a workspace reused between passes
+# ---------------------------------------------------------------------------------------------
+def test_mlp_in_blocks_of_rows_equals_numpy(monkeypatch):
+    monkeypatch.setattr(nn, "CHUNK_BYTES", 16 * 8 * 16)    # blocks of 16 rows
+    for sizes, activation in (([1, 16, 16, 2], "tanh"), ([3, 12, 9, 4], "relu"), ([2, 5, 1], "leaky_relu")):
+        out = []
+        for backend in ("numpy", "numba"):
+            net = nn.MLP(sizes, activation, rng=0)
+            x = np.random.default_rng(1).normal(size=(53, sizes[0]))
+            with use_backend(backend):
+                y = net.forward(x)
+                dx = net.backward(np.random.default_rng(2).normal(size=(53, sizes[-1])))
+            out.append((y, dx, dict(net.grads)))
+        close(out[1][0], out[0][0])
+        close(out[1][1], out[0][1])
+        for k in out[0][2]:
+            close(out[1][2][k], out[0][2][k])
+
+
+def test_coupling_workspace_follows_the_most_recent_pass(monkeypatch):
+    monkeypatch.setattr(nn, "CHUNK_BYTES", 16 * 8 * 16)
+    results = []
+    for backend in ("numpy", "numba"):
+        t = AffineCoupling(2, hidden=[16, 16], rng=0, zero_init=False)
+        rng = np.random.default_rng(3)
+        with use_backend(backend):
+            t.forward(rng.normal(size=(70, 2)))            # fills the workspace ...
+            x, ld = t.forward(z := rng.normal(size=(37, 2)))   # ... a smaller pass reuses it
+            dz = t.backward(np.ones((37, 2)), np.ones(37))
+            g = {k: v.copy() for k, v in t.grads.items()}
+            zi, ldi = t.inverse(x)
+            dx = t.inverse_backward(np.ones((37, 2)), np.ones(37))
+            gi = {k: v.copy() for k, v in t.grads.items()}
+        results.append((x, ld, dz, g, zi, ldi, dx, gi))
+        close(zi, z)
+    for a, b in zip(results[1], results[0]):
+        if isinstance(a, dict):
+            for k in a:
+                close(a[k], b[k])
+        else:
+            close(a, b)
+
+
+def test_mlp_backward_refuses_weights_changed_since_the_forward_pass():
+    net = nn.MLP([1, 8, 2], rng=0)
+    net.forward(np.ones((4, 1)))
+    net.params["W1"] = np.ones((7, 2))
+    with pytest.raises(ValueError, match="W1.shape"):
+        net.backward(np.ones((4, 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the energies dispatch on the backend
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["U1", "U2", "U3", "U4"])
+def test_energies_on_both_backends(name):
+    target = datasets.energy(name)
+    z = np.random.default_rng(0).normal(size=(257, 2)) * 3
+    out = {}
+    for backend in ("numpy", "numba"):
+        with use_backend(backend):
+            out[backend] = (target.energy(z), target.energy_grad(z))
+            with pytest.raises(ValueError, match="x: expected finite values"):
+                target.energy(np.array([[np.nan, 0.0]]))
+            with pytest.raises(ValueError, match=r"x: expected 2 features"):
+                target.energy_grad(np.ones((3, 3)))
+    close(out["numba"][0], out["numpy"][0], 1e-12)
+    close(out["numba"][1], out["numpy"][1], 1e-12)
+
+
+def test_planar_chain_reuses_its_arrays_only_for_its_own_next_pass():
+    results = []
+    for backend in ("numpy", "numba"):
+        flow = models.planar_flow(2, 4, rng=0)
+        rng = np.random.default_rng(4)
+        with use_backend(backend):
+            flow.forward(rng.normal(size=(30, 2)))
+            flow[0].forward(rng.normal(size=(30, 2)))     # a chain of one layer, same first layer
+            x, ld = flow.forward(z := rng.normal(size=(11, 2)))  # fewer samples: a prefix reused
+            dz = flow.backward(np.ones((11, 2)), np.full(11, 0.5))
+            g = {k: v.copy() for k, v in flow.grads().items()}
+            zi, ldi = flow.inverse(x)                     # the inverse fills the same arrays
+            dx = flow.inverse_backward(np.ones((11, 2)), np.full(11, 0.5))
+            gi = {k: v.copy() for k, v in flow.grads().items()}
+        results.append((x, ld, dz, g, zi, ldi, dx, gi))
+        close(zi, z)
+    for a, b in zip(results[1], results[0]):
+        for k in (a if isinstance(a, dict) else [None]):
+            close(a[k] if k else a, b[k] if k else b)

@@ -13,9 +13,11 @@ from numba import njit
 
 from nfscratch.kernels import adam as ka
 from nfscratch.kernels import coupling as kc
+from nfscratch.kernels import energies as ke
 from nfscratch.kernels import mlp as km
 from nfscratch.kernels import planar as kp
-from nfscratch.kernels._math import log_v, tanh_v
+from nfscratch.kernels._checks import packed_view
+from nfscratch.kernels._math import EXP_MAX, exp_v, log1p_v, log_v, tanh_v
 from nfscratch.transforms import planar as P
 
 RTOL = 1e-12
@@ -77,6 +79,45 @@ def test_log_v_matches_numpy(rng):
     assert np.array_equal(got[inf], want[inf])
     ok = ~np.isnan(want) & ~inf
     np.testing.assert_allclose(got[ok], want[ok], rtol=1e-15, atol=1e-300)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _exp_loop(a):
+    out = np.empty_like(a)
+    for i in range(a.shape[0]):
+        out[i] = exp_v(a[i])
+    return out
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _log1p_loop(a):
+    out = np.empty_like(a)
+    for i in range(a.shape[0]):
+        out[i] = log1p_v(a[i])
+    return out
+
+
+def test_exp_v_matches_numpy(rng):
+    x = np.concatenate([rng.normal(size=20000) * 30, np.linspace(-708.0, EXP_MAX, 20001),
+                        -np.logspace(-320, 2.8, 2000), np.logspace(-320, 2.8, 2000), SPECIAL,
+                        -SPECIAL, [EXP_MAX, np.nextafter(EXP_MAX, 0), -708.0]])
+    with np.errstate(over="ignore"):
+        want = np.exp(x)
+    got = _exp_loop(x)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(got[np.isinf(want)], want[np.isinf(want)])
+    normal = (x >= -708.0) & np.isfinite(want)
+    np.testing.assert_allclose(got[normal], want[normal], rtol=1e-15, atol=0)
+    assert np.all(got[x < -708.0] == 0.0)          # documented: subnormal results become 0
+
+
+def test_log1p_v_matches_numpy(rng):
+    x = np.concatenate([np.abs(rng.normal(size=20000)) * 3, np.logspace(-320, 300, 5000),
+                        rng.random(5000) * 1e-8, [0.0, -0.0, np.inf, np.nan, 1.0, 5e-324]])
+    want, got = np.log1p(x), _log1p_loop(x)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    np.testing.assert_allclose(got[ok], want[ok], rtol=2e-16 * 8, atol=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,6 +280,72 @@ def test_coupling_kernel_twins_both_directions(N, D, ib, rng):
                      kc.additive_coupling_backward_nb(dx, ib, sign), what="additive backward")
 
 
+@pytest.mark.parametrize("N", [1, 7, 64])
+def test_mlp_kernels_write_into_out(N, rng):
+    x, W0, b0 = rng.normal(size=(N, 1)), rng.normal(size=(1, 9)), rng.normal(size=9)
+    pre, dy, W2 = rng.normal(size=(N, 9)), rng.normal(size=(N, 2)), rng.normal(size=(9, 2))
+    for twin in ("ref", "nb"):
+        big = np.full((N + 3, 9), np.nan)               # rows of a larger array, as nn uses them
+        out = big[2:2 + N]
+        got = getattr(km, f"dense_small_in_forward_{twin}")(x, W0, b0, 0, out=out)
+        assert got is out and np.isnan(big[:2]).all() and np.isnan(big[2 + N:]).all()
+        assert_twins(km.dense_small_in_forward_ref(x, W0, b0, 0), out.copy())
+        got = getattr(km, f"bias_act_forward_{twin}")(pre, b0, 0, out=out)
+        assert got is out
+        assert_twins(km.bias_act_forward_ref(pre, b0, 0), out.copy())
+        res = getattr(km, f"dense_small_out_backward_{twin}")(dy, pre, W2, 0, out=out)
+        assert res[0] is out
+        assert_twins(km.dense_small_out_backward_ref(dy, pre, W2, 0), res)
+        with pytest.raises(ValueError, match=f"^dense_small_in_forward_{twin}: out: expected shape"):
+            getattr(km, f"dense_small_in_forward_{twin}")(x, W0, b0, 0, out=big)
+        with pytest.raises(TypeError, match=f"^bias_act_forward_{twin}: out: expected dtype"):
+            getattr(km, f"bias_act_forward_{twin}")(pre, b0, 0, out=out.astype(np.float32))
+
+
+def test_check_mlp_refuses_weights_that_do_not_chain(rng):
+    x = rng.normal(size=(5, 1))
+    Ws, bs = [rng.normal(size=(1, 8)), rng.normal(size=(8, 2))], [np.zeros(8), np.zeros(2)]
+    assert km.check_mlp("k", x, Ws, bs, 0) == 5
+    with pytest.raises(ValueError, match=r"^k: W1.shape\[0\]: expected the width of the layer's "
+                                         r"input = 8, got 7"):
+        km.check_mlp("k", x, [Ws[0], rng.normal(size=(7, 2))], bs, 0)
+    with pytest.raises(ValueError, match=r"^k: b0: expected shape"):
+        km.check_mlp("k", x, Ws, [np.zeros(7), bs[1]], 0)
+    with pytest.raises(TypeError, match=r"^k: W0: expected dtype float64"):
+        km.check_mlp("k", x, [Ws[0].astype(np.float32), Ws[1]], bs, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the energies U1-U4
+# ---------------------------------------------------------------------------------------------
+ENERGY_POINTS = np.array([[0.0, 0.0], [2.0, 0.0], [-2.0, 0.0], [1.0, -2.0], [30.0, -30.0],
+                          [0.0, 25.0], [1.0, -40.0], [100.0, 3.0], [4.0, 4.0], [-4.5, 5.0],
+                          [1e-300, -1e-300], [4.0 + 1e-12, -4.0 - 1e-12]])
+
+
+@pytest.mark.parametrize("name", list(ke.ENERGY_CODES))
+@pytest.mark.parametrize("N", [1, 7, 300])
+def test_energy_kernel_twins_and_datasets(name, N, rng):
+    from nfscratch import datasets
+    code, target = ke.ENERGY_CODES[name], datasets.ENERGIES[name]
+    z = np.vstack([rng.normal(size=(N, 2)) * 2.5, ENERGY_POINTS])
+    u_ref, g_ref = ke.energy_ref(z, code), ke.energy_grad_ref(z, code)
+    # the twin is the datasets code, vectorized the same way: equal to the last bit here
+    np.testing.assert_array_equal(u_ref, target._energy_fn(z))
+    np.testing.assert_array_equal(g_ref, target._grad_fn(z))
+    assert_twins(u_ref, ke.energy_nb(z, code), what=f"{name} energy")
+    assert_twins(g_ref, ke.energy_grad_nb(z, code), what=f"{name} gradient")
+    assert np.all(np.isfinite(ke.energy_nb(z, code))) and np.all(np.isfinite(ke.energy_grad_nb(z, code)))
+
+
+def test_energy_kernels_keep_the_exact_zeros():
+    # U1's gradient at the origin (the radial kink, symmetric bumps) and U2 at 0, as in NumPy
+    np.testing.assert_array_equal(ke.energy_grad_nb(np.zeros((1, 2)), 1), 0.0)
+    assert ke.energy_nb(np.zeros((1, 2)), 2)[0] == 0.0
+    np.testing.assert_allclose(ke.energy_nb(np.array([[2.0, 0.0]]), 1),
+                               -math.log1p(math.exp(-0.5 * (4 / 0.6) ** 2)), rtol=1e-15)
+
+
 # ---------------------------------------------------------------------------------------------
 # Adam
 # ---------------------------------------------------------------------------------------------
@@ -312,11 +419,14 @@ def _cases(rng):
         ("additive_coupling", (zc, e, ib, 1.0), kc, "_additive"),
         ("adam_update", (p1, p1.copy(), p1.copy(), p1.copy(), 0.1, 0.9, 0.999, 1e-8, 0.1, 0.001),
          ka, "_adam_update"),
+        ("energy", (zc, 1), ke, "_energy"),
+        ("energy_grad", (zc, 3), ke, "_energy_grad"),
     ]
 
 
 FREE_BATCH = {"planar_chain_forward": (0,), "planar_chain_inverse": (0,),
-              "dense_small_in_forward": (0,), "bias_act_forward": (0,)}
+              "dense_small_in_forward": (0,), "bias_act_forward": (0,), "energy": (0,),
+              "energy_grad": (0,)}
 
 
 def test_bad_arguments_are_refused_before_the_kernel_runs(rng, monkeypatch):
@@ -353,6 +463,32 @@ def test_index_arrays_out_of_range_are_refused(rng):
         kc.affine_coupling_forward_nb(z, out, np.array([1]), -1.0)
     with pytest.raises(TypeError, match="max_iter: expected a positive int"):
         kp.planar_chain_inverse_nb(*_planar_args(rng), 1e-13, 0)
+    for which in (0, 5, 1.0, True):
+        with pytest.raises(ValueError, match="which: expected an energy code"):
+            ke.energy_nb(z, which)
+    with pytest.raises(ValueError, match=r"energy_grad_nb: z.shape\[1\]: expected the dimension "
+                                         r"of U1-U4 = 2, got 3"):
+        ke.energy_grad_nb(rng.normal(size=(4, 3)), 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# one buffer behind many parameter arrays
+# ---------------------------------------------------------------------------------------------
+def test_packed_view_recognizes_consecutive_views_only():
+    buf = np.arange(12.0)
+    a, b, c = buf[1:3], buf[3:9].reshape(2, 3), buf[9:10]
+    view = packed_view([a, b, c])
+    np.testing.assert_array_equal(view, buf[1:10])
+    view[0] = -1.0                                  # the same memory as the arrays
+    assert a[0] == -1.0
+    assert packed_view([a, c]) is None              # a gap
+    assert packed_view([b, a]) is None              # out of order
+    assert packed_view([a, a]) is None              # the same array twice
+    assert packed_view([a, np.zeros(6), c]) is None  # another buffer
+    assert packed_view([buf[1:7:2]]) is None        # not contiguous
+    assert packed_view([np.zeros(3)]) is None       # owns its data: no buffer to share
+    assert packed_view([]) is None and packed_view([a.tolist()]) is None
+    assert packed_view([np.arange(4)[:2]]) is None  # not float64
 
 
 def test_error_message_names_argument_expected_and_received(rng):

@@ -17,10 +17,18 @@ Modules (import the one you need; importing any of them imports Numba):
 * :mod:`.mlp` -- the conditioner's thin layers fused with bias, activation, derivative and bias
   gradient (the square products stay with BLAS);
 * :mod:`.adam` -- the Adam update, one array or a group of 8 per call, and a finiteness count;
-* :mod:`._math` -- ``tanh_v``/``log_v`` written out so that loops calling them vectorize, and the
-  two reductions ``dot_v``/``sum_v``.
+* :mod:`.energies` -- the energies U1-U4 of ``nfscratch.datasets`` and their gradients;
+* :mod:`._math` -- ``tanh_v``/``exp_v``/``log_v``/``log1p_v`` written out so that loops calling
+  them vectorize, and the two reductions ``dot_v``/``sum_v``;
+* :mod:`._checks` -- the argument checks, and ``packed_view`` (many arrays that are consecutive
+  views of one buffer, as a Flow's parameters are, seen as one array).
+
+Where a caller builds the arguments itself and makes many calls per training step (the planar
+chain in ``nfscratch.transforms.planar``, the MLP over blocks of rows in ``nfscratch.nn``, the
+Adam step), it checks what comes from outside once and calls the compiled function directly:
+``<name>_unchecked`` is the kernel behind ``<name>_nb``.
 
 Which code runs is chosen by :func:`nfscratch.config.get_backend`: the transforms, ``nn``,
-``Flow`` and ``optim.Adam`` call these kernels on the ``"numba"`` backend and their own NumPy
-functions on ``"numpy"``. Timings: ``benchmarks/README.md``.
+``Flow``, ``optim.Adam`` and the built-in energies call these kernels on the ``"numba"`` backend
+and their own NumPy functions on ``"numpy"``. Timings: ``benchmarks/README.md``.
 """

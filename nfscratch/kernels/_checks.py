@@ -10,7 +10,8 @@ attribute reads (well under a microsecond per array); the messages are built onl
 """
 import numpy as np
 
-__all__ = ["f64", "i64", "same_shape", "dim_equal", "positive", "index_array", "KernelArgumentError"]
+__all__ = ["f64", "i64", "same_shape", "dim_equal", "positive", "index_array", "packed_view",
+           "KernelArgumentError"]
 
 _F64 = np.dtype(np.float64)
 _I64 = np.dtype(np.int64)
@@ -86,3 +87,30 @@ def index_array(kernel, name, idx, bound):
             raise KernelArgumentError(f"{kernel}: {name}: expected indices in [0, {bound}), got "
                                       f"min {lo} and max {hi}.")
     return m
+
+
+def packed_view(arrays):
+    """The 1-D view of the memory that ``arrays`` fill one after another, or None.
+
+    :class:`~nfscratch.flow.Flow` keeps all its parameters in one float64 buffer (every entry of
+    every layer's ``params`` is a view of it, in the order of ``flow.params()``). When the arrays
+    are such views -- same buffer, C-contiguous, each starting where the previous one ends -- the
+    result is one array over all of them, so that a kernel can take them in one call (the Adam
+    update, a planar chain's parameters) instead of one call or copy per array. Writing into the
+    result writes into the arrays. Costs ~0.3 us per array: call it once and keep the answer.
+    """
+    arrays = list(arrays)
+    if not arrays or type(arrays[0]) is not np.ndarray:
+        return None
+    buf = arrays[0].base
+    if (type(buf) is not np.ndarray or buf.dtype != _F64 or buf.ndim != 1
+            or not buf.flags.c_contiguous or not buf.flags.writeable):
+        return None
+    origin = buf.ctypes.data
+    start = pos = (arrays[0].ctypes.data - origin) // _F64.itemsize
+    for a in arrays:
+        if (type(a) is not np.ndarray or a.base is not buf or not a.flags.c_contiguous
+                or a.ctypes.data != origin + pos * _F64.itemsize):
+            return None
+        pos += a.size
+    return buf[start:pos]

@@ -104,7 +104,15 @@ def _check_dense(kernel, x_name, x, W, b):
     return N, I, H
 
 
-def dense_small_in_forward_ref(x, W, b, act):
+def _check_out(kernel, out, shape):
+    """``out`` (optional): where to write the result, e.g. rows of a larger array."""
+    if out is None:
+        return np.empty(shape)
+    ck.same_shape(kernel, "out", ck.f64(kernel, "out", out, 2), shape, "(N, H) of the result")
+    return out
+
+
+def dense_small_in_forward_ref(x, W, b, act, out=None):
     """A thin-input dense layer with its activation, ``h = act(x W + b)``.
 
     Parameters
@@ -115,21 +123,24 @@ def dense_small_in_forward_ref(x, W, b, act):
     b : ndarray, shape (H,)
     act : int
         Activation code (``ACT_CODES``).
+    out : ndarray, shape (N, H), optional
+        Written with the result (and returned) instead of a new array.
 
     Returns
     -------
     h : ndarray, shape (N, H)
     """
-    _check_dense("dense_small_in_forward_ref", "x", x, W, b)
+    N, _, H = _check_dense("dense_small_in_forward_ref", "x", x, W, b)
     _check_act("dense_small_in_forward_ref", act)
-    return _act_ref(x @ W + b, act)
+    out = _check_out("dense_small_in_forward_ref", out, (N, H))
+    out[...] = _act_ref(x @ W + b, act)
+    return out
 
 
 @njit(**_JIT)
-def _dense_small_in_forward(x, W, b, act):
+def _dense_small_in_forward(x, W, b, act, h):
     N, I = x.shape
     H = W.shape[1]
-    h = np.empty((N, H))
     hf = h.reshape(-1)            # flat view + row offset: no per-row array objects
     pre = np.empty(H)             # one row of x W + b, stays in L1
     for n in range(N):
@@ -145,11 +156,12 @@ def _dense_small_in_forward(x, W, b, act):
     return h
 
 
-def dense_small_in_forward_nb(x, W, b, act):
+def dense_small_in_forward_nb(x, W, b, act, out=None):
     """Numba twin of :func:`dense_small_in_forward_ref`."""
-    _check_dense("dense_small_in_forward_nb", "x", x, W, b)
+    N, _, H = _check_dense("dense_small_in_forward_nb", "x", x, W, b)
     _check_act("dense_small_in_forward_nb", act)
-    return _dense_small_in_forward(x, W, b, act)
+    return _dense_small_in_forward(x, W, b, act,
+                                   _check_out("dense_small_in_forward_nb", out, (N, H)))
 
 
 def _check_bias_act(kernel, pre, b, act):
@@ -157,9 +169,10 @@ def _check_bias_act(kernel, pre, b, act):
     ck.positive(kernel, "pre.shape[0] (N)", N)
     ck.same_shape(kernel, "b", ck.f64(kernel, "b", b, 1), (H,), "(H,) = (pre.shape[1],)")
     _check_act(kernel, act)
+    return N, H
 
 
-def bias_act_forward_ref(pre, b, act):
+def bias_act_forward_ref(pre, b, act, out=None):
     """Bias and activation after a BLAS product: ``h = act(pre + b)``.
 
     Parameters
@@ -168,19 +181,23 @@ def bias_act_forward_ref(pre, b, act):
         ``h_prev @ W``, without the bias.
     b : ndarray, shape (H,)
     act : int
+    out : ndarray, shape (N, H), optional
+        Written with the result (and returned). It may be ``pre`` itself, but the compiled
+        loop then runs without SIMD (an overlap check fails): use another array.
 
     Returns
     -------
     h : ndarray, shape (N, H)
     """
-    _check_bias_act("bias_act_forward_ref", pre, b, act)
-    return _act_ref(pre + b, act)
+    N, H = _check_bias_act("bias_act_forward_ref", pre, b, act)
+    out = _check_out("bias_act_forward_ref", out, (N, H))
+    out[...] = _act_ref(pre + b, act)
+    return out
 
 
 @njit(**_JIT)
-def _bias_act_forward(pre, b, act):
+def _bias_act_forward(pre, b, act, h):
     N, H = pre.shape
-    h = np.empty((N, H))
     hf = h.reshape(-1)
     pf = pre.reshape(-1)
     for n in range(N):
@@ -190,10 +207,10 @@ def _bias_act_forward(pre, b, act):
     return h
 
 
-def bias_act_forward_nb(pre, b, act):
+def bias_act_forward_nb(pre, b, act, out=None):
     """Numba twin of :func:`bias_act_forward_ref`."""
-    _check_bias_act("bias_act_forward_nb", pre, b, act)
-    return _bias_act_forward(pre, b, act)
+    N, H = _check_bias_act("bias_act_forward_nb", pre, b, act)
+    return _bias_act_forward(pre, b, act, _check_out("bias_act_forward_nb", out, (N, H)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,9 +273,10 @@ def _check_small_out_backward(kernel, dy, h, W, act):
     ck.dim_equal(kernel, "W.shape[1]", O_w, O, "the number of columns of dy")
     ck.same_shape(kernel, "h", ck.f64(kernel, "h", h, 2), (N, H), "(N, H) = (dy.shape[0], W.shape[0])")
     _check_act(kernel, act)
+    return N, H
 
 
-def dense_small_out_backward_ref(dy, h, W, act):
+def dense_small_out_backward_ref(dy, h, W, act, out=None):
     """Backward of a thin-output layer ``y = h W + b`` and of the activation that made ``h``.
 
     Parameters
@@ -271,6 +289,9 @@ def dense_small_out_backward_ref(dy, h, W, act):
     act : int
         The activation that produced ``h``.
 
+    out : ndarray, shape (N, H), optional
+        Written with ``dpre`` (and returned as it) instead of a new array.
+
     Returns
     -------
     dpre : ndarray, shape (N, H)
@@ -282,19 +303,19 @@ def dense_small_out_backward_ref(dy, h, W, act):
     db : ndarray, shape (O,)
         ``sum_n dy[n]``.
     """
-    _check_small_out_backward("dense_small_out_backward_ref", dy, h, W, act)
-    dpre = (dy @ W.T) * _act_grad_ref(h, act)
+    N, H = _check_small_out_backward("dense_small_out_backward_ref", dy, h, W, act)
+    dpre = _check_out("dense_small_out_backward_ref", out, (N, H))
+    dpre[...] = (dy @ W.T) * _act_grad_ref(h, act)
     return dpre, dpre.sum(axis=0), h.T @ dy, dy.sum(axis=0)
 
 
 @njit(**_JIT)
-def _dense_small_out_backward(dy, h, W, act):
+def _dense_small_out_backward(dy, h, W, act, dpre):
     N, O = dy.shape
     H = W.shape[0]
     WT = np.ascontiguousarray(W.T)                    # (O, H): rows contiguous along H
     dWT = np.zeros((O, H))
     db = np.zeros(O)
-    dpre = np.empty((N, H))
     db_prev = np.zeros(H)
     dh = np.empty(H)
     for n in range(N):
@@ -316,10 +337,11 @@ def _dense_small_out_backward(dy, h, W, act):
     return dpre, db_prev, np.ascontiguousarray(dWT.T), db
 
 
-def dense_small_out_backward_nb(dy, h, W, act):
+def dense_small_out_backward_nb(dy, h, W, act, out=None):
     """Numba twin of :func:`dense_small_out_backward_ref`."""
-    _check_small_out_backward("dense_small_out_backward_nb", dy, h, W, act)
-    return _dense_small_out_backward(dy, h, W, act)
+    N, H = _check_small_out_backward("dense_small_out_backward_nb", dy, h, W, act)
+    return _dense_small_out_backward(dy, h, W, act,
+                                     _check_out("dense_small_out_backward_nb", out, (N, H)))
 
 
 def _check_small_in_backward(kernel, dpre, x, W):
@@ -433,3 +455,34 @@ def act_small_in_backward_nb(dh, h, x, W, act):
     """Numba twin of :func:`act_small_in_backward_ref`."""
     _check_act_small_in_backward("act_small_in_backward_nb", dh, h, x, W, act)
     return _act_small_in_backward(dh, h, x, W, act)
+
+
+# ---------------------------------------------------------------------------------------------
+# without the checks, for the chunked MLP of nfscratch.nn
+# ---------------------------------------------------------------------------------------------
+# nfscratch.nn runs the MLP over blocks of rows, ~6 kernel calls per block and layer; the
+# argument checks (~0.5 us per array) then cost as much as the work of a small block. It checks
+# the weights, the input and the upstream gradient once per pass (check_mlp below) and builds
+# every other array itself, so it calls the compiled kernels directly.
+dense_small_in_forward_unchecked = _dense_small_in_forward
+bias_act_forward_unchecked = _bias_act_forward
+dense_small_out_backward_unchecked = _dense_small_out_backward
+dense_small_in_backward_unchecked = _dense_small_in_backward
+act_backward_unchecked = _act_backward
+act_small_in_backward_unchecked = _act_small_in_backward
+
+
+def check_mlp(kernel, x, Ws, bs, act):
+    """Check an MLP's input ``x`` (N, I), weights ``Ws[i]`` (fan_in, fan_out) and biases
+    ``bs[i]`` (fan_out,) -- float64, C-contiguous, sizes that chain -- and the activation code,
+    as every kernel above checks its own arguments; return N."""
+    N, I = ck.f64(kernel, "x", x, 2)
+    ck.positive(kernel, "x.shape[0] (N)", N)
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        fan_in, fan_out = ck.f64(kernel, f"W{i}", W, 2)
+        ck.dim_equal(kernel, f"W{i}.shape[0]", fan_in, I, "the width of the layer's input")
+        ck.same_shape(kernel, f"b{i}", ck.f64(kernel, f"b{i}", b, 1), (fan_out,),
+                      f"(fan_out,) = (W{i}.shape[1],)")
+        I = fan_out
+    _check_act(kernel, act)
+    return N

@@ -238,6 +238,7 @@ class _Coupling(Transform):
         self.net = MLP([d_a, *self.hidden, self._out_per_feature * d_b], activation,
                        rng=as_rng(rng), zero_last=zero_init)
         self.params = self.net.params                   # shared arrays: updates reach the net
+        self._workspace = {}                            # the kernel path's scratch arrays
         self.zero_grads()
 
     def config(self):
@@ -375,7 +376,8 @@ def _affine_kernels(layer, p, direction):
     kc = _coupling_kernels()
     ia, ib = _layer_split(layer)
     p = np.ascontiguousarray(p)
-    out, net_cache = mlp_forward(p[:, ia], layer.params, layer.activation)    # (N, 2 d_b)
+    out, net_cache = mlp_forward(p[:, ia], layer.params, layer.activation,    # (N, 2 d_b)
+                                 workspace=layer._workspace)
     step = kc.affine_coupling_forward_nb if direction == "forward" else kc.affine_coupling_inverse_nb
     res, log_det, e, ds_draw = step(p, out, ib, layer.s_max)
     # the backward pass needs the base-side point: the input forward, the output inverse
@@ -399,7 +401,8 @@ def _additive_kernels(layer, p, sign):
     kc = _coupling_kernels()
     ia, ib = _layer_split(layer)
     p = np.ascontiguousarray(p)
-    t, net_cache = mlp_forward(p[:, ia], layer.params, layer.activation)      # (N, d_b)
+    t, net_cache = mlp_forward(p[:, ia], layer.params, layer.activation,      # (N, d_b)
+                               workspace=layer._workspace)
     out = kc.additive_coupling_nb(p, np.ascontiguousarray(t), ib, sign)
     return out, np.zeros(p.shape[0]), {"n": p.shape[0], "kernels": sign, "ia": ia, "ib": ib,
                                        "net_cache": net_cache}
