@@ -81,8 +81,8 @@ import numpy as np
 from ._validate import as_rng, check_positive_int
 
 __all__ = ["rel_error", "numerical_gradient", "numerical_jacobian", "check_gradients",
-           "check_transform", "check_flow", "check_all", "GradcheckResult", "GradcheckRow",
-           "EPS", "WARN", "FAIL", "REL_FLOOR"]
+           "check_transform", "check_flow", "check_all", "parse_gradients", "GradcheckResult",
+           "GradcheckRow", "EPS", "WARN", "FAIL", "REL_FLOOR"]
 
 EPS = 1e-6          # central-difference step
 WARN = 1e-7         # error above this: WARN
@@ -529,7 +529,7 @@ def check_gradients(forward_fn, backward_fn, inputs, *, wrt=None, rng=None, eps=
     outs = [np.asarray(o, dtype=np.float64) for o in res[:-1]]
     upstream = [rng.standard_normal(o.shape) for o in outs]
     back = backward_fn(*upstream, res[-1])
-    analytic = _parse_grads(back, names)
+    analytic = parse_gradients(back, names)
 
     rows, targets = [], []
     for k in names:
@@ -560,8 +560,13 @@ def check_gradients(forward_fn, backward_fn, inputs, *, wrt=None, rng=None, eps=
     return result
 
 
-def _parse_grads(back, names):
-    """Turn any accepted backward return value into {input name: gradient}."""
+def parse_gradients(back, names):
+    """Turn any accepted backward return value into ``{input name: gradient}``.
+
+    Accepted: a dict; ``(d_first, grads_dict)``; a tuple of arrays in the order of ``names``;
+    a single array (the gradient of ``names[0]``). Used by :func:`check_gradients` and by the
+    exercise grader.
+    """
     if isinstance(back, Mapping):
         return dict(back)
     if isinstance(back, np.ndarray):

@@ -22,12 +22,11 @@ names the usual mistake. All inputs come from fixed seeds, everything is float64
 reproducible.
 """
 import traceback
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..gradcheck import check_gradients, numerical_jacobian
+from ..gradcheck import check_gradients, numerical_jacobian, parse_gradients
 from .diagnose import compare, describe_exception
 
 __all__ = ["BackwardSpec", "ValueSpec", "JacobianSpec", "ScalarSpec", "grade", "GRAD_TOL",
@@ -133,24 +132,6 @@ def _copy_inputs(inputs):
     return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in inputs.items()}
 
 
-def _parse_grads(back, names):
-    """Any accepted backward return value -> {input name: gradient} (as check_gradients reads it)."""
-    if isinstance(back, Mapping):
-        return dict(back)
-    if isinstance(back, np.ndarray):
-        return {names[0]: back}
-    if isinstance(back, (tuple, list)):
-        if len(back) == 2 and isinstance(back[1], Mapping):
-            grads = dict(back[1])
-            grads[names[0]] = back[0]
-            return grads
-        if len(back) != len(names):
-            raise ValueError(f"returned {len(back)} gradients, expected {len(names)} "
-                             f"({', '.join('d' + n for n in names)}, in that order)")
-        return dict(zip(names, back))
-    raise TypeError(f"returned {type(back).__name__}; expected the gradients (see the docstring)")
-
-
 def grade(spec, module, path=None):
     """Grade ``spec`` against ``module`` (the student's); return a plain dict.
 
@@ -223,7 +204,7 @@ def _grade_backward(spec, module, fn, path):
     def ref_grads(d_out, d_log):
         _, _, rc = _split_result(spec.ref_forward(**_copy_inputs(inputs)), "the reference")
         back = spec.ref_backward(d_out, d_log, rc) if with_log_det else spec.ref_backward(d_out, rc)
-        return _parse_grads(back, names)
+        return parse_gradients(back, names)
 
     want = ref_grads(dout, dlog)
     variants = {k: [] for k in names}
@@ -245,7 +226,7 @@ def _grade_backward(spec, module, fn, path):
                     variants[k].append((label, g[k]))
     try:
         args = (dout.copy(), dlog.copy(), cache) if with_log_det else (dout.copy(), cache)
-        got = _parse_grads(fn(*args), names)
+        got = parse_gradients(fn(*args), names)
     except Exception as exc:                     # noqa: BLE001
         why = _exc_text(exc, path)
         return rows + [_row(f"{spec.name}()", "FAIL", threshold=f"{GRAD_TOL:.0e}",
