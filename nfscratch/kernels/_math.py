@@ -94,11 +94,8 @@ def _float_to_bits(typingctx, value):
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
-def _exp_parts(y):
-    """``(2^n, expm1(r))`` with ``y = n ln 2 + r``, for ``-708 <= y <= 0`` (see the module Notes):
-    ``exp(y) = 2^n expm1(r) + 2^n`` and ``expm1(y) = 2^n expm1(r) + (2^n - 1)``."""
-    n = math.floor(y * INV_LN2 + 0.5)
-    r = (y - n * LN2_HI) - n * LN2_LO                 # exact reduction, |r| <= ln2 / 2
+def _expm1_reduced(r):
+    """``expm1(r)`` for ``|r| <= ln2 / 2`` by its Taylor polynomial, in Horner form."""
     p = _F13
     p = p * r + _F12
     p = p * r + _F11
@@ -111,7 +108,16 @@ def _exp_parts(y):
     p = p * r + _F4
     p = p * r + _F3
     p = p * r + _F2
-    expm1_r = r + r * r * p
+    return r + r * r * p
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
+def _exp_parts(y):
+    """``(2^n, expm1(r))`` with ``y = n ln 2 + r``, for ``-708 <= y <= 0`` (see the module Notes):
+    ``exp(y) = 2^n expm1(r) + 2^n`` and ``expm1(y) = 2^n expm1(r) + (2^n - 1)``."""
+    n = math.floor(y * INV_LN2 + 0.5)
+    r = (y - n * LN2_HI) - n * LN2_LO                 # exact reduction, |r| <= ln2 / 2
+    expm1_r = _expm1_reduced(r)
     two_n = _bits_to_float((int(n) + 1023) << 52)     # 2^n from its exponent bits
     return two_n, expm1_r
 
@@ -141,19 +147,7 @@ def exp_v(y):
     yc = min(max(y, EXP_MIN), EXP_MAX)
     n = math.floor(yc * INV_LN2 + 0.5)                # -1022 <= n <= 1024
     r = (yc - n * LN2_HI) - n * LN2_LO
-    p = _F13
-    p = p * r + _F12
-    p = p * r + _F11
-    p = p * r + _F10
-    p = p * r + _F9
-    p = p * r + _F8
-    p = p * r + _F7
-    p = p * r + _F6
-    p = p * r + _F5
-    p = p * r + _F4
-    p = p * r + _F3
-    p = p * r + _F2
-    expm1_r = r + r * r * p
+    expm1_r = _expm1_reduced(r)
     # 2^n in two normal halves (2^1024 itself is not a double); scaling by them is exact
     half = int(n) >> 1
     two_a = _bits_to_float((half + 1023) << 52)
