@@ -10,6 +10,10 @@ same functions are inlined into the caller's loop and run 8 doubles at a time (A
 speed, while staying within a few ulp of the C library: the tests check ``tanh_v`` and ``log_v``
 against ``np.tanh``/``np.log`` to 1e-15 relative, including 0, -0, subnormals, +-inf and NaN.
 
+Editing this file: these functions are inlined into kernels defined in other files, and Numba's
+on-disk cache only watches the file that defines each kernel. After a change here, delete
+``nfscratch/kernels/__pycache__/*.nbi`` and ``*.nbc`` (a fresh clone or install has no cache).
+
 Notes
 -----
 ``tanh``. With :math:`y = -2|x| \le 0` and :math:`E = e^{y} - 1 = \mathrm{expm1}(y)`,
