@@ -88,3 +88,16 @@ def test_train_reports_bad_arguments_in_one_line(tmp_path, capsys, args, message
 def test_train_checks_the_output_folder_before_training(tmp_path, capsys):
     assert main(["train", "--dataset", "two_moons", "-o", str(tmp_path / "no" / "m.npz")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_bench_command_checks_agreement_and_prints_the_table():
+    # correctness of the benchmark harness only (the loss check and the table), never timings
+    res = subprocess.run([sys.executable, "-m", "nfscratch", "bench", "--quick", "--batch", "64",
+                          "--impl", "numba", "numpy", "--no-cold"], capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    for kind in ("planar", "coupling"):
+        assert f"{kind}: losses agree on the same inputs" in res.stdout
+        assert f"{kind} step, batch 64" in res.stdout
+    assert re.search(r"numba\s+\d+\.\d+\s+\d+\.\d+", res.stdout)
+    assert re.search(r"numpy\s+\d+\.\d+\s+\d+\.\d+", res.stdout)
