@@ -48,15 +48,11 @@ def show(fig, name):
 
     Examples
     --------
-    >>> from matplotlib.figure import Figure
-    >>> import tempfile
-    >>> fig = Figure(figsize=(2, 2))
-    >>> _ = fig.subplots().plot([0, 1], [1, 0])
-    >>> with tempfile.TemporaryDirectory() as tmp:        # doctest: +ELLIPSIS
-    ...     os.environ[FIGURES_ENV] = tmp
-    ...     path = show(fig, "a line")
-    ...     del os.environ[FIGURES_ENV]
-    saved .../run-001/01_a_line.png
+    Run as ``python tutorials/03_planar_flows.py`` (the first run; the next one writes to
+    ``run-002``):
+
+    >>> show(fig, "invertibility")             # doctest: +SKIP
+    saved nfscratch_out/tutorials/03_planar_flows/run-001/02_invertibility.png
     """
     if not callable(getattr(fig, "savefig", None)):
         raise TypeError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}.")
