@@ -33,24 +33,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nfscratch.gradcheck import numerical_jacobian
+from nfscratch.plotting import show
 
 QUICK = os.environ.get("NFSCRATCH_QUICK", "") not in ("", "0")   # tests run a shrunk version
-OUT = os.environ.get("NFSCRATCH_TUTORIAL_OUT")                  # set it to save the figures
-
-
-def show(fig, name):
-    """Save ``fig`` when NFSCRATCH_TUTORIAL_OUT is set; display it inside a notebook."""
-    if OUT:
-        os.makedirs(OUT, exist_ok=True)
-        fig.savefig(os.path.join(OUT, f"01_{name}.png"), dpi=110, bbox_inches="tight")
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-        if get_ipython() is not None:
-            display(fig)
-    except ImportError:
-        pass
-
 
 rng = np.random.default_rng(0)
 N_SAMPLES = 20_000 if QUICK else 200_000

@@ -37,27 +37,11 @@ from matplotlib.figure import Figure
 
 from nfscratch import Flow, datasets, models
 from nfscratch.gradcheck import check_transform
-from nfscratch.plotting import film_strip
+from nfscratch.plotting import film_strip, show
 from nfscratch.train import fit
 from nfscratch.transforms import Planar
 
 QUICK = os.environ.get("NFSCRATCH_QUICK", "") not in ("", "0")
-OUT = os.environ.get("NFSCRATCH_TUTORIAL_OUT")
-
-
-def show(fig, name):
-    """Save ``fig`` when NFSCRATCH_TUTORIAL_OUT is set; display it inside a notebook."""
-    if OUT:
-        os.makedirs(OUT, exist_ok=True)
-        fig.savefig(os.path.join(OUT, f"03_{name}.png"), dpi=110, bbox_inches="tight")
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-        if get_ipython() is not None:
-            display(fig)
-    except ImportError:
-        pass
-
 
 K = 8 if QUICK else 32                 # planar layers
 STEPS = 400 if QUICK else 3000         # reverse-KL steps per target

@@ -34,27 +34,11 @@ import os
 import numpy as np
 
 from nfscratch import datasets, models
-from nfscratch.plotting import film_strip, plot_jacobian, target_vs_model, training_curves
+from nfscratch.plotting import film_strip, plot_jacobian, show, target_vs_model, training_curves
 from nfscratch.train import fit
 from nfscratch.transforms import AdditiveCoupling, AffineCoupling, alternating_mask
 
 QUICK = os.environ.get("NFSCRATCH_QUICK", "") not in ("", "0")
-OUT = os.environ.get("NFSCRATCH_TUTORIAL_OUT")
-
-
-def show(fig, name):
-    """Save ``fig`` when NFSCRATCH_TUTORIAL_OUT is set; display it inside a notebook."""
-    if OUT:
-        os.makedirs(OUT, exist_ok=True)
-        fig.savefig(os.path.join(OUT, f"04_{name}.png"), dpi=110, bbox_inches="tight")
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-        if get_ipython() is not None:
-            display(fig)
-    except ImportError:
-        pass
-
 
 N_LAYERS = 4 if QUICK else 8
 HIDDEN = (32, 32) if QUICK else (64, 64)

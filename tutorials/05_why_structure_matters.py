@@ -39,25 +39,10 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from nfscratch.plotting import show  # noqa: E402
 from nfscratch.transforms import AffineCoupling  # noqa: E402
 
 QUICK = os.environ.get("NFSCRATCH_QUICK", "") not in ("", "0")
-OUT = os.environ.get("NFSCRATCH_TUTORIAL_OUT")
-
-
-def show(fig, name):
-    """Save ``fig`` when NFSCRATCH_TUTORIAL_OUT is set; display it inside a notebook."""
-    if OUT:
-        os.makedirs(OUT, exist_ok=True)
-        fig.savefig(os.path.join(OUT, f"05_{name}.png"), dpi=110, bbox_inches="tight")
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-        if get_ipython() is not None:
-            display(fig)
-    except ImportError:
-        pass
-
 
 rng = np.random.default_rng(0)
 DIMS = [2, 4, 8, 16, 32, 64, 128] + ([] if QUICK else [256, 512, 1024])

@@ -39,23 +39,9 @@ from nfscratch import datasets, models
 from nfscratch.kernels import adam as kadam
 from nfscratch.kernels import planar as kplanar
 from nfscratch.losses import reverse_kl_step
+from nfscratch.plotting import show
 
 QUICK = os.environ.get("NFSCRATCH_QUICK", "") not in ("", "0")
-OUT = os.environ.get("NFSCRATCH_TUTORIAL_OUT")
-
-
-def show(fig, name):
-    """Save ``fig`` when NFSCRATCH_TUTORIAL_OUT is set; display it inside a notebook."""
-    if OUT:
-        os.makedirs(OUT, exist_ok=True)
-        fig.savefig(os.path.join(OUT, f"06_{name}.png"), dpi=110, bbox_inches="tight")
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-        if get_ipython() is not None:
-            display(fig)
-    except ImportError:
-        pass
 
 
 def best_time(fn, budget=0.02 if QUICK else 0.2):

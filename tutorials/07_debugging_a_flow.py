@@ -35,26 +35,11 @@ from matplotlib.figure import Figure
 from nfscratch import Flow, datasets
 from nfscratch.gradcheck import check_transform
 from nfscratch.optim import SGD
-from nfscratch.plotting import layer_diagnostics, training_curves
+from nfscratch.plotting import layer_diagnostics, show, training_curves
 from nfscratch.train import TrainingDiverged, fit
 from nfscratch.transforms import AffineCoupling, Transform
 
 QUICK = os.environ.get("NFSCRATCH_QUICK", "") not in ("", "0")
-OUT = os.environ.get("NFSCRATCH_TUTORIAL_OUT")
-
-
-def show(fig, name):
-    """Save ``fig`` when NFSCRATCH_TUTORIAL_OUT is set; display it inside a notebook."""
-    if OUT:
-        os.makedirs(OUT, exist_ok=True)
-        fig.savefig(os.path.join(OUT, f"07_{name}.png"), dpi=110, bbox_inches="tight")
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-        if get_ipython() is not None:
-            display(fig)
-    except ImportError:
-        pass
 
 
 # %% [markdown]

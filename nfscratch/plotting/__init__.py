@@ -22,6 +22,7 @@ from .curves import layer_diagnostics, training_curves
 from .grid import (DensityPanel, layer_densities, log_density_after, plot_density,
                    plot_layer_densities)
 from .jacobian import numerical_jacobian, plot_jacobian
+from .show import show
 from .warp import film_strip, grid_lines, start_colours, warp_paths
 
 __all__ = ["target_vs_model", "DensityPanel", "layer_densities", "log_density_after",

@@ -23,12 +23,15 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Rectangle
 
 from .._validate import as_float_array
+from ..gradcheck import numerical_jacobian as _central_difference_jacobian
 
 __all__ = ["numerical_jacobian", "plot_jacobian", "logdet_flops"]
 
 
 def numerical_jacobian(transform, point, direction="forward", eps=1e-6):
-    r"""Central-difference Jacobian of one transform at one point.
+    r"""Central-difference Jacobian of one transform at one point, and the layer's own log-det.
+
+    The differences are :func:`nfscratch.gradcheck.numerical_jacobian` of the single-sample map.
 
     Parameters
     ----------
@@ -61,10 +64,7 @@ def numerical_jacobian(transform, point, direction="forward", eps=1e-6):
         raise ValueError(f"point: expected one point of shape ({D},) for this {D}-D transform, "
                          f"got shape {p.shape}.")
     run = transform.forward if direction == "forward" else transform.inverse
-    E = eps * np.eye(D)                                              # (D, D)
-    out_plus = run(p + E)[0]                                         # (D, D): row j = f(p + eps e_j)
-    out_minus = run(p - E)[0]
-    J = ((out_plus - out_minus) / (2 * eps)).T                       # column j = d f / d p_j
+    J = _central_difference_jacobian(lambda v: run(v[None, :])[0][0], p, eps)   # (D, D)
     log_det = float(run(p[None, :])[1][0])
     return J, log_det
 

@@ -1,382 +1,39 @@
-r"""Gradient checking: compare hand-written backward passes with central differences.
+"""The checks students run: pure functions, transforms and flows against central differences.
 
-Every transform in nfscratch has a backward pass written by hand, and a backward pass that is a
-little wrong still trains -- only worse, and nobody notices. This module compares each analytic
-gradient with **central differences**
+* :func:`check_gradients` -- a pure functional core, ``forward_fn(**inputs)`` and its
+  ``backward_fn``;
+* :func:`check_transform` (also called :func:`check_flow`) -- a Transform or a whole Flow, in
+  both directions: shapes, every gradient, log-det against ``slogdet`` of a finite-difference
+  Jacobian, round trip;
+* :func:`check_all` -- several of them with a one-line-per-model summary, and
+  :func:`builtin_examples`, the list of every built-in transform that ``nfscratch gradcheck`` and
+  the test suite check.
 
-.. math:: \frac{\partial L}{\partial \theta_i} \approx
-          \frac{L(\theta + \epsilon e_i) - L(\theta - \epsilon e_i)}{2 \epsilon}
-
-and prints a table with one row per gradient and a PASS / WARN / FAIL / SKIP status.
-
-What is checked
----------------
-:func:`check_transform` (a :class:`~nfscratch.transforms.base.Transform`) and :func:`check_flow`
-(a :class:`~nfscratch.flow.Flow`) run, on a small float64 batch (N = 8), in each direction:
-
-* ``shapes``: the output is (N, D) and finite, ``log_det`` is (N,) -- one entry per sample,
-  never a broadcast scalar;
-* ``dz`` / ``dx`` and one row per parameter: the gradients left by ``backward`` (forward
-  direction) or ``inverse_backward`` (inverse direction) for the scalar loss
-
-  .. math:: L = \sum_{n,d} dout_{nd}\, out_{nd} + \sum_n dlog\_det_n\, log\_det_n
-
-  with random upstream gradients ``dout ~ N(0, 1)`` (N, D) and ``dlog_det ~ N(0, 1)`` (N,).
-  Random (not all-ones) so that no term cancels by accident and both outputs are exercised;
-* ``log_det``: the log-det of a few samples against ``np.linalg.slogdet`` of the
-  finite-difference Jacobian of the single-sample map (``log|det dx/dz|`` forward,
-  ``log|det dz/dx|`` inverse);
-
-and once for the pair: ``round trip`` (``max |inverse(forward(z)) - z|``) and ``log_det sum``
-(``max |log_det_forward(z) + log_det_inverse(forward(z))|``, which must be 0). The inverse
-direction is evaluated at ``x = forward(z)``, inside the range of the transform. A direction
-that raises ``NotImplementedError`` is reported as SKIP ("not provided"), not as a crash.
-
-:func:`check_gradients` does the same gradient comparison for a *pure* functional core,
-``forward_fn(**inputs) -> (out, cache)`` or ``(out, log_det, cache)`` and
-``backward_fn(dout, [dlog_det,] cache) -> gradients``, e.g. ``linear_forward`` /
-``linear_backward`` or ``planar_forward`` / ``planar_backward``.
-
-Thresholds
-----------
-A correct backward pass in float64 typically agrees to about 1e-10 (CS231n: "expect ~1e-10").
-A row WARNs above ``warn=1e-7`` and FAILs above ``fail=1e-4`` unless told otherwise. Gradient
-rows report :func:`rel_error` with a floor of ``REL_FLOOR`` (1%) of the largest gradient entry
-in the same check: an entry that is zero up to rounding (~1e-10) would otherwise be divided by
-~0 and FAIL a correct pass. The ``log_det``, ``round trip`` and ``log_det sum`` rows report an
-absolute error (marked ``*``); for ``log_det`` that is already relative, since
-``|Δ log|det J|| ≈ |Δ det J| / |det J|``.
-
-Why float64 is required
------------------------
-Central differences have two errors: truncation, ``O(eps^2)`` from the Taylor series
-(~1e-12 at ``eps = 1e-6``), and rounding, ``O(machine_eps / eps)``, because ``L(θ + eps)`` and
-``L(θ - eps)`` share most of their digits and the subtraction cancels them. In float64 the
-rounding term is ``2.2e-16 / 1e-6 ≈ 2e-10``; in float32 it is ``1.2e-7 / 1e-6 ≈ 1e-1`` -- as
-large as the error a bug makes, so the check could not tell a bug from noise. Float32 (or any
-non-float64) inputs and parameters are therefore refused with a ``TypeError``.
-
-Two details keep the rounding noise near its floor: the differences are taken on the outputs
-*before* contracting them with the upstream gradients (outputs the perturbation does not touch
-cancel exactly), and they are divided by the step actually taken, ``(θ + eps) - (θ - eps)`` as
-stored in floating point, rather than by ``2 eps``.
-
-Cost
-----
-Each checked entry costs two passes. Every entry of an input or parameter tensor is checked up
-to ``max_entries`` (200) entries; a larger tensor is checked on a seeded random subset of
-``max_entries`` entries, and the detail column says so. A coupling layer whose conditioner has
-~5000 parameters is checked in a fraction of a second.
-
-References
-----------
-CS231n, ``gradient_check.py`` (Stanford, https://cs231n.github.io/optimization-1/).
-Rezende & Mohamed, "Variational Inference with Normalizing Flows", ICML 2015, arXiv:1505.05770.
+The thresholds, the loss that is differentiated and why float64 is required are explained in
+:mod:`nfscratch.gradcheck`; the finite differences live in :mod:`~nfscratch.gradcheck.numerics`,
+the tables in :mod:`~nfscratch.gradcheck.report`.
 """
+import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import as_rng, check_positive_int
+from .._validate import as_rng, check_positive_int
+from .numerics import (EPS, REL_FLOOR, check_eps, numerical_jacobian, numerical_vjp,
+                       rel_errors, require_float64_array)
+from .report import FAIL, WARN, GradcheckResult, GradcheckRow, judge, skip_rows, summary
 
-__all__ = ["rel_error", "numerical_gradient", "numerical_jacobian", "check_gradients",
-           "check_transform", "check_flow", "check_all", "parse_gradients", "GradcheckResult",
-           "GradcheckRow", "EPS", "WARN", "FAIL", "REL_FLOOR"]
-
-EPS = 1e-6          # central-difference step
-WARN = 1e-7         # error above this: WARN
-FAIL = 1e-4         # error above this: FAIL
-REL_FLOOR = 1e-2    # rel_error never divides by less than this fraction of the largest gradient
-_TINY = 1e-300
+__all__ = ["check_gradients", "parse_gradients", "check_transform", "check_flow", "check_all",
+           "perturb_params", "builtin_examples"]
 
 _DIRECTIONS = ("forward", "inverse")
 
 
 # ------------------------------------------------------------------------------------------------
-# The three building blocks: relative error, numerical gradient, numerical Jacobian
+# Shared by every check: settings, entry subsets, analytic against numerical gradients
 # ------------------------------------------------------------------------------------------------
-def rel_error(a, b, floor=1e-8):
-    r"""Largest entrywise relative error between two arrays.
-
-    .. math:: \max_i \frac{|a_i - b_i|}{\max(|a_i| + |b_i|,\ floor)}
-
-    Entries where both are exactly 0 contribute 0. The ``floor`` stops entries that are zero
-    up to rounding from dividing by ~0 (CS231n uses 1e-8); :func:`check_transform` passes a
-    floor of ``REL_FLOOR`` times the largest gradient entry in the check.
-
-    Parameters
-    ----------
-    a, b : array_like, same shape
-    floor : float, default 1e-8
-
-    Returns
-    -------
-    float
-        In [0, 1]; NaN if either array holds NaN.
-
-    Examples
-    --------
-    >>> rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
-    0.0
-    >>> print(f"{rel_error(1.0, 1.1):.4f}")     # |1 - 1.1| / (1 + 1.1)
-    0.0476
-    >>> rel_error(0.0, 0.0)
-    0.0
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"rel_error: a and b must have the same shape, got {a.shape} and {b.shape}.")
-    return float(np.max(_rel_errors(a, b, floor), initial=0.0))
-
-
-def _rel_errors(a, b, floor):
-    num = np.abs(a - b)
-    den = np.maximum(np.abs(a) + np.abs(b), max(float(floor), _TINY))
-    return num / den          # NaN propagates: a NaN gradient must FAIL, not vanish
-
-
-def numerical_gradient(f, x, eps=EPS):
-    r"""Central-difference gradient of a scalar function of an array.
-
-    ``x`` is perturbed **in place**, one entry at a time, and restored exactly, so it may be a
-    parameter array that ``f`` reads from elsewhere (``f`` then ignores its argument).
-
-    .. math:: g_i = \frac{f(x + \epsilon e_i) - f(x - \epsilon e_i)}{(x_i + \epsilon) - (x_i - \epsilon)}
-
-    Parameters
-    ----------
-    f : callable
-        ``f(x) -> float``.
-    x : ndarray of float64, any shape
-    eps : float, default 1e-6
-
-    Returns
-    -------
-    ndarray, shape of ``x``
-
-    Examples
-    --------
-    >>> x = np.array([[1.0, -2.0], [0.5, 3.0]])
-    >>> g = numerical_gradient(lambda a: np.sum(a ** 2), x)
-    >>> bool(np.allclose(g, 2 * x))
-    True
-    """
-    _require_float64_array(x, "x")
-    eps = _check_eps(eps)
-    g = np.zeros(x.shape)
-    for i in range(x.size):
-        ix = np.unravel_index(i, x.shape)
-        g[ix] = _central_difference(lambda: float(f(x)), x, ix, eps)
-    return g
-
-
-def numerical_jacobian(f, x, eps=EPS):
-    r"""Central-difference Jacobian of a vector function, ``J[i, j] = d f_i / d x_j``.
-
-    Parameters
-    ----------
-    f : callable
-        ``f(x) -> ndarray`` of shape (M,), for ``x`` of shape (D,).
-    x : ndarray of float64, shape (D,)
-        Not modified (a copy is perturbed).
-    eps : float, default 1e-6
-
-    Returns
-    -------
-    ndarray, shape (M, D)
-
-    Examples
-    --------
-    >>> A = np.array([[2.0, 1.0], [0.0, 3.0]])
-    >>> J = numerical_jacobian(lambda v: A @ v, np.array([0.3, -0.7]))
-    >>> bool(np.allclose(J, A))
-    True
-    """
-    _require_float64_array(x, "x")
-    if x.ndim != 1:
-        raise ValueError(f"x: expected a 1-D point of shape (D,), got shape {x.shape}. "
-                         "For a batched map, Jacobian one sample at a time: x[n].")
-    eps = _check_eps(eps)
-    x = x.copy()
-    cols = []
-    for j in range(x.size):
-        cols.append(_central_difference(lambda: np.array(f(x), dtype=np.float64, copy=True),
-                                        x, (j,), eps))
-    return np.stack(cols, axis=-1).reshape(-1, x.size)
-
-
-def _central_difference(evaluate, arr, ix, eps):
-    """(evaluate() at arr[ix] + eps  minus  at arr[ix] - eps) / actual step; arr restored exactly."""
-    old = arr[ix].copy()
-    hi, lo = old + eps, old - eps
-    try:
-        arr[ix] = hi
-        plus = evaluate()
-        arr[ix] = lo
-        minus = evaluate()
-    finally:
-        arr[ix] = old
-    return (plus - minus) / (hi - lo)   # (hi - lo) is the step as stored, not exactly 2 eps
-
-
-def _numerical_vjp(evaluate, arr, upstream, eps, flat_indices):
-    """dL/darr at ``flat_indices`` for L = sum_k <upstream[k], evaluate()[k]>.
-
-    The outputs are differenced before the contraction, so outputs that the perturbation does
-    not touch cancel exactly instead of adding their rounding noise to L.
-    """
-    def outputs():
-        return [np.array(o, dtype=np.float64, copy=True) for o in evaluate()]
-
-    g = np.empty(len(flat_indices))
-    for j, i in enumerate(flat_indices):
-        ix = np.unravel_index(int(i), arr.shape)
-        old = arr[ix].copy()
-        hi, lo = old + eps, old - eps
-        try:
-            arr[ix] = hi
-            plus = outputs()
-            arr[ix] = lo
-            minus = outputs()
-        finally:
-            arr[ix] = old
-        g[j] = sum(float(np.sum(w * (p - m))) for w, p, m in zip(upstream, plus, minus)) / (hi - lo)
-    return g
-
-
-# ------------------------------------------------------------------------------------------------
-# Results
-# ------------------------------------------------------------------------------------------------
-@dataclass
-class GradcheckRow:
-    """One line of the table.
-
-    ``error`` is a relative error (``kind="rel"``, gradient rows) or an absolute one
-    (``kind="abs"``: log-det, round trip, log-det sum); None for shape and SKIP rows.
-    """
-    name: str
-    direction: str
-    error: float | None
-    status: str                 # "PASS", "WARN", "FAIL" or "SKIP"
-    detail: str = ""
-    kind: str = "rel"
-
-    @property
-    def max_rel_error(self):
-        """Alias of ``error`` (the table's "max rel error" column)."""
-        return self.error
-
-
-@dataclass
-class GradcheckResult:
-    """The outcome of a check: rows plus the settings they were judged with.
-
-    ``passed`` is True when no row FAILs (WARN and SKIP rows do not fail a check).
-    ``str(result)`` is the table.
-    """
-    name: str
-    rows: list = field(default_factory=list)
-    eps: float = EPS
-    warn: float = WARN
-    fail: float = FAIL
-    n: int | None = None
-
-    @property
-    def passed(self):
-        return not any(r.status == "FAIL" for r in self.rows)
-
-    @property
-    def status(self):
-        """Overall status: FAIL if any row fails, else WARN if any warns, else PASS."""
-        statuses = {r.status for r in self.rows}
-        return "FAIL" if "FAIL" in statuses else "WARN" if "WARN" in statuses else "PASS"
-
-    @property
-    def max_error(self):
-        """Largest gradient (relative) error in the table, 0.0 if there is none."""
-        errs = [r.error for r in self.rows if r.kind == "rel" and r.error is not None]
-        return float(np.max(errs, initial=0.0))      # NaN if any gradient row is NaN
-
-    def failures(self):
-        """The FAIL rows."""
-        return [r for r in self.rows if r.status == "FAIL"]
-
-    def row(self, name, direction=None):
-        """The row called ``name`` (in ``direction``, if given); KeyError if there is none."""
-        for r in self.rows:
-            if r.name == name and (direction is None or r.direction == direction):
-                return r
-        have = ", ".join(f"{r.name}/{r.direction}" for r in self.rows)
-        raise KeyError(f"no row {name!r}{'' if direction is None else f' in direction {direction!r}'}; "
-                       f"rows are: {have}")
-
-    def counts(self):
-        return {s: sum(r.status == s for r in self.rows) for s in ("PASS", "WARN", "FAIL", "SKIP")}
-
-    def table(self):
-        """The printed table: a header with the settings, one line per row, a verdict."""
-        batch = "" if self.n is None else f", N={self.n}"
-        lines = [f"gradcheck {self.name}: float64, eps={self.eps:.0e}{batch}; "
-                 f"WARN > {self.warn:.0e}, FAIL > {self.fail:.0e}"]
-        cells = [("check", "direction", "max rel error", "status", "detail")]
-        for r in self.rows:
-            if r.error is None:
-                err = "-"
-            else:
-                err = f"{r.error:.1e}" + ("*" if r.kind == "abs" else " ")
-            cells.append((r.name, r.direction, err, r.status, r.detail))
-        widths = [max(len(c[i]) for c in cells) for i in range(4)]
-        for k, c in enumerate(cells):
-            lines.append("  ".join([c[0].ljust(widths[0]), c[1].ljust(widths[1]),
-                                    c[2].rjust(widths[2]), c[3].ljust(widths[3]), c[4]]).rstrip())
-            if k == 0:
-                lines.append("  ".join("-" * w for w in widths) + "  ------")
-        if any(r.kind == "abs" and r.error is not None for r in self.rows):
-            lines.append("* absolute error: log_det rows compare log|det J| (a relative error of "
-                         "|det J|); round trip in units of z.")
-        c = self.counts()
-        verdict = "PASSED" if self.passed else "FAILED"
-        lines.append(f"{verdict}: {c['PASS']} PASS, {c['WARN']} WARN, {c['FAIL']} FAIL, {c['SKIP']} SKIP")
-        return "\n".join(lines)
-
-    def __str__(self):
-        return self.table()
-
-
-def _status(err, warn, fail):
-    if err is None or not np.isfinite(err) or err > fail:
-        return "FAIL"
-    return "WARN" if err > warn else "PASS"
-
-
-# ------------------------------------------------------------------------------------------------
-# Validation of the checker's own arguments
-# ------------------------------------------------------------------------------------------------
-_FLOAT64_WHY = ("gradcheck needs float64: central differences with eps ~1e-6 have rounding "
-                "error ~machine_eps/eps, about 2e-10 in float64 but 1e-1 in float32, so in "
-                "float32 the check cannot tell a bug from rounding noise.")
-
-
-def _require_float64_array(a, name):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a float64 ndarray (it is perturbed in place), got "
-                        f"{type(a).__name__}. Make one with np.asarray({name}, dtype=np.float64).")
-    if a.dtype != np.float64:
-        raise TypeError(f"{name}: got dtype {a.dtype}; {_FLOAT64_WHY} Convert it with "
-                        f"{name}.astype(np.float64).")
-
-
-def _check_eps(eps):
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps: expected a small positive step such as 1e-6, got {eps!r}.")
-    return float(eps)
-
-
 def _check_settings(eps, warn, fail, max_entries):
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     for nm, v in (("warn", warn), ("fail", fail)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not v > 0:
             raise ValueError(f"{nm}: expected a positive threshold, got {v!r}.")
@@ -405,13 +62,13 @@ def _gradient_rows(targets, evaluate, upstream, direction, eps, warn, fail, max_
             compared.append((name, note))
             continue
         idx, what = _pick(arr.size, max_entries, rng)
-        num = _numerical_vjp(evaluate, arr, upstream, eps, idx)
+        num = numerical_vjp(evaluate, arr, upstream, idx, eps)
         ana = np.asarray(analytic, dtype=np.float64).reshape(-1)[idx]
         compared.append((name, idx, ana, num, what, arr.shape))
     # one floor for the whole check: FD noise scales with the problem, not with each tensor
     vals = [np.abs(np.concatenate([c[2], c[3]])) for c in compared if len(c) > 2]
     scale = max([float(np.max(v, where=np.isfinite(v), initial=0.0)) for v in vals], default=0.0)
-    floor = max(REL_FLOOR * scale, _TINY)
+    floor = REL_FLOOR * scale        # rel_errors keeps it above 0
     rows = []
     for c in compared:
         if len(c) == 2:
@@ -420,9 +77,9 @@ def _gradient_rows(targets, evaluate, upstream, direction, eps, warn, fail, max_
                                      note.lstrip("!")))
             continue
         name, idx, a, n, detail, shape = c
-        errs = _rel_errors(a, n, floor)
+        errs = rel_errors(a, n, floor)
         err = float("nan") if np.any(np.isnan(errs)) else float(np.max(errs, initial=0.0))
-        status = _status(err, warn, fail)
+        status = judge(err, warn, fail)
         if a.size and not np.any(a) and not np.any(n):
             detail += ("; exactly 0 here, so nothing was tested (a zero-initialized layer?): "
                        "randomize the parameters to test it")
@@ -513,7 +170,7 @@ def check_gradients(forward_fn, backward_fn, inputs, *, wrt=None, rng=None, eps=
         if unknown:
             raise KeyError(f"wrt: {unknown} are not keys of inputs ({list(inputs)}).")
     for k in names:
-        _require_float64_array(inputs[k], f"inputs[{k!r}]")
+        require_float64_array(inputs[k], f"inputs[{k!r}]")
     work = {k: (np.array(v, copy=True) if k in names else v) for k, v in inputs.items()}
 
     def run():
@@ -586,7 +243,7 @@ def parse_gradients(back, names):
 
 
 # ------------------------------------------------------------------------------------------------
-# Transforms and flows: one protocol, two adapters
+# Transforms and flows: one protocol, one check
 # ------------------------------------------------------------------------------------------------
 class _Model:
     """A Transform or a Flow seen through one protocol: run, backprop, params, grads."""
@@ -623,7 +280,7 @@ class _Model:
     def params(self):
         params = self._params()
         for k, v in params.items():
-            _require_float64_array(v, f"{self.name} parameter {k!r}")
+            require_float64_array(v, f"{self.name} parameter {k!r}")
         again = self._params()   # must be the live arrays, or perturbing them changes nothing
         for k, v in params.items():
             if v.size and (k not in again or not np.shares_memory(v, again[k])):
@@ -642,16 +299,12 @@ def _validate_points(x, model, n, rng):
         return rng.standard_normal((n, model.dim))
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
-    _require_float64_array(x, "x")
+    require_float64_array(x, "x")
     if x.ndim != 2 or (model.dim is not None and x.shape[1] != model.dim) or x.shape[0] == 0:
         raise ValueError(f"x: expected shape (N, {model.dim or 'D'}) with N >= 1, got {x.shape}.")
     if not np.all(np.isfinite(x)):
         raise ValueError("x: expected finite values.")
     return x.copy()
-
-
-def _skip_rows(direction, message, names):
-    return [GradcheckRow(nm, direction, None, "SKIP", message) for nm in names]
 
 
 def _check_direction(model, direction, inp, params, opts, rng):
@@ -678,7 +331,7 @@ def _check_direction(model, direction, inp, params, opts, rng):
     out_name = "x" if direction == "forward" else "z"
     if problems:
         rows = [GradcheckRow("shapes", direction, None, "FAIL", "; ".join(problems))]
-        return rows + _skip_rows(direction, "skipped: the pass returned wrong shapes",
+        return rows + skip_rows(direction, "skipped: the pass returned wrong shapes",
                                  [d_in, "log_det"]), None, None
     rows = [GradcheckRow("shapes", direction, None, "PASS", f"{out_name} {out.shape}, log_det {log_det.shape}")]
     out, log_det = out.copy(), log_det.copy()
@@ -734,7 +387,7 @@ def _check_direction(model, direction, inp, params, opts, rng):
         errs.append(abs(logabs - log_det[i]) if sign != 0 else np.inf)
         details.append((i, log_det[i], logabs))
     err = float(max(errs))
-    status = _status(err, warn, fail)
+    status = judge(err, warn, fail)
     jac = "dx/dz" if direction == "forward" else "dz/dx"
     detail = f"{k} sample{'s' if k > 1 else ''} vs slogdet of the FD Jacobian {jac}"
     if status != "PASS":
@@ -744,8 +397,65 @@ def _check_direction(model, direction, inp, params, opts, rng):
     return rows, out, log_det
 
 
-def _check_model(model, x=None, directions=_DIRECTIONS, rng=None, eps=EPS, warn=WARN, fail=FAIL,
-                 n=8, max_entries=200, n_logdet=5, verbose=True):
+def check_transform(model, x=None, *, directions=_DIRECTIONS, rng=None, eps=EPS, warn=WARN,
+                    fail=FAIL, n=8, max_entries=200, n_logdet=5, verbose=True):
+    """Check a Transform or a whole Flow: shapes, every gradient in both directions, log-det,
+    round trip.
+
+    A flow is checked as one big transform, so :func:`check_flow` is this same function. The
+    parameters are perturbed in place (and restored exactly) and the analytic gradients read
+    after ``backward`` / ``inverse_backward``: for a Transform from the dicts ``t.params`` and
+    ``t.grads``; for a Flow from its methods ``params()`` (the live arrays) and ``grads()``,
+    flat dicts keyed like ``"0.u"``, one row per key.
+
+    Parameters
+    ----------
+    model : Transform or Flow
+        Anything with ``forward``, ``inverse``, ``backward``, ``inverse_backward`` and
+        parameters as described above.
+    x : ndarray of float64, shape (N, D), optional
+        Base-side points fed to ``forward``; the inverse direction is checked at
+        ``forward(x)`` (or at ``x`` when forward is not provided). Default: ``n`` standard
+        normal points. Non-float64 input is refused (see :mod:`nfscratch.gradcheck`).
+    directions : tuple of {"forward", "inverse"}, default both
+        The round-trip and log-det-sum rows need both.
+    rng : Generator or int, optional
+        For the points, the upstream gradients and entry subsets; None means seed 0, so a
+        check is reproducible.
+    eps : float, default 1e-6
+        Central-difference step.
+    warn, fail : float, default 1e-7 and 1e-4
+        A row WARNs above ``warn`` and FAILs above ``fail``.
+    n : int, default 8
+        Batch size when ``x`` is None (keep it small: every checked entry costs two passes).
+    max_entries : int, default 200
+        Per input or parameter tensor, check at most this many entries (seeded random subset).
+    n_logdet : int, default 5
+        Samples whose log-det is compared with ``slogdet`` of the FD Jacobian.
+    verbose : bool, default True
+        Print the table.
+
+    Returns
+    -------
+    GradcheckResult
+        ``.passed``, ``.rows``, ``.table()``; parameters are left bit-for-bit unchanged.
+
+    Examples
+    --------
+    >>> from nfscratch.transforms.base import Transform
+    >>> class Shift(Transform):                     # x = z + t, log|det| = 0
+    ...     def __init__(self, dim):
+    ...         super().__init__(dim)
+    ...         self.params = {"t": np.zeros(dim)}
+    ...     def _forward(self, z):
+    ...         return z + self.params["t"], np.zeros(len(z)), {"n": len(z)}
+    ...     def _backward(self, dx, dlog_det, cache):
+    ...         return dx, {"t": dx.sum(axis=0)}
+    >>> result = check_transform(Shift(2), verbose=False)   # no inverse: those rows SKIP
+    >>> result.passed, result.row("dt").status, result.row("inverse()").status
+    (True, 'PASS', 'SKIP')
+    """
+    model = _Model(model)
     eps, warn, fail, max_entries = _check_settings(eps, warn, fail, max_entries)
     n = check_positive_int(n, "n")
     n_logdet = check_positive_int(n_logdet, "n_logdet")
@@ -772,13 +482,13 @@ def _check_model(model, x=None, directions=_DIRECTIONS, rng=None, eps=EPS, warn=
         if len(directions) == 2:
             if fwd is None or z_back is None:
                 why = "needs both forward and inverse"
-                rows += _skip_rows("both", why, ["round trip", "log_det sum"])
+                rows += skip_rows("both", why, ["round trip", "log_det sum"])
             else:
                 err = float(np.max(np.abs(z_back - z)))
-                rows.append(GradcheckRow("round trip", "both", err, _status(err, warn, fail),
+                rows.append(GradcheckRow("round trip", "both", err, judge(err, warn, fail),
                                          "max |inverse(forward(z)) - z|", kind="abs"))
                 err = float(np.max(np.abs(fwd[1] + ld_i)))
-                rows.append(GradcheckRow("log_det sum", "both", err, _status(err, warn, fail),
+                rows.append(GradcheckRow("log_det sum", "both", err, judge(err, warn, fail),
                                          "max |log_det_forward(z) + log_det_inverse(x)|, must be 0",
                                          kind="abs"))
     result = GradcheckResult(model.name, rows, eps, warn, fail, n=z.shape[0])
@@ -787,79 +497,7 @@ def _check_model(model, x=None, directions=_DIRECTIONS, rng=None, eps=EPS, warn=
     return result
 
 
-_SHARED_DOC = r"""
-    Parameters
-    ----------
-    {arg}
-    x : ndarray of float64, shape (N, D), optional
-        Base-side points fed to ``forward``; the inverse direction is checked at
-        ``forward(x)`` (or at ``x`` when forward is not provided). Default: ``n`` standard
-        normal points. Non-float64 input is refused (see the module docstring).
-    directions : tuple of {{"forward", "inverse"}}, default both
-        The round-trip and log-det-sum rows need both.
-    rng : Generator or int, optional
-        For the points, the upstream gradients and entry subsets; None means seed 0, so a
-        check is reproducible.
-    eps : float, default 1e-6
-        Central-difference step.
-    warn, fail : float, default 1e-7 and 1e-4
-        A row WARNs above ``warn`` and FAILs above ``fail``.
-    n : int, default 8
-        Batch size when ``x`` is None (keep it small: every checked entry costs two passes).
-    max_entries : int, default 200
-        Per input or parameter tensor, check at most this many entries (seeded random subset).
-    n_logdet : int, default 5
-        Samples whose log-det is compared with ``slogdet`` of the FD Jacobian.
-    verbose : bool, default True
-        Print the table.
-
-    Returns
-    -------
-    GradcheckResult
-        ``.passed``, ``.rows``, ``.table()``; parameters are left bit-for-bit unchanged.
-"""
-
-
-def check_transform(t, x=None, *, directions=_DIRECTIONS, rng=None, eps=EPS, warn=WARN, fail=FAIL,
-                    n=8, max_entries=200, n_logdet=5, verbose=True):
-    """Check a Transform: shapes, every gradient in both directions, log-det, round trip.
-
-    Parameter gradients are read from ``t.grads`` and the parameters in ``t.params`` are
-    perturbed in place (and restored exactly).
-    {doc}
-    Examples
-    --------
-    >>> from nfscratch.transforms.base import Transform
-    >>> class Shift(Transform):                     # x = z + t, log|det| = 0
-    ...     def __init__(self, dim):
-    ...         super().__init__(dim)
-    ...         self.params = {{"t": np.zeros(dim)}}
-    ...     def _forward(self, z):
-    ...         return z + self.params["t"], np.zeros(len(z)), {{"n": len(z)}}
-    ...     def _backward(self, dx, dlog_det, cache):
-    ...         return dx, {{"t": dx.sum(axis=0)}}
-    >>> result = check_transform(Shift(2), verbose=False)   # no inverse: those rows SKIP
-    >>> result.passed, result.row("dt").status, result.row("inverse()").status
-    (True, 'PASS', 'SKIP')
-    """
-    return _check_model(_Model(t), x, directions, rng, eps, warn, fail, n, max_entries, n_logdet,
-                        verbose)
-
-
-def check_flow(flow, x=None, *, directions=_DIRECTIONS, rng=None, eps=EPS, warn=WARN, fail=FAIL,
-               n=8, max_entries=200, n_logdet=5, verbose=True):
-    """Check a whole flow the way :func:`check_transform` checks one layer.
-
-    ``flow`` needs ``forward``, ``inverse``, ``backward``, ``inverse_backward`` and the flat
-    dicts ``params()`` (the live arrays) and ``grads()``, keyed like ``"0.u"``; one row per key.
-    {doc}"""
-    return _check_model(_Model(flow), x, directions, rng, eps, warn, fail, n, max_entries, n_logdet,
-                        verbose)
-
-
-check_transform.__doc__ = check_transform.__doc__.format(
-    doc=_SHARED_DOC.format(arg="t : Transform"))
-check_flow.__doc__ = check_flow.__doc__.format(doc=_SHARED_DOC.format(arg="flow : Flow"))
+check_flow = check_transform    # a Flow has the same protocol: one body for both
 
 
 def check_all(models, *, verbose=True, **kwargs):
@@ -871,50 +509,33 @@ def check_all(models, *, verbose=True, **kwargs):
     verbose : bool, default True
         Print the full table of every model that does not pass, then the summary.
     **kwargs
-        Passed to :func:`check_transform` / :func:`check_flow` (``rng``, ``eps``, ``n``, ...).
+        Passed to :func:`check_transform` (``rng``, ``eps``, ``n``, ...).
 
     Returns
     -------
     dict of str -> GradcheckResult
         Keyed by the given names, or by ``model.name`` (``"Planar#2"`` for a repeat).
     """
-    allowed = {"x", "directions", "rng", "eps", "warn", "fail", "n", "max_entries", "n_logdet"}
+    allowed = set(inspect.signature(check_transform).parameters) - {"model", "verbose"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise TypeError(f"check_all: unexpected keyword arguments {unknown}; accepted: {sorted(allowed)}.")
     if isinstance(models, Mapping):
-        items = [(str(k), _Model(m)) for k, m in models.items()]
+        items = [(str(k), m) for k, m in models.items()]
     else:
         items, seen = [], {}
         for m in models:
-            model = _Model(m)
-            seen[model.name] = seen.get(model.name, 0) + 1
-            k = seen[model.name]
-            items.append((model.name if k == 1 else f"{model.name}#{k}", model))
+            name = _Model(m).name
+            seen[name] = seen.get(name, 0) + 1
+            k = seen[name]
+            items.append((name if k == 1 else f"{name}#{k}", m))
     results = {}
-    for name, model in items:
-        results[name] = _check_model(model, **{**kwargs, "verbose": False})
+    for name, m in items:
+        results[name] = check_transform(m, **{**kwargs, "verbose": False})
         results[name].name = name
     if verbose:
-        print(_summary(results))
+        print(summary(results))
     return results
-
-
-def _summary(results):
-    """The tables of the models that did not pass, then one line per model."""
-    lines = []
-    for r in results.values():
-        if r.status != "PASS":
-            lines += [r.table(), ""]
-    w = max([len(nm) for nm in results] + [5])
-    lines.append(f"{'model'.ljust(w)}  status  max rel error  PASS  WARN  FAIL  SKIP")
-    for nm, r in results.items():
-        c = r.counts()
-        lines.append(f"{nm.ljust(w)}  {r.status:<6}  {r.max_error:13.1e}  {c['PASS']:4d}  "
-                     f"{c['WARN']:4d}  {c['FAIL']:4d}  {c['SKIP']:4d}")
-    n_fail = sum(not r.passed for r in results.values())
-    lines.append(f"{len(results) - n_fail} of {len(results)} passed")
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -941,8 +562,8 @@ def builtin_examples(dim=2, rng=None):
     This is the list ``nfscratch gradcheck`` checks and the test suite parametrizes over. For
     ``dim = 1`` the couplings, which need two features, are left out.
     """
-    from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit, Permute,
-                             Planar, Radial, Reverse)
+    from ..transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit, Permute,
+                              Planar, Radial, Reverse)
     rng = as_rng(0 if rng is None else rng)
     # a block mask (first half conditions the rest) besides the alternating ones
     block = [1 if d < max(1, dim // 2) else 0 for d in range(dim)]
