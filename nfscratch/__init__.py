@@ -10,9 +10,11 @@ from .flow import Flow, Trajectory
 from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit, Permute,
                          Planar, Radial, Reverse, Transform)
 
+from .doctor import doctor   # the function; the module stays importable as nfscratch.doctor
+
 __version__ = "0.1.0"
 
 __all__ = ["Flow", "Trajectory", "StandardNormal", "Transform", "Planar", "Radial",
            "AffineCoupling", "AdditiveCoupling", "Permute", "Reverse", "ElementwiseAffine", "Logit",
            "datasets", "distributions", "losses", "nn", "transforms", "get_backend", "set_backend",
-           "use_backend"]
+           "use_backend", "doctor"]

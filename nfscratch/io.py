@@ -66,6 +66,11 @@ def save(flow, path, *, overwrite=False):
     if not path.parent.is_dir():
         raise FileNotFoundError(f"path: the directory {path.parent} does not exist.")
     arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in flow.params().items()}
+    bad = [k for k, v in arrays.items() if not np.all(np.isfinite(v))]
+    if bad:
+        raise ValueError(f"flow: parameters {bad[:5]}{' ...' if len(bad) > 5 else ''} hold NaN/inf "
+                         "values (a diverged training run?); nothing was written. Restore the last "
+                         "good parameters (fit does this when it stops a divergence) and save again.")
     arrays[_HEADER] = np.array(json.dumps(_architecture(flow)))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -86,6 +91,12 @@ def save(flow, path, *, overwrite=False):
 
 
 _MAX_DIM = 1_000_000
+
+#: Building the layers of a checkpoint may allocate, beyond the parameters the file holds, about
+#: one array of ``dim`` numbers per layer (index arrays of permutations, masks). Their total is
+#: bounded by what the file can justify: at most ``_BUILD_ALLOWANCE`` numbers plus as many as
+#: the file holds values. A 4 KB file cannot make the loader allocate hundreds of MB.
+_BUILD_ALLOWANCE = 1 << 20
 
 
 def _fsync_dir(directory):
@@ -183,6 +194,13 @@ def _read(path):
                                   f"config {spec['config']}: {exc}") from None
         expected.update({f"{i}.{k}": tuple(v) for k, v in layer_shapes.items()})
     declared = {k: v for k, v in shapes.items() if k != _HEADER}
+    n_values = sum(int(np.prod(shape)) for shape, _ in declared.values())
+    build = sum(spec["config"]["dim"] for spec in specs)
+    if build > _BUILD_ALLOWANCE + n_values:
+        raise CheckpointError(f"path: {path} declares {len(specs)} layers of total dimension "
+                              f"{build} but holds only {n_values} parameter values; a checkpoint "
+                              f"may declare at most {_BUILD_ALLOWANCE} + (its number of values) "
+                              "in total (nfscratch.io._BUILD_ALLOWANCE).")
     missing, extra = sorted(set(expected) - set(declared)), sorted(set(declared) - set(expected))
     if missing or extra:
         raise CheckpointError(f"path: {path} does not match the architecture it declares: missing "

@@ -180,3 +180,21 @@ def test_saved_files_get_the_usual_permissions(tmp_path, rng):
     finally:
         os.umask(umask)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_many_wide_parameterless_layers_are_refused_before_they_are_built(tmp_path):
+    # 16 Reverse(dim=10**6) layers: a few KB of header, ~250 MB of index arrays if built
+    header = json.loads(json.dumps(io._architecture(Flow([Reverse(2)]))))
+    header["base"]["dim"] = 10**6
+    header["transforms"] = [{"type": "Reverse", "config": {"dim": 10**6}, "params": []}] * 16
+    _write_npz(tmp_path / "wide.npz", {"__nfscratch__": _header_bytes(header)})
+    with pytest.raises(io.CheckpointError, match=r"total dimension 16000000 but holds only 0"):
+        io.load(tmp_path / "wide.npz")
+
+
+def test_a_diverged_flow_is_not_saved(tmp_path, rng):
+    flow = mixed_flow(rng)
+    flow[2].params["w"][0] = np.nan
+    with pytest.raises(ValueError, match=r"\['2.w'\] hold NaN/inf.*nothing was written"):
+        io.save(flow, tmp_path / "nan.npz")
+    assert list(tmp_path.iterdir()) == []
