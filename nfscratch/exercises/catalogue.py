@@ -94,6 +94,19 @@ def _planar_inputs():
             "w": np.array([0.6, 0.9, -0.7]), "b": np.array([0.2])}
 
 
+def _planar_negative_det_inputs():
+    """w.u = -2.5 < -1 (not invertible, but the log-det formula holds point by point): with
+    q = 1 + c (1 - h^2), samples with |a| < 0.9 have q < 0 and the others q > 0, so log|q| needs
+    its abs. The pre-activations a = w.z + b are placed away from q = 0."""
+    w, b = np.array([0.6, 0.9, -0.7]), np.array([0.2])
+    u = np.array([0.8, -0.5, 0.3])
+    u = u + (-2.5 - w @ u) * w / (w @ w)                       # w.u = -2.5
+    a = np.array([-2.0, -0.5, 0.1, 0.5, 1.5, 2.5, -1.4])      # q < 0 for three of them
+    r = _rng(203).standard_normal((a.size, 3))
+    z = r + (a - (r @ w + b[0]))[:, None] * w / (w @ w)       # (7, 3) with z @ w + b = a
+    return {"z": z, "u": u, "w": w, "b": b}
+
+
 def _ref_planar_forward(z, u, w, b):
     return planar_forward(z, u, w, b, constrain=False)
 
@@ -111,7 +124,12 @@ def _planar_variants(inputs, dout, dlog_det):
 
 
 def _planar_log_det(z, u, w, b):
-    return _ref_planar_forward(z, u, w, b)[1]
+    if w @ u > -1.0:
+        return _ref_planar_forward(z, u, w, b)[1]
+    # Planar refuses a layer that is not invertible; the log-det formula still holds point by
+    # point (the grader's brute-force column compares it with slogdet of the FD Jacobian)
+    h = np.tanh(z @ w + b[0])
+    return np.log(np.abs(1.0 + (w @ u) * (1.0 - h * h)))
 
 
 def _planar_log_det_variants(z, u, w, b):
@@ -128,6 +146,9 @@ def _planar_log_det_variants(z, u, w, b):
             ("used tanh(a) where its derivative 1 - tanh^2(a) belongs.",
              np.log(np.abs(1.0 + c * h))),
             ("used det directly: the log is missing (return log|det|).", 1.0 + c * (1.0 - h * h)),
+            ("the abs is missing: det = 1 + (1 - h^2) w.u is negative for some samples here "
+             "(w.u < -1), and the log-det is log|det|: np.log(np.abs(det)).",
+             np.log(1.0 + c * (1.0 - h * h))),
         ]
 
 
@@ -327,6 +348,8 @@ EXERCISES = {
                      summary="central differences on maps with a known Jacobian"),
         ValueSpec("planar_log_det", _planar_inputs, _planar_log_det,
                   variants=_planar_log_det_variants, point_map=_planar_point_map,
+                  more_inputs=[("log_det, w.u = -2.5: det < 0 for some z",
+                                _planar_negative_det_inputs)],
                   summary="log|1 + (1 - h^2) w.u| per sample"),
         ValueSpec("affine_coupling_log_det", _coupling_log_det_inputs, _coupling_log_det,
                   variants=_coupling_log_det_variants, point_map=_coupling_point_map,
