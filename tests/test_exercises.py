@@ -438,3 +438,45 @@ def test_grade_usage_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no such folder" in err and "no submissions" in err and ".csv or .md" in err
     assert "Traceback" not in err
+
+
+def _alive(pid):
+    """A process that exists and is not a zombie (nobody may reap it in a container)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_what_the_student_code_started_is_killed_too(tmp_path):
+    pid_file = tmp_path / "pid"
+    path = _plant(tmp_path, "ex1_mlp_backward.py", "    y = cache\n",
+                  "    y = cache\n    import subprocess, sys\n"
+                  "    p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+                  f"    open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+                  "    while True:\n        pass\n")
+    report = check_file(path, timeout=3.0, functions=["tanh_backward"], verbose=False)
+    assert "timed out" in report.result("tanh_backward")["rows"][0]["diagnosis"]
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+def test_top_level_redirect_and_loop_time_out(tmp_path):
+    path = tmp_path / "ex2_planar_backward.py"
+    path.write_text((SOLUTIONS / path.name).read_text()
+                    + "\nimport os\nos.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
+                      "os.system('echo 12')\nwhile True:\n    pass\n")
+    report = check_file(path, timeout=2.0, verbose=False)
+    assert report.exit_code == 1 and "did not finish within 2 s" in report.text
+
+
+def test_a_file_that_is_not_python_is_reported(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_bytes(b'EXERCISE = "log_det"\nx = 1\x00\n')
+    report = check_file(path, verbose=False)
+    assert report.exit_code == 1 and "not valid Python source" in report.text

@@ -9,6 +9,7 @@ Markdown table (by the suffix of the output file), or printed as Markdown.
 """
 import csv
 import io
+import os
 from pathlib import Path
 
 from .catalogue import EXERCISES
@@ -65,6 +66,10 @@ def grade_folder(folder, output=None, *, overwrite=False, timeout=DEFAULT_TIMEOU
         if output.exists() and not overwrite:
             raise UsageError(f"output: refusing to overwrite {output}; pass --overwrite to "
                              "replace it.")
+        parent = next(p for p in output.resolve().parents if p.exists())
+        if not os.access(parent, os.W_OK):
+            raise UsageError(f"output: cannot write into {parent} (no permission); choose "
+                             "another place for the report.")
     files = submissions(folder)
     if not files:
         raise UsageError(f"DIR: no submissions (*.py files) in {folder}")

@@ -246,7 +246,7 @@ def stubbed_functions(text):
     (a hand-out's unfinished functions); empty when the text does not parse."""
     try:
         tree = ast.parse(text)
-    except SyntaxError:
+    except (SyntaxError, ValueError):
         return []
     names = []
     for node in ast.walk(tree):

@@ -82,7 +82,7 @@ def exercise_of(path):
     text = Path(path).read_text(encoding="utf-8", errors="replace")
     try:
         tree = ast.parse(text)
-    except SyntaxError:
+    except (SyntaxError, ValueError):     # ValueError: null bytes in the source
         tree = None
     if tree is not None:
         declared = [node.value.value for node in tree.body
@@ -103,8 +103,10 @@ def _syntax_error(path):
     """``" (it has a syntax error at line N: ...)"`` when ``path`` does not parse, else ``""``."""
     try:
         ast.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
-    except SyntaxError as exc:
-        return f" (it also has a syntax error at line {exc.lineno}: {exc.msg})"
+    except (SyntaxError, ValueError) as exc:
+        line = getattr(exc, "lineno", None)
+        return (f" (it also has a syntax error at line {line}: {exc.msg})" if line else
+                f" (it is not valid Python source: {getattr(exc, 'msg', exc)})")
     return ""
 
 

@@ -45,6 +45,8 @@ def _load(path):
 
 
 def _import_error_text(exc, path):
+    if isinstance(exc, SyntaxError) and exc.lineno is None:     # e.g. null bytes in the file
+        return f"your file is not valid Python source: {exc.msg}"
     if isinstance(exc, SyntaxError):
         return (f"your file has a syntax error at line {exc.lineno}: {exc.msg}"
                 + (f" ({exc.text.strip()})" if exc.text else ""))
