@@ -187,7 +187,10 @@ class _Child:
     def close(self):
         """Kill the whole process group (the worker and anything the student's code started)."""
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            if hasattr(os, "killpg"):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            else:                                    # no process groups (Windows)
+                self.proc.kill()
         except (ProcessLookupError, PermissionError):
             pass
         try:

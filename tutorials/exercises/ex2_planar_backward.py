@@ -17,9 +17,8 @@ on top, which guarantees this for any ``u``; its gradient is one more chain-rule
 
 Your task: ``planar_backward``. The loss depends on both outputs, so you receive two upstream
 gradients, ``dx = dL/dx`` (N, D) and ``dlog_det = dL/dlog_det`` (N,), and return
-``dz = dL/dz`` (N, D) and the parameter gradients. Every path from an input to L counts:
-``z`` reaches L through ``x`` directly and through ``a``; ``u`` through ``x`` and through ``c``;
-``w`` through ``a`` and through ``c``.
+``dz = dL/dz`` (N, D) and the parameter gradients. Tutorial 03, section 4, sets up the
+derivation; ``nfscratch exercises hint ex2_planar_backward.py`` gives hints one level at a time.
 
 Check your work with::
 

@@ -17,9 +17,8 @@ The inverse is ``z_b = (x_b - t) \odot e^{-s}`` with ``log|det dz/dx| = -sum_j s
 Your task: the two backward passes, ``affine_coupling_backward`` (of the forward map, used for
 sampling and variational inference) and ``affine_coupling_inverse_backward`` (of the inverse,
 used for maximum likelihood). The conditioner's own backward is ``mlp_backward`` from
-``nfscratch.nn`` (you wrote one in exercise 1): give it the gradient of its output
-``(draw, dt)`` of shape (N, 2 d_b), get back the gradient of its input ``z_a`` and of its
-weights. Note that ``z_a`` reaches the loss twice: through ``x_a`` and through the conditioner.
+``nfscratch.nn`` (you wrote one in exercise 1). Tutorial 04, section 3, sets up the derivation;
+``nfscratch exercises hint ex3_coupling_backward.py`` gives hints one level at a time.
 
 Check your work with::
 

@@ -8,15 +8,16 @@ log-det against the brute-force one, ``slogdet`` of a finite-difference Jacobian
 
 Your tasks:
 
-1. ``numerical_jacobian(f, z)``: ``J[i, j] = d f_i / d z_j`` by central differences,
-   ``(f(z + eps e_j) - f(z - eps e_j)) / (2 eps)``, for a map ``f`` of one point (D,) -> (M,).
-2. ``planar_log_det(z, u, w, b)``: ``log|1 + (1 - tanh^2(w.z + b)) w.u|`` per sample (the
-   matrix determinant lemma applied to ``I + u (1 - h^2) w^T``), shape (N,).
-3. ``affine_coupling_log_det(z, mask, params, s_max)``: ``sum_j s_j(z_a)`` per sample, shape
-   (N,), for the coupling layer of exercise 3.
+1. ``numerical_jacobian(f, z)``: ``J[i, j] = d f_i / d z_j`` by central differences, for a map
+   ``f`` of one point (D,) -> (M,).
+2. ``planar_log_det(z, u, w, b)``: ``log|det dx/dz|`` of the planar map of exercise 2, per
+   sample, shape (N,), without forming the Jacobian (tutorial 03, section 2).
+3. ``affine_coupling_log_det(z, mask, params, s_max)``: the same for the coupling layer of
+   exercise 3 (tutorial 04, section 2).
 4. ``log_det_error(f, log_det_fn, z)``: the check itself. The largest, over the samples, of
-   ``| log_det_fn(z)[n] - log|det J_f(z_n)| |`` with ``J_f`` from your ``numerical_jacobian`` and
-   ``np.linalg.slogdet`` (which returns ``log|det|`` even when ``det < 0``).
+   ``| log_det_fn(z)[n] - log|det J_f(z_n)| |``, with ``J_f`` from your ``numerical_jacobian``.
+
+``nfscratch exercises hint ex4_log_det.py`` gives hints one level at a time.
 
 Check your work with::
 
