@@ -115,12 +115,16 @@ def _planar_variants(inputs, dout, dlog_det):
     """The planar backward without the path through c = w.u (in du and dw)."""
     z, u, w, b = (inputs[k] for k in ("z", "u", "w", "b"))
     _, _, cache = planar_forward(z, u, w, b, constrain=False)
-    _, g = planar_backward(dout, dlog_det, cache)
+    dz, g = planar_backward(dout, dlog_det, cache)
     h, q = cache["h"], cache["q"]
     dc = float(dlog_det @ ((1.0 - h * h) / q))
     return [("the path through c = w.u is missing: q = 1 + c (1 - h^2) depends on u and w "
              "through c, so du gets + dc * w and dw gets + dc * u, with dc = sum_n dlog_det_n "
-             "(1 - h_n^2) / q_n.", {"u": g["u"] - dc * w, "w": g["w"] - dc * u})]
+             "(1 - h_n^2) / q_n.", {"u": g["u"] - dc * w, "w": g["w"] - dc * u}),
+            ("the direct path is missing: x = z + u h contains z itself, so dz = dx + (the "
+             "path through a).", {"z": dz - dout}),
+            ("the path through x is not weighted by h: x_n = z_n + u h_n, so it gives du = "
+             "sum_n h_n dx_n, not sum_n dx_n.", {"u": g["u"] - h @ dout + dout.sum(axis=0)})]
 
 
 def _planar_log_det(z, u, w, b):
@@ -203,16 +207,34 @@ def _coupling_variants_for(direction):
         back = affine_coupling_backward if direction == "forward" else affine_coupling_inverse_backward
         _, _, cache = run(inputs[first], inputs["mask"], params, "tanh", 2.0)
         d_in, _ = back(dout, dlog_det, cache)
+        ia, ib = cache["ia"], cache["ib"]
         no_net = d_in.copy()
-        no_net[:, cache["ia"]] = dout[:, cache["ia"]]
-        cache = dict(cache, ds_draw=np.ones_like(cache["ds_draw"]))
-        d_nb, g_nb = back(dout, dlog_det, cache)
+        no_net[:, ia] = dout[:, ia]
+        d_nb, g_nb = back(dout, dlog_det, dict(cache, ds_draw=np.ones_like(cache["ds_draw"])))
+        # d(input)_b is dout_b times the scale: left out, or the other direction's. Forward:
+        # only dz_b uses it. Inverse: dt = -dx_b, so it reaches the conditioner too.
+        if direction == "forward":
+            no_scale, wrong_scale = d_in.copy(), d_in.copy()
+            no_scale[:, ib] = dout[:, ib]
+            wrong_scale[:, ib] = dout[:, ib] / cache["exp_s"]
+            no_scale, wrong_scale = {first: no_scale}, {first: wrong_scale}
+        else:
+            scale = cache["exp_neg_s"]
+            d_ns, g_ns = back(dout, dlog_det, dict(cache, exp_neg_s=np.ones_like(scale)))
+            d_ws, g_ws = back(dout, dlog_det, dict(cache, exp_neg_s=1.0 / scale))
+            no_scale, wrong_scale = {first: d_ns, **g_ns}, {first: d_ws, **g_ws}
+        out_b, sign = ("x_b = z_b e^s + t", "e^s") if direction == "forward" else \
+            ("z_b = (x_b - t) e^{-s}", "e^{-s}")
         return [
             (f"the conditioner's path is missing from d{first}_a: {first}_a reaches the loss "
              f"twice, directly and through the conditioner (s and t depend on it), so add the "
              f"gradient mlp_backward returns for its input.", {first: no_net}),
             ("the derivative of the soft bound is missing: s = s_max tanh(raw / s_max), so "
              "draw = ds * (1 - th^2) before the conditioner's backward.", {first: d_nb, **g_nb}),
+            (f"d{first}_b is missing its scale: {out_b}, so the upstream gradient of the "
+             f"transformed half is multiplied by {sign}.", no_scale),
+            (f"d{first}_b has the scale of the other direction: {out_b}, so the factor is "
+             f"{sign}.", wrong_scale),
         ]
     return variants
 

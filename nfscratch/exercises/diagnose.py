@@ -146,8 +146,13 @@ def _shape_diagnosis(name, arr, want, what):
                 f"has the shape of the thing it differentiates; e.g. dW = x.T @ dy (I, O), not "
                 f"dy.T @ x (O, I).")
     if arr.size == want.size and close(arr.reshape(want.shape), want):
-        return (f"right numbers, wrong shape ({exp}): reshape it, e.g. a (N, 1) column where one "
-                f"value per sample (N,) is expected.")
+        if arr.ndim == 0:
+            how = f"wrap the number in an array, e.g. np.array([value]) for shape {want.shape}"
+        elif want.ndim == 1 and arr.ndim == 2:
+            how = "e.g. a (N, 1) column where one value per sample (N,) is expected: .ravel()"
+        else:
+            how = f"reshape it to {want.shape}"
+        return f"right numbers, wrong shape ({exp}): {how}."
     if arr.ndim == want.ndim + 1 and arr.shape[1:] == want.shape and close(arr.sum(axis=0), want):
         return (f"not summed over the batch ({exp}): a parameter is shared by all N samples, so "
                 f"its gradient adds up their contributions (sum over axis 0).")
