@@ -94,7 +94,7 @@ def run_hint(args):
     try:
         print(hint_text(args.file, level=args.level, functions=args.function,
                         exercise=args.exercise))
-    except (ValueError, KeyError, OSError) as exc:
+    except (TypeError, ValueError, KeyError, OSError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"nfscratch exercises hint: {msg}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ works for every exercise whose solution file is present, catalogued or not.
 import textwrap
 from pathlib import Path
 
+from .._validate import check_positive_int
 from .catalogue import find_exercise
 from .files import solutions_dir
 from .markers import hints_for, stubbed_functions
@@ -46,15 +47,13 @@ def hint_text(path, level=1, functions=None, exercise=None, width=92):
     ------
     FileNotFoundError
         No such file, or no solution file for its exercise.
-    ValueError
+    TypeError, ValueError
         ``level`` is not an integer >= 1.
     KeyError
         A requested function is not one of the exercise's.
     """
     path = Path(path)
-    if isinstance(level, bool) or not isinstance(level, int) or level < 1:
-        raise ValueError(f"level: expected an integer >= 1 (1 = a nudge, 2 = the equation, "
-                         f"3 = the shapes), got {level!r}")
+    level = check_positive_int(level, "level")
     if not path.is_file():
         raise FileNotFoundError(f"FILE: no such file: {path}")
     solution = solution_file_for(path, exercise)
