@@ -457,6 +457,13 @@ def test_grade_usage_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no such folder" in err and "no submissions" in err and ".csv or .md" in err
     assert "Traceback" not in err
+    # an output that cannot be written is refused before any grading
+    assert cli_main(["exercises", "grade", str(tmp_path), "-o",
+                     str(tmp_path / "x.py" / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "[1/" not in err
+    assert cli_main(["exercises", "make-student", str(tmp_path / "x.py" / "out")]) == 1
+    assert "out_dir: cannot write" in capsys.readouterr().err
 
 
 def _alive(pid):

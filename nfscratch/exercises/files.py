@@ -17,7 +17,7 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["course_dir", "solutions_dir", "write_new_files"]
+__all__ = ["course_dir", "solutions_dir", "write_new_files", "check_writable"]
 
 
 def course_dir():
@@ -60,12 +60,29 @@ def write_new_files(out_dir, contents, overwrite=False):
         names = ", ".join(str(p) for p in existing)
         raise FileExistsError(f"refusing to overwrite existing file(s): {names}. Pass --overwrite "
                               "(overwrite=True) to replace them, or choose an empty directory.")
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for target, data in zip(targets, contents.values()):
-        _write_atomically(target, data)
-        written.append(target)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for target, data in zip(targets, contents.values()):
+            _write_atomically(target, data)
+            written.append(target)
+    except OSError as exc:      # a plain OSError: FileNotFoundError means "no source" to callers
+        raise OSError(f"out_dir: cannot write into {out_dir}: {exc.strerror or exc}"
+                      + (f" ({len(written)} file(s) written before)" if written else "")) from None
     return written
+
+
+def check_writable(path):
+    """Raise OSError (naming ``path``) unless a file can be created beside ``path``; creates
+    the missing parent folders, as writing would. Used before long work, so it fails early."""
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".{Path(path).name}.{secrets.token_hex(4)}.probe"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _write_atomically(target, data):

@@ -9,11 +9,10 @@ Markdown table (by the suffix of the output file), or printed as Markdown.
 """
 import csv
 import io
-import os
 from pathlib import Path
 
 from .catalogue import EXERCISES
-from .files import write_new_files
+from .files import check_writable, write_new_files
 from .runner import DEFAULT_TIMEOUT, UsageError, check_file, check_timeout, exercise_of
 
 __all__ = ["grade_folder", "submissions", "REPORT_FORMATS"]
@@ -66,10 +65,10 @@ def grade_folder(folder, output=None, *, overwrite=False, timeout=DEFAULT_TIMEOU
         if output.exists() and not overwrite:
             raise UsageError(f"output: refusing to overwrite {output}; pass --overwrite to "
                              "replace it.")
-        parent = next(p for p in output.resolve().parents if p.exists())
-        if not os.access(parent, os.W_OK):
-            raise UsageError(f"output: cannot write into {parent} (no permission); choose "
-                             "another place for the report.")
+        try:
+            check_writable(output)
+        except OSError as exc:
+            raise UsageError(f"output: {exc}; choose another place for the report.") from None
     files = submissions(folder)
     if not files:
         raise UsageError(f"DIR: no submissions (*.py files) in {folder}")
@@ -85,8 +84,8 @@ def grade_folder(folder, output=None, *, overwrite=False, timeout=DEFAULT_TIMEOU
     if output is not None:
         try:
             write_new_files(output.parent, {output.name: text}, overwrite=overwrite)
-        except (FileExistsError, OSError) as exc:
-            raise UsageError(f"output: cannot write {output}: {exc}") from None
+        except OSError as exc:            # FileExistsError too: it appeared meanwhile
+            raise UsageError(f"output: {exc}") from None
     return rows, columns, text
 
 

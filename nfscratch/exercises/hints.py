@@ -56,6 +56,8 @@ def hint_text(path, level=1, functions=None, exercise=None, width=92):
     level = check_positive_int(level, "level")
     if not path.is_file():
         raise FileNotFoundError(f"FILE: no such file: {path}")
+    if path.suffix != ".py":
+        raise ValueError(f"FILE: expected your exercise file (.py), got {path.name}")
     solution = solution_file_for(path, exercise)
     ladders = hints_for(solution, functions)
     if functions is None:
