@@ -60,14 +60,11 @@ rng = np.random.default_rng(0)
 # **a parameter shared by all samples sums their contributions** (the $\sum_n$ in $dW$ and
 # $db$). If the shapes only fit one way, that way is usually right.
 #
-# This is `nfscratch.nn.linear_forward` / `linear_backward`:
-
-# %%
-import inspect  # noqa: E402
-
-print(inspect.getsource(nn.linear_backward))
-
-# %% [markdown]
+# **Try it first.** Turning these three equations into NumPy is the first part of exercise 1
+# (`linear_backward` in `ex1_mlp_backward.py`; `nfscratch exercises make-student my_exercises/`
+# writes your copy). nfscratch's own version is `nfscratch.nn.linear_backward`; below we only
+# *check* it, without reading it, as you will check yours.
+#
 # ## 2. Checking it: central differences
 #
 # A backward pass computes $\partial L / \partial \theta$ for the loss
@@ -102,16 +99,17 @@ check_gradients(nn.tanh_forward, nn.tanh_backward, {"x": x_act})
 check_gradients(nn.softplus_forward, nn.softplus_backward, {"x": x_act});  # noqa: E703
 
 # %% [markdown]
-# What a mistake looks like: a tanh backward that forgot the square, $1 - y$ instead of
-# $1 - y^2$. The check fails, and the `worst at` column says where.
+# What a mistake looks like: a softplus backward, $\mathrm{softplus}(x) = \log(1 + e^x)$, that
+# forgot the denominator of its derivative, $e^x$ instead of $e^x / (1 + e^x)$. The check
+# fails, and the `worst at` column says where.
 
 # %%
-def tanh_backward_buggy(dy, cache):
-    y = cache
-    return dy * (1.0 - y)          # the bug: should be 1 - y * y
+def softplus_backward_buggy(dy, cache):
+    x = cache                      # softplus caches its input
+    return dy * np.exp(x)          # the bug: the derivative is e^x / (1 + e^x)
 
 
-bad = check_gradients(nn.tanh_forward, tanh_backward_buggy, {"x": x_act})
+bad = check_gradients(nn.softplus_forward, softplus_backward_buggy, {"x": x_act})
 assert not bad.passed
 
 # %% [markdown]
@@ -120,19 +118,21 @@ assert not bad.passed
 # An MLP with tanh between its linear layers computes
 # $h_0 = x,\; a_i = h_i W_i + b_i,\; h_{i+1} = \tanh(a_i)$ (no tanh after the last layer). The
 # forward pass keeps, for every layer, what its backward needs (the *cache*). The backward pass
-# walks the layers in reverse: the gradient of a layer's output is the upstream gradient of its
-# input's layer. Nothing else is needed — no graph, no autograd:
+# walks the layers in reverse: the gradient of a layer's input is the upstream gradient of the
+# layer below it. With $K$ layers the output is $y = a_{K-1}$ (no tanh), so
+# $da_{K-1} = dy$, and for $i = K-1, \dots, 0$:
 #
-# ```
-# dh = dy
-# for i from last to first:
-#     if layer i has a tanh:  dh = tanh_backward(dh, its cache)
-#     dh, dW_i, db_i = linear_backward(dh, its cache)
-# dx = dh
-# ```
+# $$ dW_i = h_i^\top da_i, \quad db_i = \textstyle\sum_n da_{i,n}, \quad
+#    dh_i = da_i W_i^\top, \qquad da_{i-1} = dh_i \odot \big(1 - h_i^2\big)
+#    \;\;(\text{since } h_i = \tanh a_{i-1},\ i \ge 1), $$
 #
-# That loop is `nfscratch.nn.mlp_backward`. Checking the whole network at once needs the
-# weights as separate inputs, so we wrap the forward in a small lambda:
+# and $dx = dh_0$. Nothing else is needed — no graph, no autograd: each step is the backward of
+# one of the two functions above, fed the cache its forward kept.
+#
+# **Try it first.** Writing this loop is the last part of exercise 1 (`mlp_backward`).
+#
+# nfscratch's version is `nfscratch.nn.mlp_backward`. Checking the whole network at once needs
+# the weights as separate inputs, so we wrap the forward in a small function:
 
 # %%
 sizes = [2, 16, 16, 4]                       # the shape of a coupling conditioner for D = 4

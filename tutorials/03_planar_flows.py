@@ -27,7 +27,7 @@
 # 5. read a film strip: the base Gaussian warped one group of layers at a time.
 #
 # Time: about 40 minutes (the training cells take ~20 s; `NFSCRATCH_QUICK=1` shrinks them).
-# Exercise 2 (`ex2_planar_backward.py`) goes with section 3.
+# Exercise 2 (`ex2_planar_backward.py`) goes with section 4.
 
 # %%
 import os
@@ -148,8 +148,18 @@ except ValueError as err:
 # ## 4. The backward pass
 #
 # A loss downstream depends on both outputs, so backward receives $dx = \partial L/\partial x$
-# (N, D) **and** $d\ell = \partial L / \partial \log|\det|$ (N,). With $h = \tanh a$ and
-# $q = 1 + c(1 - h^2)$, collect the gradient of $h$ from both outputs, then follow $a$:
+# (N, D) **and** $d\ell = \partial L / \partial \log|\det|$ (N,). Draw the graph of one sample:
+# $z \to a \to h \to x$ and $h \to q \to \log|q|$, with $h = \tanh a$ and
+# $q = 1 + c(1 - h^2)$; $\hat u$ enters $x$ and $c = w^\top \hat u$; $w$ enters $a$ and $c$.
+# The chain rule sums, for every input, over all its paths to $L$: $h$ collects a term from $x$
+# and one from $q$ ($\partial \log|q| / \partial h = -2hc/q$); $c$ only reaches $L$ through
+# $q$; and $w$, $\hat u$, $b$ are shared by all $N$ samples, so their gradients sum over $n$.
+#
+# **Try it first: exercise 2** asks for this backward pass (with $u$ used as is, no $\hat u$).
+# Derive it from the graph on paper, write `planar_backward` in `ex2_planar_backward.py`, and
+# check it with `nfscratch exercises check ex2_planar_backward.py`;
+# `nfscratch exercises hint ex2_planar_backward.py` gives hints one level at a time. Then
+# compare with the result:
 #
 # $$ dh = dx \cdot \hat u - d\ell\,\frac{2hc}{q}, \qquad da = dh\,(1 - h^2), \qquad
 #    dz = dx + da\, w, $$
@@ -159,7 +169,7 @@ except ValueError as err:
 #
 # and finally $d\hat u$ and the $c$ terms flow back through $u \mapsto \hat u$ into $u$ and
 # $w$. The full version, reparameterization included, is `planar_backward` in
-# `nfscratch/transforms/planar.py`. **Exercise 2** asks for it without the reparameterization.
+# `nfscratch/transforms/planar.py`; `check_transform` above checked it in both directions.
 #
 # ## 5. Variational inference: reverse KL against $e^{-U}$
 #

@@ -114,14 +114,22 @@ print("NICE log-det:", nice_layer.forward(z)[1])
 # backward passes have the same shape: the gradient of the transformed half, then the
 # gradients $(d\,\mathrm{raw}, dt)$ of the conditioner's outputs, pushed through the network by
 # `mlp_backward` (tutorial 02), whose input gradient is *added* to that of the passed-through
-# half — $z_a$ reaches the loss twice. For the forward direction, with upstream $dx$ and
+# half — $z_a$ reaches the loss twice, directly and through the conditioner. The log-scale gets
+# a term from $x_b$ and one from the log-det ($\partial \sum_j s_j / \partial s_j = 1$), and
+# the soft bound contributes its derivative,
+# $\partial s / \partial \mathrm{raw} = 1 - \tanh^2(\mathrm{raw}/s_{max})$.
+#
+# **Try it first: exercise 3** asks for both directions (`ex3_coupling_backward.py`). Derive
+# them from the map above, write them, and check them with `nfscratch exercises check`;
+# `nfscratch exercises hint ex3_coupling_backward.py` gives hints one level at a time. Then
+# compare with the forward direction's result, for upstream $dx$ and
 # $d\ell = \partial L/\partial \log|\det|$:
 #
 # $$ dz_b = dx_b \odot e^s, \quad ds = dx_b \odot z_b \odot e^s + d\ell, \quad dt = dx_b,
 #    \quad dz_a = dx_a + \mathrm{NN}^\top(ds \odot \partial s/\partial\mathrm{raw},\, dt). $$
 #
-# **Exercise 3** asks for both directions; `nfscratch.gradcheck.check_transform(layer)` checks
-# them here in one call.
+# (The inverse direction is yours to compare with the grader.)
+# `nfscratch.gradcheck.check_transform(layer)` checks nfscratch's own versions in one call.
 #
 # ## 4. Maximum likelihood on two moons
 #

@@ -3,4 +3,4 @@
 To add a command, write ``nfscratch/commands/<name>.py`` with ``register(subparsers)`` and list
 its module name here.
 """
-COMMANDS = ["demo", "train", "gradcheck", "doctor", "plot", "exercises", "bench"]
+COMMANDS = ["demo", "train", "gradcheck", "doctor", "plot", "exercises", "tutorials", "bench"]

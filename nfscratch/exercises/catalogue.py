@@ -94,6 +94,19 @@ def _planar_inputs():
             "w": np.array([0.6, 0.9, -0.7]), "b": np.array([0.2])}
 
 
+def _planar_negative_det_inputs():
+    """w.u = -2.5 < -1 (not invertible, but the log-det formula holds point by point): with
+    q = 1 + c (1 - h^2), samples with |a| < 0.9 have q < 0 and the others q > 0, so log|q| needs
+    its abs. The pre-activations a = w.z + b are placed away from q = 0."""
+    w, b = np.array([0.6, 0.9, -0.7]), np.array([0.2])
+    u = np.array([0.8, -0.5, 0.3])
+    u = u + (-2.5 - w @ u) * w / (w @ w)                       # w.u = -2.5
+    a = np.array([-2.0, -0.5, 0.1, 0.5, 1.5, 2.5, -1.4])      # q < 0 for three of them
+    r = _rng(203).standard_normal((a.size, 3))
+    z = r + (a - (r @ w + b[0]))[:, None] * w / (w @ w)       # (7, 3) with z @ w + b = a
+    return {"z": z, "u": u, "w": w, "b": b}
+
+
 def _ref_planar_forward(z, u, w, b):
     return planar_forward(z, u, w, b, constrain=False)
 
@@ -102,16 +115,25 @@ def _planar_variants(inputs, dout, dlog_det):
     """The planar backward without the path through c = w.u (in du and dw)."""
     z, u, w, b = (inputs[k] for k in ("z", "u", "w", "b"))
     _, _, cache = planar_forward(z, u, w, b, constrain=False)
-    _, g = planar_backward(dout, dlog_det, cache)
+    dz, g = planar_backward(dout, dlog_det, cache)
     h, q = cache["h"], cache["q"]
     dc = float(dlog_det @ ((1.0 - h * h) / q))
     return [("the path through c = w.u is missing: q = 1 + c (1 - h^2) depends on u and w "
              "through c, so du gets + dc * w and dw gets + dc * u, with dc = sum_n dlog_det_n "
-             "(1 - h_n^2) / q_n.", {"u": g["u"] - dc * w, "w": g["w"] - dc * u})]
+             "(1 - h_n^2) / q_n.", {"u": g["u"] - dc * w, "w": g["w"] - dc * u}),
+            ("the direct path is missing: x = z + u h contains z itself, so dz = dx + (the "
+             "path through a).", {"z": dz - dout}),
+            ("the path through x is not weighted by h: x_n = z_n + u h_n, so it gives du = "
+             "sum_n h_n dx_n, not sum_n dx_n.", {"u": g["u"] - h @ dout + dout.sum(axis=0)})]
 
 
 def _planar_log_det(z, u, w, b):
-    return _ref_planar_forward(z, u, w, b)[1]
+    if w @ u > -1.0:
+        return _ref_planar_forward(z, u, w, b)[1]
+    # Planar refuses a layer that is not invertible; the log-det formula still holds point by
+    # point (the grader's brute-force column compares it with slogdet of the FD Jacobian)
+    h = np.tanh(z @ w + b[0])
+    return np.log(np.abs(1.0 + (w @ u) * (1.0 - h * h)))
 
 
 def _planar_log_det_variants(z, u, w, b):
@@ -128,6 +150,9 @@ def _planar_log_det_variants(z, u, w, b):
             ("used tanh(a) where its derivative 1 - tanh^2(a) belongs.",
              np.log(np.abs(1.0 + c * h))),
             ("used det directly: the log is missing (return log|det|).", 1.0 + c * (1.0 - h * h)),
+            ("the abs is missing: det = 1 + (1 - h^2) w.u is negative for some samples here "
+             "(w.u < -1), and the log-det is log|det|: np.log(np.abs(det)).",
+             np.log(1.0 + c * (1.0 - h * h))),
         ]
 
 
@@ -182,16 +207,34 @@ def _coupling_variants_for(direction):
         back = affine_coupling_backward if direction == "forward" else affine_coupling_inverse_backward
         _, _, cache = run(inputs[first], inputs["mask"], params, "tanh", 2.0)
         d_in, _ = back(dout, dlog_det, cache)
+        ia, ib = cache["ia"], cache["ib"]
         no_net = d_in.copy()
-        no_net[:, cache["ia"]] = dout[:, cache["ia"]]
-        cache = dict(cache, ds_draw=np.ones_like(cache["ds_draw"]))
-        d_nb, g_nb = back(dout, dlog_det, cache)
+        no_net[:, ia] = dout[:, ia]
+        d_nb, g_nb = back(dout, dlog_det, dict(cache, ds_draw=np.ones_like(cache["ds_draw"])))
+        # d(input)_b is dout_b times the scale: left out, or the other direction's. Forward:
+        # only dz_b uses it. Inverse: dt = -dx_b, so it reaches the conditioner too.
+        if direction == "forward":
+            no_scale, wrong_scale = d_in.copy(), d_in.copy()
+            no_scale[:, ib] = dout[:, ib]
+            wrong_scale[:, ib] = dout[:, ib] / cache["exp_s"]
+            no_scale, wrong_scale = {first: no_scale}, {first: wrong_scale}
+        else:
+            scale = cache["exp_neg_s"]
+            d_ns, g_ns = back(dout, dlog_det, dict(cache, exp_neg_s=np.ones_like(scale)))
+            d_ws, g_ws = back(dout, dlog_det, dict(cache, exp_neg_s=1.0 / scale))
+            no_scale, wrong_scale = {first: d_ns, **g_ns}, {first: d_ws, **g_ws}
+        out_b, sign = ("x_b = z_b e^s + t", "e^s") if direction == "forward" else \
+            ("z_b = (x_b - t) e^{-s}", "e^{-s}")
         return [
             (f"the conditioner's path is missing from d{first}_a: {first}_a reaches the loss "
              f"twice, directly and through the conditioner (s and t depend on it), so add the "
              f"gradient mlp_backward returns for its input.", {first: no_net}),
             ("the derivative of the soft bound is missing: s = s_max tanh(raw / s_max), so "
              "draw = ds * (1 - th^2) before the conditioner's backward.", {first: d_nb, **g_nb}),
+            (f"d{first}_b is missing its scale: {out_b}, so the upstream gradient of the "
+             f"transformed half is multiplied by {sign}.", no_scale),
+            (f"d{first}_b has the scale of the other direction: {out_b}, so the factor is "
+             f"{sign}.", wrong_scale),
         ]
     return variants
 
@@ -327,6 +370,8 @@ EXERCISES = {
                      summary="central differences on maps with a known Jacobian"),
         ValueSpec("planar_log_det", _planar_inputs, _planar_log_det,
                   variants=_planar_log_det_variants, point_map=_planar_point_map,
+                  more_inputs=[("log_det, w.u = -2.5: det < 0 for some z",
+                                _planar_negative_det_inputs)],
                   summary="log|1 + (1 - h^2) w.u| per sample"),
         ValueSpec("affine_coupling_log_det", _coupling_log_det_inputs, _coupling_log_det,
                   variants=_coupling_log_det_variants, point_map=_coupling_point_map,

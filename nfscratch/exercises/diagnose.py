@@ -46,6 +46,16 @@ def close(got, want, tol=MATCH):
     return got.shape == want.shape and rel_error_floor(got, want) <= tol
 
 
+def _same_with_nan(arr, v):
+    """``arr`` equals ``v``, NaN and inf where ``v`` has them and close elsewhere."""
+    v = np.asarray(v, dtype=np.float64)
+    if v.shape != arr.shape:
+        return False
+    fin = np.isfinite(v)
+    return (np.array_equal(fin, np.isfinite(arr)) and np.array_equal(np.isnan(v), np.isnan(arr))
+            and close(arr[fin], v[fin]))
+
+
 def _as_array(value):
     """``value`` as a float64 array, or None when it cannot be one (an object, a ragged list)."""
     try:
@@ -63,7 +73,7 @@ def _where(got, want):
     j = int(np.nanargmax(diff)) if not np.all(np.isnan(diff)) else 0
     ix = np.unravel_index(j, got.shape)
     pos = "[" + ", ".join(str(int(i)) for i in ix) + "]" if got.ndim else ""
-    return f"worst entry {pos}: yours {got[ix]:.6g}, correct {want[ix]:.6g}"
+    return f"worst entry {pos}: yours {got[ix]:.10g}, correct {want[ix]:.10g}"
 
 
 def compare(name, got, want, variants=(), what="gradient", tol=MATCH):
@@ -108,7 +118,17 @@ def compare(name, got, want, variants=(), what="gradient", tol=MATCH):
                       f"NumPy array of shape {want.shape}.")
     if arr.shape != want.shape:
         return None, _shape_diagnosis(name, arr, want, what)
+    dtype = getattr(got, "dtype", None)
+    if dtype is not None and dtype.kind in "fc" and dtype != np.float64:
+        err = rel_error_floor(arr, want) if np.all(np.isfinite(arr)) else float("nan")
+        return err, (f"{name} has dtype {dtype}, not float64: everything here is float64 (a "
+                     f"float32 array keeps ~7 digits, so its round-off alone, ~1e-7, can fail a "
+                     f"check, and it spreads to every function that uses it). Look for "
+                     f"astype(np.float32) or dtype=np.float32, and return float64.")
     if not np.all(np.isfinite(arr)):
+        for label, v in variants:      # a known mistake that produces NaN (a log without abs)
+            if _same_with_nan(arr, v):
+                return float("nan"), label
         bad = int(np.sum(~np.isfinite(arr)))
         return float("nan"), (f"non-finite values: {bad} of {arr.size} entries of {name} are NaN "
                               "or inf (a division by zero, a log of a non-positive number, an "
@@ -126,8 +146,13 @@ def _shape_diagnosis(name, arr, want, what):
                 f"has the shape of the thing it differentiates; e.g. dW = x.T @ dy (I, O), not "
                 f"dy.T @ x (O, I).")
     if arr.size == want.size and close(arr.reshape(want.shape), want):
-        return (f"right numbers, wrong shape ({exp}): reshape it, e.g. a (N, 1) column where one "
-                f"value per sample (N,) is expected.")
+        if arr.ndim == 0:
+            how = f"wrap the number in an array, e.g. np.array([value]) for shape {want.shape}"
+        elif want.ndim == 1 and arr.ndim == 2:
+            how = "e.g. a (N, 1) column where one value per sample (N,) is expected: .ravel()"
+        else:
+            how = f"reshape it to {want.shape}"
+        return f"right numbers, wrong shape ({exp}): {how}."
     if arr.ndim == want.ndim + 1 and arr.shape[1:] == want.shape and close(arr.sum(axis=0), want):
         return (f"not summed over the batch ({exp}): a parameter is shared by all N samples, so "
                 f"its gradient adds up their contributions (sum over axis 0).")
@@ -139,8 +164,15 @@ def _shape_diagnosis(name, arr, want, what):
                 f"or sum over the batch.")
     if want.ndim == 1 and arr.ndim == 2 and 1 in arr.shape:
         return f"{exp}: return a 1-D array (use .ravel() or index [:, 0])."
-    return (f"wrong shape: {exp}. A {what} has the shape of the thing it differentiates; write "
-            f"the shape of every intermediate array in a comment and check each product.")
+    if what == "log_det":
+        return (f"wrong shape: {exp}. A log_det has one entry per sample, shape (N,) = "
+                f"{want.shape}: if you summed log-scales, sum over the features (axis=1), never "
+                f"over the batch (axis 0).")
+    if what == "gradient":
+        return (f"wrong shape: {exp}. A gradient has the shape of the thing it differentiates; "
+                f"write the shape of every intermediate array in a comment and check each product.")
+    return (f"wrong shape: {exp}. Write the shape of every intermediate array in a comment and "
+            f"check each product.")
 
 
 def _value_diagnosis(name, arr, want, variants, what):
@@ -162,6 +194,12 @@ def _value_diagnosis(name, arr, want, variants, what):
         if abs(k - 1.0) > 1e-3 and k != 0 and close(arr, k * want):
             return (f"off by a constant factor: {name} = {k:.6g} x the correct {what} (a factor "
                     f"of 2, or a mean where a sum belongs, or the other way round?).")
+    err = rel_error_floor(arr, want)
+    if err < 1e-4:
+        return (f"close, but only to {err:.1e}, not to float64 precision (~1e-12): round-off "
+                f"of about 1e-7 is the signature of float32 -- does a function this one uses "
+                f"return float32 (check its .dtype)? Otherwise a small term is missing or "
+                f"approximated. {_where(arr, want)}.")
     return f"wrong values: {_where(arr, want)}."
 
 

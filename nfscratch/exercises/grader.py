@@ -23,6 +23,7 @@ reproducible.
 """
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -74,12 +75,15 @@ class ValueSpec:
 
     ``point_map(inputs)`` (optional) returns the single-sample map ``f`` whose log|det J| the
     array should be: then the row also reports the error against slogdet of its FD Jacobian.
+    ``more_inputs`` lists further ``(label, inputs)`` cases, each graded in a row of its own
+    (e.g. parameters where the determinant is negative, so that a missing ``abs`` shows).
     """
     name: str
     inputs: object
     reference: object
     variants: object = None
     point_map: object = None
+    more_inputs: tuple = ()
     what: str = "log_det"
     depends_on: tuple = ()
     summary: str = ""
@@ -124,7 +128,8 @@ def _student_frames(exc, path):
     return [(f.lineno, f.line or "") for f in frames if f.filename == str(path)]
 
 
-def _exc_text(exc, path, hint=""):
+def _exc_text(exc, path):
+    hint = f"stuck? `nfscratch exercises hint {Path(path).name}`" if path else ""
     return describe_exception(exc, _student_frames(exc, path), hint)
 
 
@@ -231,6 +236,17 @@ def _grade_backward(spec, module, fn, path):
         why = _exc_text(exc, path)
         return rows + [_row(f"{spec.name}()", "FAIL", threshold=f"{GRAD_TOL:.0e}",
                             diagnosis=why)], notes
+    # a backward that writes into its upstream gradient breaks its caller (a flow passes the same
+    # array on), and it spoils the finite-difference check below, which reuses its upstream
+    upstream = [("its upstream gradient (the first argument)", args[0], dout)]
+    if with_log_det:
+        upstream.append(("dlog_det", args[1], dlog))
+    mutated = [label for label, given, kept in upstream if not _unchanged(given, kept)]
+    if mutated:
+        rows.append(_row("upstream unchanged", "FAIL", diagnosis=(
+            f"your {spec.name} changed {' and '.join(mutated)} in place "
+            "(e.g. `dz = dx` then `dz[...] += ...`, or `dx *= ...`): the caller still needs it. "
+            "Build new arrays (dz = dx.copy(), np.empty_like(dx), dz = dx + ...).")))
     # -- gradcheck: the student's backward against central differences of the student's forward --
     fd = {}
     try:
@@ -247,9 +263,14 @@ def _grade_backward(spec, module, fn, path):
         fd_err = r.error if r is not None else None
         fd_ok = r is not None and r.status in ("PASS", "WARN")
         if not diag and not fd_ok:
-            diag = ("matches nfscratch's gradient but not finite differences of your forward "
-                    "pass: was the forward edited?" if r is not None else
-                    "the finite-difference check could not run (see the notes).")
+            if r is None:
+                diag = "the finite-difference check could not run (see the notes)."
+            elif mutated:
+                diag = ("matches nfscratch's gradient, but the finite-difference check saw its "
+                        "upstream gradient change under it: see 'upstream unchanged'.")
+            else:
+                diag = ("matches nfscratch's gradient but not finite differences of your forward "
+                        "pass: was the forward edited?")
         status = "PASS" if not diag else "FAIL"
         rows.append(_row(g, status, fd_error=fd_err, ref_error=err,
                          threshold=f"{GRAD_TOL:.0e} / {FD_TOL:.0e}", diagnosis=diag))
@@ -260,16 +281,24 @@ def _grade_backward(spec, module, fn, path):
     return rows, notes
 
 
+def _unchanged(given, kept):
+    given = np.asarray(given)
+    return given.shape == kept.shape and np.array_equal(given, kept, equal_nan=True)
+
+
 # -- value ---------------------------------------------------------------------------------------
 def _grade_value(spec, module, fn, path):
-    inputs = spec.inputs()
+    cases = [(spec.what, spec.inputs)] + list(spec.more_inputs)
+    return [_value_row(spec, fn, path, label, make()) for label, make in cases], []
+
+
+def _value_row(spec, fn, path, label, inputs):
     want = np.asarray(spec.reference(**_copy_inputs(inputs)), dtype=np.float64)
     variants = list(spec.variants(**_copy_inputs(inputs))) if spec.variants else []
     try:
         got = fn(**_copy_inputs(inputs))
     except Exception as exc:                     # noqa: BLE001
-        return [_row(spec.what, "FAIL", threshold=f"{VALUE_TOL:.0e}",
-                     diagnosis=_exc_text(exc, path))], []
+        return _row(label, "FAIL", threshold=f"{VALUE_TOL:.0e}", diagnosis=_exc_text(exc, path))
     err, diag = compare(spec.what, got, want, variants, what=spec.what, tol=VALUE_TOL)
     fd_err = None
     if spec.point_map is not None and err is not None:
@@ -279,8 +308,8 @@ def _grade_value(spec, module, fn, path):
         brute = np.array([np.linalg.slogdet(numerical_jacobian(f, z[n].copy()))[1]
                           for n in range(z.shape[0])])
         fd_err = float(np.max(np.abs(np.asarray(got, dtype=np.float64) - brute)))
-    return [_row(spec.what, "PASS" if not diag else "FAIL", fd_error=fd_err, ref_error=err,
-                 threshold=f"{VALUE_TOL:.0e}", diagnosis=diag, kind="value")], []
+    return _row(label, "PASS" if not diag else "FAIL", fd_error=fd_err, ref_error=err,
+                threshold=f"{VALUE_TOL:.0e}", diagnosis=diag, kind="value")
 
 
 # -- jacobian ------------------------------------------------------------------------------------

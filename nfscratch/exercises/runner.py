@@ -10,8 +10,11 @@ Exit codes: 0 when every function passes, 1 when some fail (or the file cannot b
 """
 import ast
 import json
+import math
 import os
+import re
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +30,11 @@ __all__ = ["check_file", "CheckReport", "DEFAULT_TIMEOUT", "exercise_of", "Usage
 DEFAULT_TIMEOUT = 30.0
 #: seconds a fresh child may take to import numpy and nfscratch, before the student's file
 STARTUP_TIMEOUT = 60.0
+
+
+_EXERCISE_LINE = re.compile(r"""^EXERCISE\s*=\s*["']([^"']+)["']""", re.MULTILINE)
+#: seconds a child that closed its channel gets to exit before its process group is killed
+EXIT_GRACE = 2.0
 
 
 class UsageError(ValueError):
@@ -68,22 +76,48 @@ class CheckReport:
 
 # ------------------------------------------------------------------------------------------------
 def exercise_of(path):
-    """The exercise id of a file: its ``EXERCISE = "..."`` line (read without running the file),
-    else its file name. Returns None when neither says."""
+    """The exercise id of a file: its ``EXERCISE = "..."`` line (read without running the file,
+    and found even when the file has a syntax error), else its file name. Returns None when
+    neither says."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
     try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
-    except SyntaxError:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):     # ValueError: null bytes in the source
         tree = None
     if tree is not None:
-        for node in tree.body:
-            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+        declared = [node.value.value for node in tree.body
+                    if isinstance(node, ast.Assign) and len(node.targets) == 1
                     and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "EXERCISE"
-                    and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
-                ex = find_exercise(node.value.value)
-                if ex is not None:
-                    return ex.id
+                    and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)]
+    else:   # the worker reports the syntax error; here we only need to know which exercise
+        declared = _EXERCISE_LINE.findall(text)
+    for name in declared:
+        ex = find_exercise(name)
+        if ex is not None:
+            return ex.id
     ex = find_exercise(Path(path).stem)
     return ex.id if ex is not None else None
+
+
+def _syntax_error(path):
+    """``" (it has a syntax error at line N: ...)"`` when ``path`` does not parse, else ``""``."""
+    try:
+        ast.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except (SyntaxError, ValueError) as exc:
+        line = getattr(exc, "lineno", None)
+        return (f" (it also has a syntax error at line {line}: {exc.msg})" if line else
+                f" (it is not valid Python source: {getattr(exc, 'msg', exc)})")
+    return ""
+
+
+def check_timeout(timeout):
+    """Raise :class:`UsageError` unless ``timeout`` is a finite number of seconds > 0."""
+    ok = (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+          and math.isfinite(timeout) and timeout > 0)
+    if not ok:
+        raise UsageError(f"timeout: expected a finite number of seconds > 0 (e.g. 30), got "
+                         f"{timeout!r}; a grader must stop an endless loop, so it cannot be "
+                         "infinite.")
 
 
 def _child_env():
@@ -99,7 +133,8 @@ def _child_env():
 
 
 class _Child:
-    """One worker process and a line reader with timeouts over its stdout."""
+    """One worker process (the leader of its own process group) and a line reader with
+    timeouts over its message channel."""
 
     def __init__(self, path, exercise_id, names):
         self.stderr = tempfile.TemporaryFile()
@@ -107,29 +142,40 @@ class _Child:
             [sys.executable, "-m", "nfscratch.exercises.worker", str(Path(path).resolve()),
              exercise_id, *names],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr,
-            env=_child_env(), cwd=str(Path(path).resolve().parent))
+            env=_child_env(), cwd=str(Path(path).resolve().parent),
+            start_new_session=True)       # its own process group: close() kills what it spawned
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.proc.stdout, selectors.EVENT_READ)
         self.buf = b""
 
     def read(self, timeout):
-        """The next message, ``"timeout"`` or ``"eof"``."""
+        """The next message (a dict), ``"timeout"`` or ``"eof"``. Lines that are not messages
+        are skipped: only the worker writes to this channel, but nothing else may derail it."""
         deadline = time.monotonic() + timeout
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return "timeout"
-            if not self.sel.select(left):
-                return "timeout"
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                return "eof"
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
+        while True:
+            while b"\n" not in self.buf:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.sel.select(left):
+                    return "timeout"
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    return "eof"
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\n", 1)
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(msg, dict) and "event" in msg:
+                return msg
+
+    def exit_code(self):
+        """The child's exit code once it closed its channel; None if it is still running after
+        ``EXIT_GRACE`` seconds (it closed or redirected the channel and kept going)."""
         try:
-            return json.loads(line)
-        except ValueError:
-            return {"event": "garbage", "text": line[:200].decode("utf-8", "replace")}
+            return self.proc.wait(timeout=EXIT_GRACE)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stderr_tail(self):
         try:
@@ -139,8 +185,14 @@ class _Child:
             return ""
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
+        """Kill the whole process group (the worker and anything the student's code started)."""
+        try:
+            if hasattr(os, "killpg"):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            else:                                    # no process groups (Windows)
+                self.proc.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -185,14 +237,14 @@ def check_file(path, exercise=None, *, timeout=DEFAULT_TIMEOUT, functions=None, 
         raise UsageError(f"FILE: no such file: {path}")
     if path.suffix != ".py":
         raise UsageError(f"FILE: expected a Python file (.py), got {path.name}")
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise UsageError(f"timeout: expected a positive number of seconds, got {timeout!r}")
+    check_timeout(timeout)
     ex_id = exercise or exercise_of(path)
     ex = find_exercise(ex_id) if ex_id else None
     if ex is None:
         known = ", ".join(f"{e.id} ({e.filename})" for e in EXERCISES.values())
         raise UsageError(f"cannot tell which exercise {path.name} is (no EXERCISE = \"...\" line "
-                         f"and an unknown file name); pass --exercise, one of: {known}")
+                         f"and an unknown file name){_syntax_error(path)}; pass --exercise, one "
+                         f"of: {known}")
     names = [s.name for s in ex.functions]
     if functions:
         unknown = [f for f in functions if f not in names]
@@ -226,10 +278,10 @@ def _run_child(child, ex, remaining, results, timeout):
                 "loop (or a long computation) at the top level? Put test code under "
                 "`if __name__ == \"__main__\":`.")
     if msg == "eof":
-        return (f"the grading process died while importing your file (exit code "
-                f"{child.proc.wait()}); does it call os._exit() or crash the interpreter?")
+        return ("the grading process " + _eof_why(child) + " while importing your file: does it "
+                "call os._exit(), close or redirect file descriptors, or crash the interpreter?")
     if msg.get("event") == "import_error":
-        return msg["error"]
+        return str(msg.get("error"))
     current = None
     while remaining:
         msg = child.read(timeout if current is not None else STARTUP_TIMEOUT)
@@ -240,23 +292,30 @@ def _run_child(child, ex, remaining, results, timeout):
                        "loop? (a `while` whose condition never changes, a loop that never "
                        "advances its index)")
             else:
-                code = child.proc.wait()
-                why = (f"the grading process died while running {name} (exit code {code}): "
-                       "your code exited or crashed the interpreter (os._exit, a segfault?)")
+                why = (f"the grading process {_eof_why(child)} while running {name}: your code "
+                       "exited, crashed the interpreter (os._exit, a segfault?) or closed or "
+                       "redirected the process's output (os.dup2, os.close)")
             results[name] = _fail(name, ex, why)
             remaining.remove(name)
             return None                              # the caller starts a fresh child
-        event = msg.get("event")
-        if event == "start":
-            current = msg["function"]
-        elif event == "result":
-            results[msg["function"]] = msg["result"]
-            if msg["function"] in remaining:
-                remaining.remove(msg["function"])
+        event, name = msg.get("event"), msg.get("function")
+        if event == "start" and name in remaining:
+            current = name
+        elif event == "result" and name in remaining and isinstance(msg.get("result"), dict):
+            results[name] = msg["result"]
+            remaining.remove(name)
             current = None
         elif event == "done":
             break
     return None
+
+
+def _eof_why(child):
+    """What happened to a child whose channel closed: it died (with which code), or it closed
+    the channel and kept running (it is killed when the caller closes it)."""
+    code = child.exit_code()
+    return "stopped talking (it closed its output and kept running; it was killed)" \
+        if code is None else f"died (exit code {code})"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -11,8 +11,11 @@ line on its original standard output::
     {"event": "result", "function": name, "result": {...}}
     {"event": "done"}
 
-Everything the student's code prints is captured and sent back with the result, so it cannot
-corrupt this channel. Running in a separate process is what makes the checker safe: the parent
+The channel is a private, non-inheritable duplicate of the original standard output; once
+nfscratch is imported, file descriptors 1 and 2 are pointed at a scratch file. So whatever the
+student's code does with them -- ``print``, ``os.system(...)`` whose shell writes to fd 1,
+``os.dup2(devnull, 1)`` -- the channel stays intact; Python-level prints are captured and sent
+back with the result. Running in a separate process is what makes the checker safe: the parent
 never imports the student's code (its ``sys.modules`` stays clean), kills this process when a
 function exceeds its time (an infinite loop), and survives a crash (a segfault, ``os._exit``).
 """
@@ -22,6 +25,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import traceback
 
 
@@ -41,6 +45,8 @@ def _load(path):
 
 
 def _import_error_text(exc, path):
+    if isinstance(exc, SyntaxError) and exc.lineno is None:     # e.g. null bytes in the file
+        return f"your file is not valid Python source: {exc.msg}"
     if isinstance(exc, SyntaxError):
         return (f"your file has a syntax error at line {exc.lineno}: {exc.msg}"
                 + (f" ({exc.text.strip()})" if exc.text else ""))
@@ -53,16 +59,19 @@ def _import_error_text(exc, path):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     path, exercise_id, names = os.path.abspath(argv[0]), argv[1], argv[2:]
-    channel = sys.stdout
+    channel = os.fdopen(os.dup(sys.stdout.fileno()), "w")   # os.dup: not inherited by children
     captured = io.StringIO()
     sys.stdout = captured                # the student's prints must not reach the channel
-    sys.stderr = captured
     import warnings
     warnings.simplefilter("ignore")
     from nfscratch.exercises.catalogue import EXERCISES
     from nfscratch.exercises.grader import grade
     exercise = EXERCISES[exercise_id]
     _send(channel, event="ready")
+    scratch = tempfile.TemporaryFile()       # fds 1 and 2 from now on: the channel is elsewhere
+    os.dup2(scratch.fileno(), 1)
+    os.dup2(scratch.fileno(), 2)
+    sys.stderr = captured                # (until here, a failed import reaches the parent's log)
     sys.path.append(os.path.dirname(path))   # the student's own helper modules
     try:
         module = _load(path)

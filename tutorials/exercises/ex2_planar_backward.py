@@ -17,9 +17,8 @@ on top, which guarantees this for any ``u``; its gradient is one more chain-rule
 
 Your task: ``planar_backward``. The loss depends on both outputs, so you receive two upstream
 gradients, ``dx = dL/dx`` (N, D) and ``dlog_det = dL/dlog_det`` (N,), and return
-``dz = dL/dz`` (N, D) and the parameter gradients. Every path from an input to L counts:
-``z`` reaches L through ``x`` directly and through ``a``; ``u`` through ``x`` and through ``c``;
-``w`` through ``a`` and through ``c``.
+``dz = dL/dz`` (N, D) and the parameter gradients. Tutorial 03, section 4, sets up the
+derivation; ``nfscratch exercises hint ex2_planar_backward.py`` gives hints one level at a time.
 
 Check your work with::
 
@@ -51,7 +50,15 @@ def planar_backward(dx, dlog_det, cache):
     """
     z, u, w, h, q, c = (cache[k] for k in ("z", "u", "w", "h", "q", "c"))
     ### BEGIN SOLUTION
-    ### HINT: two outputs feed L: x = z + u h and log_det = log q, q = 1 + c (1 - h^2). Collect dh from both (dx @ u, and dlog_det / q * dq/dh with dq/dh = -2 c h), then da = dh (1 - h^2), dz = dx + da w. The scalar c = w.u gets dc = sum_n dlog_det_n (1 - h_n^2) / q_n, which adds dc * w to du and dc * u to dw.
+    ### HINT 1: draw the graph: z -> a -> h -> x, and h -> q -> log_det; u enters x and c = w.u;
+    ### HINT 1: w enters a and c. Each input's gradient is the sum over all its paths to L, and
+    ### HINT 1: L gets there through both outputs.
+    ### HINT 2: dh_n = dx_n . u - dlog_det_n 2 c h_n / q_n;  da = dh (1 - h^2);  dz = dx + da w;
+    ### HINT 2: dc = sum_n dlog_det_n (1 - h_n^2) / q_n;  du = sum_n h_n dx_n + dc w;  dw =
+    ### HINT 2: sum_n da_n z_n + dc u;  db = sum_n da_n.
+    ### HINT 3: h, q, dh and da are (N,), one per sample; c and dc are numbers. dz is (N, D): a
+    ### HINT 3: per-sample (N,) times w (D,) needs [:, None]. du and dw are (D,): a sum over n
+    ### HINT 3: of (N,) against (N, D) is one matrix-vector product. db is (1,), not a scalar.
     one_m_h2 = 1.0 - h * h                           # (N,)  tanh'(a)
     dq = dlog_det / q                                # (N,)  through log q
     dh = dx @ u - 2.0 * c * h * dq                   # (N,)  via x, and via q

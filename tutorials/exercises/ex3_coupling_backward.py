@@ -17,9 +17,8 @@ The inverse is ``z_b = (x_b - t) \odot e^{-s}`` with ``log|det dz/dx| = -sum_j s
 Your task: the two backward passes, ``affine_coupling_backward`` (of the forward map, used for
 sampling and variational inference) and ``affine_coupling_inverse_backward`` (of the inverse,
 used for maximum likelihood). The conditioner's own backward is ``mlp_backward`` from
-``nfscratch.nn`` (you wrote one in exercise 1): give it the gradient of its output
-``(draw, dt)`` of shape (N, 2 d_b), get back the gradient of its input ``z_a`` and of its
-weights. Note that ``z_a`` reaches the loss twice: through ``x_a`` and through the conditioner.
+``nfscratch.nn`` (you wrote one in exercise 1). Tutorial 04, section 3, sets up the derivation;
+``nfscratch exercises hint ex3_coupling_backward.py`` gives hints one level at a time.
 
 Check your work with::
 
@@ -66,7 +65,17 @@ def affine_coupling_backward(dx, dlog_det, cache):
     """
     ia, ib, zb, exp_s, th = (cache[k] for k in ("ia", "ib", "zb", "exp_s", "th"))
     ### BEGIN SOLUTION
-    ### HINT: x_b = z_b e^s + t and log_det = sum s. So ds = dx_b z_b e^s + dlog_det[:, None], dt = dx_b, and s = s_max tanh(raw / s_max) gives draw = ds (1 - th^2). Backprop (draw, dt) through the conditioner with mlp_backward(np.concatenate([draw, dt], axis=1), cache["net_cache"]); then dz_a = dx_a + (what the conditioner returns) and dz_b = dx_b e^s.
+    ### HINT 1: follow the mask: x_b depends on z_b, s and t, and log_det on s; s and t come
+    ### HINT 1: from the conditioner, which reads z_a. So z_a reaches L twice: directly (x_a =
+    ### HINT 1: z_a) and through the network.
+    ### HINT 2: ds = dx_b * z_b * e^s + dlog_det (for every feature of b);  dt = dx_b;  s =
+    ### HINT 2: s_max tanh(raw / s_max) gives draw = ds (1 - th^2);  the conditioner's backward
+    ### HINT 2: turns (draw, dt) into its input's gradient and its weights' gradients;  dz_a =
+    ### HINT 2: dx_a + that input gradient;  dz_b = dx_b * e^s.
+    ### HINT 3: ia and ib index columns: dx[:, ib] is (N, d_b), and dlog_det (N,) needs [:,
+    ### HINT 3: None] to reach every feature. The conditioner produced one (N, 2 d_b) array, raw
+    ### HINT 3: first and t second: its upstream gradient has the same layout. Its gradient dict
+    ### HINT 3: is already keyed W0, b0, ...; build dz as a new (N, D) array.
     dxb = dx[:, ib]                                  # (N, d_b)
     ds = dxb * zb * exp_s + dlog_det[:, None]        # (N, d_b)  via x_b, and via log_det
     draw = ds * (1.0 - th * th)                      # (N, d_b)  through the soft bound
@@ -99,7 +108,15 @@ def affine_coupling_inverse_backward(dz, dlog_det, cache):
     """Given ``dz`` (N, D) and ``dlog_det`` (N,), return ``(dx, grads)``."""
     ia, ib, zb, exp_neg_s, th = (cache[k] for k in ("ia", "ib", "zb", "exp_neg_s", "th"))
     ### BEGIN SOLUTION
-    ### HINT: z_b = (x_b - t) e^{-s} and log_det = -sum s. So dx_b = dz_b e^{-s}, dt = -dz_b e^{-s}, ds = -dz_b z_b - dlog_det[:, None] (note z_b is the output here). Then draw = ds (1 - th^2), the conditioner backward as in the forward case, and dx_a = dz_a + (what the conditioner returns).
+    ### HINT 1: the same graph, the other way round: z_b = (x_b - t) e^{-s}, log_det = -sum s,
+    ### HINT 1: with s and t computed from x_a. The cache holds z_b, which is this direction's
+    ### HINT 1: output.
+    ### HINT 2: dx_b = dz_b * e^{-s};  dt = -dz_b * e^{-s};  ds = -dz_b * z_b - dlog_det
+    ### HINT 2: (dz_b/ds = -z_b);  draw = ds (1 - th^2);  dx_a = dz_a + the conditioner's input
+    ### HINT 2: gradient.
+    ### HINT 3: the same bookkeeping as the forward case: (N, d_b) blocks, dlog_det[:, None],
+    ### HINT 3: one (N, 2 d_b) upstream gradient for the conditioner (raw first, then t), a new
+    ### HINT 3: (N, D) array for dx.
     dzb = dz[:, ib]                                  # (N, d_b)
     dxb = dzb * exp_neg_s                            # (N, d_b)
     dt = -dxb                                        # (N, d_b)
