@@ -257,16 +257,16 @@ def _mlp_forward_kernels(x, params, activation, workspace=None):
 
 def _mlp_backward_kernels(dy, cache):
     from .kernels import mlp as km
-    dy = np.ascontiguousarray(dy, dtype=np.float64)
     hs, rows = cache["hs"], cache["rows"]
-    N = dy.shape[0]
+    N = hs[0].shape[0]                 # the forward pass's batch: dy must match it, not itself
     # the kernels below run unchecked: the weights (the caller may have replaced one since the
     # forward pass), the kept activations and dy must still fit together
     params, n_layers = cache["params"], cache["n_layers"]
     Ws = [params[f"W{i}"] for i in range(n_layers)]
     bs = [params[f"b{i}"] for i in range(n_layers)]
     km.check_mlp("mlp_backward", hs[0], Ws, bs, cache["act"])
-    if any(h.shape[1] != W.shape[0] for h, W in zip(hs, Ws)) or dy.shape != (N, Ws[-1].shape[1]):
+    dy_shape = km.ck.f64("mlp_backward", "dy", dy, 2)
+    if any(h.shape != (N, W.shape[0]) for h, W in zip(hs, Ws)) or dy_shape != (N, Ws[-1].shape[1]):
         raise ValueError(f"mlp_backward: dy: expected shape {(hs[0].shape[0], Ws[-1].shape[1])} "
                          f"(the output of the forward pass, same weights), got {dy.shape}.")
     scratch = _Scratch(cache["workspace"], min(rows, N))
@@ -372,12 +372,17 @@ class MLP:
         """Return the output ``(N, sizes[-1])`` for input ``x`` ``(N, sizes[0])``."""
         x = as_batch(x, self.sizes[0], "x")
         y, self._cache = mlp_forward(x, self.params, self.activation)
+        self._n = x.shape[0]
         return y
 
     def backward(self, dy):
         """Backpropagate ``dy`` (N, out) through the last forward; return ``dx`` and fill grads."""
         if self._cache is None:
             raise RuntimeError("MLP.backward: call forward() first.")
+        dy = as_batch(dy, self.sizes[-1], "dy")
+        if dy.shape[0] != self._n:
+            raise ValueError(f"dy: expected shape ({self._n}, {self.sizes[-1]}) to match the last "
+                             f"forward call, got {dy.shape}.")
         dx, self.grads = mlp_backward(dy, self._cache)
         return dx
 
