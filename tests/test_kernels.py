@@ -1,9 +1,11 @@
 """Every kernel equals its NumPy twin; bad arguments are refused before any compiled code runs.
 
 Each case builds random arguments (batch 1 and odd sizes, D in {1, 2, 3, 5}) and compares
-``<name>_nb`` with ``<name>_ref``. The refs are themselves tied to the readable transform code:
-the planar chain to ``transforms.planar`` layer by layer (incl. ``solve_planar_a``), the MLP and
-coupling kernels to ``nn`` and ``transforms.coupling`` through ``tests/test_backend.py``.
+``<name>_nb`` with its twin: the teaching function where one states the formula (the coupling
+kernels against ``transforms.coupling``'s elementwise steps, Adam against ``optim.adam_update``),
+else ``<name>_ref``. The refs are themselves tied to the readable code: the planar chain to
+``transforms.planar`` layer by layer (incl. ``solve_planar_a``), the MLP kernels to ``nn`` here
+and through ``tests/test_backend.py``.
 """
 import math
 
