@@ -201,7 +201,7 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
-def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, bias1, bias2):
     """One Adam step (see :class:`Adam`) on the array ``p``, in place, and on its moments.
 
     Parameters
@@ -209,13 +209,14 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
     p, g, m, v : ndarray, same shape
         Parameter, its gradient, and the first and second moment estimates (updated in place).
     lr, beta1, beta2, eps : float
-    t : int
-        The step number, 1 on the first step (for the bias correction).
+    bias1, bias2 : float
+        The bias corrections ``1 - beta1**t`` and ``1 - beta2**t`` at step ``t`` (1 on the
+        first step).
 
     Examples
     --------
     >>> p, m, v = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
-    >>> adam_update(p, np.array([3.0, -0.5]), m, v, 0.1, 0.9, 0.999, 1e-8, 1)
+    >>> adam_update(p, np.array([3.0, -0.5]), m, v, 0.1, 0.9, 0.999, 1e-8, 1 - 0.9, 1 - 0.999)
     >>> np.round(p, 6)
     array([ 0.9, -1.9])
     """
@@ -223,8 +224,8 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
     m += (1.0 - beta1) * g
     v *= beta2
     v += (1.0 - beta2) * g * g
-    m_hat = m / (1.0 - beta1 ** t)
-    v_hat = v / (1.0 - beta2 ** t)
+    m_hat = m / bias1                  # undo the pull of m_0 = 0 towards zero
+    v_hat = v / bias2
     p -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
@@ -332,7 +333,9 @@ class Adam(Optimizer):
     def _update(self, name, p, g, st):
         m = st.setdefault("m", np.zeros_like(p))
         v = st.setdefault("v", np.zeros_like(p))
-        adam_update(p, g, m, v, self.lr, self.beta1, self.beta2, self.eps, st["step"])
+        t = st["step"]
+        adam_update(p, g, m, v, self.lr, self.beta1, self.beta2, self.eps,
+                    1.0 - self.beta1 ** t, 1.0 - self.beta2 ** t)
 
     def step(self, params, grads):
         """Update every array in ``params`` in place (see :meth:`Optimizer.step`)."""

@@ -8,11 +8,11 @@ moments ``m, v`` and bias corrections ``bias1 = 1 - beta1^t``, ``bias2 = 1 - bet
     m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad v \leftarrow \beta_2 v + (1 - \beta_2) g^2,
     \quad p \leftarrow p - \eta\, \frac{m / \text{bias1}}{\sqrt{v / \text{bias2}} + \epsilon}.
 
-The NumPy twin is :func:`nfscratch.optim.adam_update` (which takes the step number ``t`` and
-computes ``bias1``, ``bias2`` itself). Why a kernel: NumPy runs ~8 array operations per parameter
-array, and a flow has many small ones, so its step is mostly per-operation overhead; the kernel
-does one pass per array (``benchmarks/README.md``). Each operation is the one NumPy performs, in
-the same order (no ``contract``), so both give bit-identical parameters.
+The NumPy twin is :func:`nfscratch.optim.adam_update`, same signature. Why a kernel: NumPy
+runs ~8 array operations per parameter array, and a flow has many small ones, so its step is
+mostly per-operation overhead; the kernel does one pass per array (``benchmarks/README.md``).
+Each operation is the one NumPy performs, in the same order (no ``contract``), so both give
+bit-identical parameters.
 
 All arrays are 1-D (the caller passes ``p.reshape(-1)``, a view of a contiguous parameter) and
 updated in place; that is the one exception to "kernels return new arrays", because an optimizer
