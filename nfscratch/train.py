@@ -176,9 +176,8 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
     # the last update has not been tried yet: its parameters must give a finite loss too
     loss, _, _, failure = objective.step(step, again=True)
     if not np.isfinite(loss):
-        _diverged(objective, guard, history, step, "left parameters that give a non-finite loss "
-                  + ("" if failure is None else f"(the pass raised {type(failure).__name__}: "
-                     f"{failure}) ") + "after its update", failure)
+        _diverged(objective, guard, history, step, "left parameters whose next pass "
+                  + report.describe_failure(failure, loss, None), failure)
     return history
 
 
