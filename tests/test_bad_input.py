@@ -117,3 +117,9 @@ def test_mlp_constructor_arguments():
         MLP("23")
     with pytest.raises(ValueError, match=r"^activation: expected one of"):
         MLP([2, 3], activation=("tanh",))
+
+
+def test_logit_margin_is_checked():
+    for bad, exc in (("x", TypeError), (0.5, ValueError), (0.0, ValueError), (float("nan"), ValueError)):
+        with pytest.raises(exc, match=r"^alpha: expected a margin in \(0, 0.5\)"):
+            Logit(2, alpha=bad)
