@@ -388,3 +388,40 @@ def test_planar_chain_reuses_its_arrays_only_for_its_own_next_pass():
     for a, b in zip(results[1], results[0]):
         for k in (a if isinstance(a, dict) else [None]):
             close(a[k] if k else a, b[k] if k else b)
+
+
+def test_on_the_numpy_backend_the_classes_run_the_teaching_functions(monkeypatch):
+    # a breakpoint in the function a docstring explains is reached: the class calls it
+    from nfscratch import optim
+    from nfscratch.transforms import AdditiveCoupling
+    from nfscratch.transforms import coupling as C
+    called = []
+
+    def spy(module, name):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, **k: called.append(name) or real(*a, **k))
+
+    for module, names in ((C, ["affine_coupling_forward", "affine_coupling_backward",
+                               "affine_coupling_inverse", "affine_coupling_inverse_backward",
+                               "additive_coupling_forward", "additive_coupling_backward"]),
+                          (nn, ["mlp_forward", "mlp_backward"]), (optim, ["adam_update"])):
+        for name in names:
+            spy(module, name)
+    z = np.random.default_rng(0).normal(size=(6, 2))
+    with use_backend("numpy"):
+        t = AffineCoupling(2, hidden=[8], rng=0, zero_init=False)
+        t.forward(z)
+        t.backward(np.ones((6, 2)), np.ones(6))
+        t.inverse(z)
+        t.inverse_backward(np.ones((6, 2)), np.ones(6))
+        a = AdditiveCoupling(2, hidden=[8], rng=0)
+        a.forward(z)
+        a.backward(np.ones((6, 2)), np.ones(6))
+        net = nn.MLP([2, 3, 1], rng=0)
+        net.forward(z)
+        net.backward(np.ones((6, 1)))
+        Adam(0.1).step({"w": np.ones(2)}, {"w": np.ones(2)})
+    assert called == ["affine_coupling_forward", "affine_coupling_backward",
+                      "affine_coupling_inverse", "affine_coupling_inverse_backward",
+                      "additive_coupling_forward", "additive_coupling_backward",
+                      "mlp_forward", "mlp_backward", "adam_update"]
