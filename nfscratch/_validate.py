@@ -7,7 +7,8 @@ silent wrong number three layers deeper.
 """
 import numpy as np
 
-__all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int"]
+__all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_positive_float",
+           "check_fraction", "check_choice", "check_widths", "check_callable"]
 
 
 def _describe(a):
@@ -70,11 +71,72 @@ def check_positive_int(n, name):
     return int(n)
 
 
+def _is_real(x):
+    return (isinstance(x, (int, float, np.integer, np.floating))
+            and not isinstance(x, (bool, np.bool_)))
+
+
+def check_positive_float(x, name, *, what="a positive finite number"):
+    """Return ``x`` as a float, requiring a real number with 0 < x < inf (e.g. ``lr``, ``clip``,
+    ``s_max``); a string such as ``'2'`` is refused, not parsed."""
+    if not _is_real(x):
+        raise TypeError(f"{name}: expected {what}, got {x!r} ({type(x).__name__}).")
+    if not 0.0 < float(x) < np.inf:
+        raise ValueError(f"{name}: expected {what}, got {x!r}.")
+    return float(x)
+
+
+def check_fraction(x, name):
+    """Return ``x`` as a float in [0, 1) (Adam's betas, momentum, an annealing start)."""
+    if not _is_real(x):
+        raise TypeError(f"{name}: expected a number in [0, 1), got {x!r} ({type(x).__name__}).")
+    if not 0.0 <= float(x) < 1.0:
+        raise ValueError(f"{name}: expected a number in [0, 1), got {x!r}.")
+    return float(x)
+
+
+def check_choice(value, name, choices):
+    """Return ``value`` if it is one of ``choices`` (e.g. an activation name), else raise."""
+    try:
+        ok = isinstance(value, str) == all(isinstance(c, str) for c in choices) and value in choices
+    except TypeError:        # an unhashable value, e.g. a list
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}.")
+    return value
+
+
+def check_widths(widths, name):
+    """Return a list of positive ints from a sequence of layer widths, e.g. ``hidden=(64, 64)``.
+
+    A bare int or a string is refused (``"64"`` would otherwise become the widths 6 and 4)."""
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+        raise TypeError(f"{name}: expected a sequence of layer widths such as (64, 64), got "
+                        f"{widths!r} ({type(widths).__name__}).")
+    out = list(widths)
+    for w in out:
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, (int, np.integer)) or w < 1:
+            raise ValueError(f"{name}: expected positive integer widths, got {out!r}.")
+    return [int(w) for w in out]
+
+
+def check_callable(f, name):
+    """Return ``f`` if it is None or callable (checked before any work, not when first called)."""
+    if f is not None and not callable(f):
+        raise TypeError(f"{name}: expected a function or None, got {f!r} ({type(f).__name__}).")
+    return f
+
+
 def as_rng(rng, name="rng"):
     """Return a ``np.random.Generator`` from a Generator, an int seed or None (fresh entropy)."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        if rng < 0:
+            raise ValueError(f"{name}: expected a non-negative int seed or a "
+                             f"numpy.random.Generator, got {rng}.")
         return np.random.default_rng(rng)
     raise TypeError(f"{name}: expected a numpy.random.Generator or an int seed, got {type(rng).__name__}. "
                     "Make one with np.random.default_rng(seed).")

@@ -1,10 +1,18 @@
 """Run-time settings: which backend computes the hot loops.
 
 ``backend`` is ``"numba"`` (the default: the compiled kernels of :mod:`nfscratch.kernels`) or
-``"numpy"`` (the pure NumPy functions of the transform files, ``nn`` and ``optim``). Both give the
-same numbers to ~1e-12; the NumPy code is the spec, the Numba code is fast. The choice is read at
-every call, so it can change between two calls; a backward pass always follows the path of the
-forward pass it differentiates.
+``"numpy"`` (the pure NumPy functions of the transform files, ``nn`` and ``optim``). The NumPy
+code is the spec, the Numba code is fast; the choice is read at every call, so it can change
+between two calls, and a backward pass always follows the path of the forward pass it
+differentiates.
+
+What "the same numbers" means: one pass, or one training step, agrees between the backends to
+~1e-13 relative (often to the last bit; the Adam update is bit-identical). The two differ only
+in rounding (the order of a sum, a fused multiply-add), so a short training run stays close
+(20 steps of a coupling flow agree to ~1e-9 in ``tests/test_backend.py``), but training is
+chaotic: over hundreds of steps the rounding differences grow, and two runs with the same seed
+on the two backends end in different (equally good) places. Compare long runs statistically,
+not number by number.
 
 The starting value comes from the environment variable ``NFSCRATCH_BACKEND`` (read once, at
 import), else ``"numba"``. Change it with :func:`set_backend` or, for a block of code, with the
@@ -15,19 +23,17 @@ import), else ``"numba"``. Change it with :func:`set_backend` or, for a block of
     ...     nfscratch.get_backend()
     'numpy'
 
-There is no thread setting: no kernel is parallel. Measured on the 2-core machine this project
-targets, ``parallel=True`` kernels paid only while both cores were idle, compiled several times
-slower, and lost to the serial ones as soon as anything else ran (see ``benchmarks/README.md``).
-The coupling step's large products run in BLAS, whose threads are set the usual way
-(``OPENBLAS_NUM_THREADS`` before Python starts): that is the one multi-threading option. With 2
-threads the coupling benchmark's step took 4.4 instead of 5.1 ms at batch 512 and 189 instead of
-249 ms at 32768, on idle cores only; it became slower than on 1 thread whenever the other core
-was busy (``benchmarks/README.md``, "2 threads").
+There is no thread setting: no kernel is parallel. On the 2-core machine this project targets,
+``parallel=True`` kernels paid only while both cores were idle, compiled several times slower,
+and lost to the serial ones as soon as anything else ran. The coupling step's large products run
+in BLAS, whose threads are set the usual way (``OPENBLAS_NUM_THREADS`` before Python starts):
+that is the one multi-threading option, and it helps on idle cores only. Measurements:
+``benchmarks/README.md`` ("2 threads", "Why the kernels look the way they do").
 """
 import contextlib
 import os
 
-__all__ = ["BACKENDS", "get_backend", "set_backend", "use_backend"]
+__all__ = ["BACKENDS", "get_backend", "set_backend", "use_backend", "use_kernels"]
 
 BACKENDS = ("numba", "numpy")
 
@@ -45,6 +51,11 @@ _backend = _check_backend(os.environ.get("NFSCRATCH_BACKEND", "numba"), "NFSCRAT
 def get_backend():
     """Return the current backend name, ``"numba"`` or ``"numpy"``."""
     return _backend
+
+
+def use_kernels():
+    """True on the ``"numba"`` backend: the one-line test a class makes before taking its fast path."""
+    return _backend == "numba"
 
 
 def set_backend(name):

@@ -6,7 +6,8 @@ Each layer is a pair of pure functions in the CS231n style::
     dx[, dW, db] = <layer>_backward(dout, cache)
 
 where ``dout`` is dL/dout for some scalar loss L and the returned values are dL/dx and the
-parameter gradients. :class:`MLP` chains them and keeps the caches explicitly.
+parameter gradients. :class:`MLP` chains them and keeps the caches explicitly. (On the ``"numba"``
+backend the class runs the same MLP through ``_nn_fast.py``, which gives the same numbers faster.)
 
 Notes
 -----
@@ -29,8 +30,9 @@ He, Zhang, Ren, Sun, "Delving deep into rectifiers", ICCV 2015, arXiv:1502.01852
 """
 import numpy as np
 
-from ._validate import as_batch, as_rng
-from .config import get_backend
+from . import _nn_fast as _fast
+from ._validate import as_batch, as_rng, check_choice, check_widths
+from .config import use_kernels
 
 __all__ = ["linear_forward", "linear_backward", "tanh_forward", "tanh_backward",
            "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
@@ -127,23 +129,14 @@ ACTIVATIONS = {
 }
 
 
-def _check_activation(activation):
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}.")
-    return activation
-
-
 # ---------------------------------------------------------------------------------------------
 # the MLP
 # ---------------------------------------------------------------------------------------------
-def mlp_forward(x, params, activation="tanh", workspace=None):
-    """Run an MLP given its params ``{"W0", "b0", "W1", ...}``; return ``(y, caches)``.
+def mlp_forward(x, params, activation="tanh"):
+    """Run an MLP given its params ``{"W0", "b0", "W1", ...}``; return ``(y, cache)``.
 
-    The activation follows every linear layer except the last. ``workspace`` (a dict, optional)
-    lets the kernel path keep its scratch arrays from one call to the next (see ``_Scratch``).
+    The activation follows every linear layer except the last.
     """
-    if get_backend() == "numba" and activation in _KERNEL_ACTIVATIONS:
-        return _mlp_forward_kernels(x, params, activation, workspace)
     act_forward = ACTIVATIONS[activation][0]
     n_layers = len(params) // 2
     caches = []
@@ -159,168 +152,16 @@ def mlp_forward(x, params, activation="tanh", workspace=None):
 
 def mlp_backward(dy, cache):
     """Backward of :func:`mlp_forward`: return ``(dx, grads)`` with grads keyed like params."""
-    if isinstance(cache, dict):            # made by the kernel path
-        return _mlp_backward_kernels(dy, cache)
     caches, activation = cache
     act_backward = ACTIVATIONS[activation][1]
     grads = {}
     dh = dy
-    for i in reversed(range(len(caches))):
+    for i in reversed(range(len(caches))):       # backward mirrors forward, last layer first
         lin_cache, act_cache = caches[i]
         if act_cache is not None:
             dh = act_backward(dh, act_cache)
         dh, grads[f"W{i}"], grads[f"b{i}"] = linear_backward(dh, lin_cache)
     return dh, grads
-
-
-# ---------------------------------------------------------------------------------------------
-# the kernel path (backend "numba"): the same MLP, its thin layers fused with bias and activation
-# ---------------------------------------------------------------------------------------------
-# A layer with at most kernels.mlp.SMALL inputs (the coupling conditioner's first layer) or
-# outputs (its last) runs in a Numba kernel fused with the bias, the activation and, backward,
-# the activation's derivative and the bias gradient; the square hidden products stay with BLAS
-# (np.matmul), whose speed no hand loop matches. See nfscratch/kernels/mlp.py.
-_KERNEL_ACTIVATIONS = ("tanh", "relu", "leaky_relu")      # softplus stays on the NumPy path
-
-# The kernel path runs the MLP over blocks of CHUNK_BYTES per layer (2048 rows of a 64-wide
-# layer): a block's activations are still in cache when the next layer, or the same layer's
-# bias and tanh, read them, and BLAS runs its products at its small-matrix speed. On the whole
-# batch at once, every (N, 64) array of a batch of 32768 is 16 MB: each pass over it went to
-# memory and BLAS slowed from ~40 to ~30 GFLOP/s; the coupling benchmark's step went from 338
-# to 249 ms (blocks of 256 KB: 268 ms, 512 KB: 254, 2 MB: 254; at batch 4096, within 3%).
-# Batches up to one block are one call per layer, as before; the numbers are the same either
-# way, up to the order in which the blocks' parameter gradients are summed.
-CHUNK_BYTES = 1024 * 1024
-# Activations kept for the backward pass are reused between passes (see _Scratch) only below
-# this size per array: larger ones are rare, NumPy already maps them with huge pages (so they
-# cost few page faults), and keeping them would hold on to a lot of memory.
-KEEP_BYTES = 4 * 1024 * 1024
-
-
-def _chunk_rows(widths):
-    return max(16, CHUNK_BYTES // (8 * max(widths)))
-
-
-class _Scratch:
-    """Arrays of (rows, width) kept in ``workspace`` (a dict the caller owns) between calls.
-
-    Without a workspace they are new arrays every call. With one -- a coupling layer passes its
-    own -- the forward pass's scratch block, the activations kept for the backward pass and the
-    backward pass's blocks are reused from one pass to the next: a new array of a few MB costs
-    a page fault every 4 KB when first written, 1.1k faults and ~3 ms of a 35 ms training step
-    at batch 4096 (measured with ``ru_minflt``), a reused one none. The activations kept for
-    the backward pass are therefore overwritten by the layer's next pass -- exactly when its
-    cache is replaced, so ``backward`` still always refers to the most recent pass.
-    """
-
-    def __init__(self, workspace, rows):
-        self.store = {} if workspace is None else workspace.setdefault("scratch", {})
-        self.rows = rows
-
-    def get(self, name, n, width):
-        a = self.store.get((name, width))
-        if a is None or a.shape[0] < self.rows:
-            a = self.store[(name, width)] = np.empty((self.rows, width))
-        return a[:n]
-
-
-def _mlp_forward_kernels(x, params, activation, workspace=None):
-    from .kernels import mlp as km             # imported on first use: it loads Numba code
-    act = km.ACT_CODES[activation]
-    n_layers = len(params) // 2
-    Ws = [params[f"W{i}"] for i in range(n_layers)]
-    bs = [params[f"b{i}"] for i in range(n_layers)]
-    x = np.ascontiguousarray(x)
-    N = km.check_mlp("mlp_forward", x, Ws, bs, act)    # then the kernels run unchecked
-    rows = _chunk_rows([W.shape[1] for W in Ws])
-    scratch = _Scratch(workspace, min(rows, N))
-    big = N * max(W.shape[1] for W in Ws) * 8 >= KEEP_BYTES
-    kept = _Scratch(None if big else workspace, N)     # the input of every layer, for backward
-    hs = [x] + [kept.get(f"h{i + 1}", N, W.shape[1]) for i, W in enumerate(Ws[:-1])]
-    y = np.empty((N, Ws[-1].shape[1]))
-    for r0 in range(0, N, rows):
-        r1 = min(N, r0 + rows)
-        for i in range(n_layers - 1):
-            h_in, h_out = hs[i][r0:r1], hs[i + 1][r0:r1]       # row blocks: contiguous views
-            if Ws[i].shape[0] <= km.SMALL:
-                km.dense_small_in_forward_unchecked(h_in, Ws[i], bs[i], act, h_out)
-            else:
-                # BLAS, then bias and activation (not in place: a kernel whose input and
-                # output overlap does not vectorize)
-                pre = np.matmul(h_in, Ws[i], out=scratch.get("pre", r1 - r0, Ws[i].shape[1]))
-                km.bias_act_forward_unchecked(pre, bs[i], act, h_out)
-        np.matmul(hs[-1][r0:r1], Ws[-1], out=y[r0:r1])
-    y += bs[-1]
-    return y, {"hs": hs, "params": params, "act": act, "n_layers": n_layers, "rows": rows,
-               "workspace": workspace}
-
-
-def _mlp_backward_kernels(dy, cache):
-    from .kernels import mlp as km
-    dy = np.ascontiguousarray(dy, dtype=np.float64)
-    hs, rows = cache["hs"], cache["rows"]
-    N = dy.shape[0]
-    # the kernels below run unchecked: the weights (the caller may have replaced one since the
-    # forward pass), the kept activations and dy must still fit together
-    params, n_layers = cache["params"], cache["n_layers"]
-    Ws = [params[f"W{i}"] for i in range(n_layers)]
-    bs = [params[f"b{i}"] for i in range(n_layers)]
-    km.check_mlp("mlp_backward", hs[0], Ws, bs, cache["act"])
-    if any(h.shape[1] != W.shape[0] for h, W in zip(hs, Ws)) or dy.shape != (N, Ws[-1].shape[1]):
-        raise ValueError(f"mlp_backward: dy: expected shape {(hs[0].shape[0], Ws[-1].shape[1])} "
-                         f"(the output of the forward pass, same weights), got {dy.shape}.")
-    scratch = _Scratch(cache["workspace"], min(rows, N))
-    if N <= rows:
-        return _mlp_backward_rows(dy, hs, cache, km, {}, scratch)
-    grads, dx = {}, np.empty(hs[0].shape)
-    for r0 in range(0, N, rows):
-        r1 = min(N, r0 + rows)
-        dx[r0:r1] = _mlp_backward_rows(dy[r0:r1], [h[r0:r1] for h in hs], cache, km, grads,
-                                       scratch)[0]
-    return dx, grads
-
-
-def _mlp_backward_rows(dpre, hs, cache, km, grads, scratch):
-    """Backward over one block of rows; adds the block's parameter gradients into ``grads``."""
-    params, act = cache["params"], cache["act"]
-    n = dpre.shape[0]
-
-    def add(key, value):
-        if key in grads:
-            grads[key] += value
-        else:
-            grads[key] = value
-
-    db = None                                           # column sums of dpre, when known
-    for i in reversed(range(cache["n_layers"])):       # dpre: dL/d(pre-activation) of layer i
-        W, h = params[f"W{i}"], hs[i]
-        if db is None:
-            db = dpre.sum(axis=0)
-        if i == 0:
-            if W.shape[0] <= km.SMALL:
-                dx, dW = km.dense_small_in_backward_unchecked(dpre, h, W)
-            else:
-                dx, dW = dpre @ W.T, h.T @ dpre
-            add("W0", dW)
-            add("b0", db)
-            return dx, grads
-        if W.shape[1] <= km.SMALL:
-            dpre_prev, db_prev, dW, db = km.dense_small_out_backward_unchecked(
-                dpre, h, W, act, scratch.get("dpre", n, W.shape[0]))
-        else:
-            dW = h.T @ dpre
-            dh = np.matmul(dpre, W.T, out=scratch.get("dh", n, W.shape[0]))
-            if i == 1 and params["W0"].shape[0] <= km.SMALL:    # the thin first layer: one pass
-                dx, dW0, db0 = km.act_small_in_backward_unchecked(dh, h, hs[0], params["W0"], act)
-                add(f"W{i}", dW)
-                add(f"b{i}", db)
-                add("W0", dW0)
-                add("b0", db0)
-                return dx, grads
-            dpre_prev, db_prev = km.act_backward_unchecked(dh, h, act)
-        add(f"W{i}", dW)
-        add(f"b{i}", db)
-        dpre, db = dpre_prev, db_prev
 
 
 class MLP:
@@ -351,11 +192,11 @@ class MLP:
     """
 
     def __init__(self, sizes, activation="tanh", rng=None, zero_last=False):
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 2 or any(s < 1 for s in sizes):
+        sizes = check_widths(sizes, "sizes")
+        if len(sizes) < 2:
             raise ValueError(f"sizes: expected at least two positive layer widths, got {sizes}.")
         self.sizes = sizes
-        self.activation = _check_activation(activation)
+        self.activation = check_choice(activation, "activation", ACTIVATIONS)
         rng = as_rng(rng)
         gain = ACTIVATIONS[activation][2]
         self.params = {}
@@ -371,14 +212,25 @@ class MLP:
     def forward(self, x):
         """Return the output ``(N, sizes[-1])`` for input ``x`` ``(N, sizes[0])``."""
         x = as_batch(x, self.sizes[0], "x")
-        y, self._cache = mlp_forward(x, self.params, self.activation)
+        self._n = x.shape[0]
+        if use_kernels() and self.activation in _fast.KERNEL_ACTIVATIONS:   # see _nn_fast.py
+            y, self._cache = _fast.mlp_forward(x, self.params, self.activation)
+        else:
+            y, self._cache = mlp_forward(x, self.params, self.activation)
         return y
 
     def backward(self, dy):
         """Backpropagate ``dy`` (N, out) through the last forward; return ``dx`` and fill grads."""
         if self._cache is None:
             raise RuntimeError("MLP.backward: call forward() first.")
-        dx, self.grads = mlp_backward(dy, self._cache)
+        dy = as_batch(dy, self.sizes[-1], "dy")
+        if dy.shape[0] != self._n:
+            raise ValueError(f"dy: expected shape ({self._n}, {self.sizes[-1]}) to match the last "
+                             f"forward call, got {dy.shape}.")
+        if isinstance(self._cache, _fast.MLPCache):          # made by the kernel path
+            dx, self.grads = _fast.mlp_backward(dy, self._cache)
+        else:
+            dx, self.grads = mlp_backward(dy, self._cache)
         return dx
 
     def __repr__(self):

@@ -27,33 +27,15 @@ Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, arXiv:1412
 Sutskever, Martens, Dahl & Hinton, "On the importance of initialization and momentum in deep
 learning", ICML 2013.
 """
-import operator
 from collections.abc import Mapping
 
 import numpy as np
 
-from .config import get_backend
-from .kernels._checks import packed_view   # plain NumPy: does not import Numba
+from . import _optim_fast as _fast
+from ._validate import check_fraction, check_positive_float
+from .config import use_kernels
 
-_F64 = np.dtype(np.float64)
-_shape_of = operator.attrgetter("shape")
-_step_of = operator.itemgetter("step")
-
-__all__ = ["Optimizer", "SGD", "Adam", "clip_grad_norm", "packed_view"]
-
-
-def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a positive finite number, got {value!r}.")
-    return float(value)
-
-
-def _in_unit_interval(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}.")
-    return float(value)
+__all__ = ["Optimizer", "SGD", "Adam", "adam_update", "clip_grad_norm"]
 
 
 def _scalar(value, name):
@@ -85,7 +67,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        self._lr = _positive(value, "lr")
+        self._lr = check_positive_float(value, "lr")
 
     # -- the step ---------------------------------------------------------------------------------
     def step(self, params, grads):
@@ -219,6 +201,34 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, bias1, bias2):
+    """One Adam step (see :class:`Adam`) on the array ``p``, in place, and on its moments.
+
+    Parameters
+    ----------
+    p, g, m, v : ndarray, same shape
+        Parameter, its gradient, and the first and second moment estimates (updated in place).
+    lr, beta1, beta2, eps : float
+    bias1, bias2 : float
+        The bias corrections ``1 - beta1**t`` and ``1 - beta2**t`` at step ``t`` (1 on the
+        first step).
+
+    Examples
+    --------
+    >>> p, m, v = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
+    >>> adam_update(p, np.array([3.0, -0.5]), m, v, 0.1, 0.9, 0.999, 1e-8, 1 - 0.9, 1 - 0.999)
+    >>> np.round(p, 6)
+    array([ 0.9, -1.9])
+    """
+    m *= beta1
+    m += (1.0 - beta1) * g
+    v *= beta2
+    v += (1.0 - beta2) * g * g
+    m_hat = m / bias1                  # undo the pull of m_0 = 0 towards zero
+    v_hat = v / bias2
+    p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
 class SGD(Optimizer):
     r"""Stochastic gradient descent, optionally with (heavy-ball) momentum.
 
@@ -254,7 +264,7 @@ class SGD(Optimizer):
 
     def __init__(self, lr=1e-2, momentum=0.0):
         super().__init__(lr)
-        self.momentum = _in_unit_interval(momentum, "momentum")
+        self.momentum = check_fraction(momentum, "momentum")
 
     def _update(self, name, p, g, st):
         if self.momentum == 0.0:
@@ -309,9 +319,9 @@ class Adam(Optimizer):
             beta1, beta2 = betas
         except (TypeError, ValueError):
             raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}.") from None
-        self.beta1 = _in_unit_interval(beta1, "betas[0]")
-        self.beta2 = _in_unit_interval(beta2, "betas[1]")
-        self.eps = _positive(eps, "eps")
+        self.beta1 = check_fraction(beta1, "betas[0]")
+        self.beta2 = check_fraction(beta2, "betas[1]")
+        self.eps = check_positive_float(eps, "eps")
 
     @property
     def betas(self):
@@ -321,124 +331,17 @@ class Adam(Optimizer):
         return {"lr": hyper["lr"], "betas": (hyper["beta1"], hyper["beta2"]), "eps": hyper["eps"]}
 
     def _update(self, name, p, g, st):
-        t = st["step"]
         m = st.setdefault("m", np.zeros_like(p))
         v = st.setdefault("v", np.zeros_like(p))
-        m *= self.beta1
-        m += (1.0 - self.beta1) * g
-        v *= self.beta2
-        v += (1.0 - self.beta2) * g * g
-        m_hat = m / (1.0 - self.beta1 ** t)
-        v_hat = v / (1.0 - self.beta2 ** t)
-        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        t = st["step"]
+        adam_update(p, g, m, v, self.lr, self.beta1, self.beta2, self.eps,
+                    1.0 - self.beta1 ** t, 1.0 - self.beta2 ** t)
 
     def step(self, params, grads):
-        """Update every array in ``params`` in place (see :meth:`Optimizer.step`).
-
-        With the ``"numba"`` backend the update is done by the kernels of
-        :mod:`nfscratch.kernels.adam` -- one call for all the parameters of a Flow (they share
-        one buffer, see :func:`packed_view`), else groups of 8 arrays per call -- which compute
-        the same numbers as :meth:`_update` bit for bit, after lighter checks; anything unusual
-        (another dtype, a non-contiguous array, a non-finite gradient, mismatched names or
-        shapes) takes the NumPy path, which validates fully and raises the usual errors.
-        """
-        if get_backend() != "numba" or not self._kernel_step(params, grads):
-            super().step(params, grads)
-
-    def _kernel_step(self, params, grads):
-        """The kernel path; returns False, having changed nothing, when it does not apply."""
-        from .kernels import adam as ka          # imported on first use: it loads Numba code
-        if type(params) is not dict or type(grads) is not dict or len(grads) != len(params):
-            return False
-        plan = self._kernel_plan(params, ka)
-        if plan is None:
-            return False
-        try:                                     # the same names (and as many) and shapes
-            gs = [grads[name] for name in plan["names"]]
-            if list(map(_shape_of, gs)) != plan["shapes"]:
-                return False
-        except (KeyError, AttributeError):
-            return False
-        g_all = np.concatenate(gs, axis=None)    # flattened and joined in one call
-        # every gradient is checked before any parameter moves (a NaN leaves the model untouched)
-        if g_all.dtype != _F64 or ka.count_nonfinite_nb(g_all):
-            return False
-        states = plan["states"]
-        if not plan["adopted"]:                  # first step with this plan: adopt its state
-            self.state.update(states)
-            plan["adopted"] = True
-        lr, beta1, beta2, eps = self.lr, self.beta1, self.beta2, self.eps
-        m_all, v_all = plan["m_all"], plan["v_all"]
-        state_list = plan["state_list"]
-        steps = set(map(_step_of, state_list))
-        for st in state_list:
-            st["step"] += 1
-        if len(steps) == 1:                      # the usual case: every array is at step t
-            t = steps.pop() + 1
-            bias1, bias2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
-            if plan["flat"] is not None:         # a Flow's parameters: one buffer, one call
-                ka.adam_update_unchecked(plan["flat"], g_all, m_all, v_all, lr, beta1, beta2, eps,
-                                         bias1, bias2)
-                return True
-            update = ka.adam_update_group_unchecked
-            for ps, offsets in plan["groups"]:   # the plan holds the checks of adam_update_group_nb
-                update(ps, g_all, m_all, v_all, offsets, lr, beta1, beta2, eps, bias1, bias2)
-        else:
-            update = ka.adam_update_unchecked
-            for p, lo, st in zip(plan["views"], plan["offsets"], states.values()):
-                t, hi = st["step"], lo + p.size
-                update(p, g_all[lo:hi], m_all[lo:hi], v_all[lo:hi], lr, beta1, beta2, eps,
-                       1.0 - beta1 ** t, 1.0 - beta2 ** t)
-        return True
-
-    def _kernel_plan(self, params, ka):
-        """Everything the kernel path needs that does not change from step to step, or None.
-
-        The moments of all arrays live in two flat buffers (``state[name]["m"]`` are views into
-        them). The parameters go to the kernel as one array when they are views of one buffer in
-        order (``packed_view``: a Flow's are), else ``ka.GROUP`` at a time as tuples of 1-D views.
-        Kept while the parameter arrays, their names and the state dict stay the same objects
-        (``load_state_dict`` replaces the state dict, so it starts a new plan).
-        """
-        key = (tuple(map(id, params.values())), tuple(params), len(self.state))
-        plan = getattr(self, "_plan", None)
-        if plan is not None and plan["key"] == key and plan["state"] is self.state:
-            return plan
-        views, offsets, states, moments, total = [], [], {}, [], 0
-        for name, p in params.items():
-            if (type(p) is not np.ndarray or p.dtype != _F64 or not p.flags.c_contiguous
-                    or not p.flags.writeable):
-                return None
-            st = dict(self.state.get(name, {"step": 0}))
-            m, v = st.get("m", np.zeros(p.shape)), st.get("v", np.zeros(p.shape))
-            if m.shape != p.shape or v.shape != p.shape:
-                return None
-            views.append(p.reshape(-1))
-            offsets.append(total)
-            states[name] = st
-            moments.append((m, v))
-            total += p.size
-        m_all, v_all = np.empty(total), np.empty(total)
-        for (name, st), (m, v), p, lo in zip(states.items(), moments, views, offsets):
-            shape = params[name].shape
-            m_all[lo:lo + p.size], v_all[lo:lo + p.size] = m.reshape(-1), v.reshape(-1)
-            st["m"] = m_all[lo:lo + p.size].reshape(shape)
-            st["v"] = v_all[lo:lo + p.size].reshape(shape)
-        groups = []
-        for start in range(0, len(views), ka.GROUP):
-            chunk = views[start:start + ka.GROUP]
-            pad = ka.GROUP - len(chunk)
-            group_offsets = np.zeros(ka.GROUP, dtype=np.int64)
-            group_offsets[:len(chunk)] = offsets[start:start + ka.GROUP]
-            groups.append((tuple(chunk) + (ka.EMPTY,) * pad, group_offsets))
-        self._plan = {"key": key, "state": self.state, "names": list(params),
-                      "shapes": [p.shape for p in params.values()], "views": views,
-                      "offsets": offsets, "states": states, "m_all": m_all, "v_all": v_all,
-                      "groups": groups, "flat": packed_view(params.values()), "adopted": False,
-                      "state_list": list(states.values()),
-                      # the key holds ids: keeping the arrays alive means no id can be reused
-                      "params": list(params.values())}
-        return self._plan
+        """Update every array in ``params`` in place (see :meth:`Optimizer.step`)."""
+        if use_kernels() and _fast.adam_step(self, params, grads):
+            return                  # the same update by the kernels, bit for bit: _optim_fast.py
+        super().step(params, grads)
 
     def __repr__(self):
         return f"Adam(lr={self.lr!r}, betas={self.betas!r}, eps={self.eps!r})"
@@ -478,7 +381,7 @@ def clip_grad_norm(grads, max_norm):
     >>> grads["a"], grads["b"]
     (array([0.6]), array([0.8]))
     """
-    max_norm = _positive(max_norm, "max_norm")
+    max_norm = check_positive_float(max_norm, "max_norm")
     if not isinstance(grads, Mapping):
         raise TypeError(f"grads: expected a dict of name -> array (e.g. flow.grads()), got "
                         f"{type(grads).__name__}.")

@@ -1,4 +1,5 @@
-"""The backend switch: both backends give the same numbers, pass by pass and over 100 training steps."""
+"""The backend switch: both backends give the same numbers pass by pass, step by step, and over a
+short training run (long runs are chaotic and drift apart: no claim is made for them)."""
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 import nfscratch
-from nfscratch import Flow, datasets, gradcheck, models, nn
+from nfscratch import Flow, _nn_fast, datasets, gradcheck, models, nn
 from nfscratch.config import get_backend, set_backend, use_backend
 from nfscratch.optim import Adam
 from nfscratch.train import fit
@@ -176,34 +177,52 @@ def test_adam_kernel_path_equals_numpy_path_and_refuses_nan():
     assert rng is not None
 
 
-def train(backend, kind):
+def train(backend, kind, steps):
     with use_backend(backend):
         if kind == "planar":
             flow = models.planar_flow(2, 8, rng=0)
-            hist = fit(flow, target=datasets.energy("U1"), steps=100, batch_size=128, lr=1e-2,
+            hist = fit(flow, target=datasets.energy("U1"), steps=steps, batch_size=128, lr=1e-2,
                        rng=7, progress=False)
         else:
             flow = models.realnvp(2, 4, hidden=(32, 32), rng=0)
             data = datasets.two_moons(512, rng=1)
-            hist = fit(flow, data=data, steps=100, batch_size=128, lr=1e-2, rng=7, progress=False)
+            hist = fit(flow, data=data, steps=steps, batch_size=128, lr=1e-2, rng=7,
+                       progress=False)
     return np.array(hist.loss), {k: v.copy() for k, v in flow.params().items()}
 
 
+def assert_rel_close(got, want, tol):
+    """Relative agreement, scaled by the largest entry (parameters near 0 round like the rest)."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert np.max(np.abs(got - want)) <= tol * max(1e-300, np.max(np.abs(want)))
+
+
+# What the README and config promise, exactly: one training step agrees to 1e-13, a short run of
+# a coupling flow to 1e-9. Longer runs are chaotic (the rounding differences of the two backends
+# grow step by step), so no test, and no document, claims more.
 @pytest.mark.parametrize("kind", ["planar", "realnvp"])
-def test_same_seed_same_training_trajectory_on_both_backends(kind):
-    loss_np, params_np = train("numpy", kind)
-    loss_nb, params_nb = train("numba", kind)
-    assert loss_np[-1] < loss_np[0] - 0.1                      # it did train
-    np.testing.assert_allclose(loss_nb, loss_np, rtol=1e-10, atol=1e-10)
+def test_one_training_step_is_the_same_on_both_backends(kind):
+    loss_np, params_np = train("numpy", kind, 1)
+    loss_nb, params_nb = train("numba", kind, 1)
+    assert_rel_close(loss_nb, loss_np, 1e-13)
     for k in params_np:
-        np.testing.assert_allclose(params_nb[k], params_np[k], rtol=1e-10, atol=1e-10)
+        assert_rel_close(params_nb[k], params_np[k], 1e-13)
+
+
+def test_twenty_steps_of_a_coupling_flow_agree_to_1e_9():
+    loss_np, params_np = train("numpy", "realnvp", 20)
+    loss_nb, params_nb = train("numba", "realnvp", 20)
+    assert loss_np[-1] < loss_np[0]                            # it did train
+    assert_rel_close(loss_nb, loss_np, 1e-9)
+    for k in params_np:
+        assert_rel_close(params_nb[k], params_np[k], 1e-9)
 
 
 # ---------------------------------------------------------------------------------------------
 # one parameter buffer per flow; the Adam step over it; fit's flat bookkeeping
 # ---------------------------------------------------------------------------------------------
 def test_flow_keeps_its_parameters_in_one_buffer():
-    from nfscratch.optim import packed_view
+    from nfscratch.kernels._checks import packed_view
     for flow, fresh in ((models.planar_flow(2, 5, rng=0), models.planar_flow(2, 5, rng=0)),
                         (mixed_flow(0), mixed_flow(0))):
         params = flow.params()
@@ -236,7 +255,8 @@ def test_adam_on_a_flow_is_one_kernel_call_and_bit_identical_to_numpy():
                 g_rng = np.random.default_rng(step)
                 opt.step(params, {k: g_rng.normal(size=v.shape) for k, v in params.items()})
         if backend == "numba":
-            assert opt._plan["flat"] is not None      # the one-call path was taken
+            from nfscratch._optim_fast import plan_of
+            assert plan_of(opt)["flat"] is not None   # the one-call path was taken
         runs[backend] = ({k: v.copy() for k, v in params.items()}, opt.state_dict())
     for k in runs["numpy"][0]:
         assert np.array_equal(runs["numba"][0][k], runs["numpy"][0][k])
@@ -259,7 +279,7 @@ def test_planar_chain_sees_a_parameter_replaced_between_passes():
 
 
 def test_fit_flat_copy_and_restore_without_a_shared_buffer():
-    from nfscratch.train import _flat_copy, _restore
+    from nfscratch._train_report import _flat_copy, _restore
     arrays = [np.arange(3.0), np.ones((2, 2)), np.zeros(0), np.array([7.0], dtype=np.float32)]
     saved = _flat_copy(arrays, None)
     for a in arrays:
@@ -274,7 +294,7 @@ def test_fit_flat_copy_and_restore_without_a_shared_buffer():
 # the MLP over blocks of rows, with a workspace reused between passes
 # ---------------------------------------------------------------------------------------------
 def test_mlp_in_blocks_of_rows_equals_numpy(monkeypatch):
-    monkeypatch.setattr(nn, "CHUNK_BYTES", 16 * 8 * 16)    # blocks of 16 rows
+    monkeypatch.setattr(_nn_fast, "CHUNK_BYTES", 16 * 8 * 16)    # blocks of 16 rows
     for sizes, activation in (([1, 16, 16, 2], "tanh"), ([3, 12, 9, 4], "relu"), ([2, 5, 1], "leaky_relu")):
         out = []
         for backend in ("numpy", "numba"):
@@ -291,7 +311,7 @@ def test_mlp_in_blocks_of_rows_equals_numpy(monkeypatch):
 
 
 def test_coupling_workspace_follows_the_most_recent_pass(monkeypatch):
-    monkeypatch.setattr(nn, "CHUNK_BYTES", 16 * 8 * 16)
+    monkeypatch.setattr(_nn_fast, "CHUNK_BYTES", 16 * 8 * 16)
     results = []
     for backend in ("numpy", "numba"):
         t = AffineCoupling(2, hidden=[16, 16], rng=0, zero_init=False)
@@ -314,12 +334,20 @@ def test_coupling_workspace_follows_the_most_recent_pass(monkeypatch):
             close(a, b)
 
 
-def test_mlp_backward_refuses_weights_changed_since_the_forward_pass():
-    net = nn.MLP([1, 8, 2], rng=0)
-    net.forward(np.ones((4, 1)))
-    net.params["W1"] = np.ones((7, 2))
-    with pytest.raises(ValueError, match="W1.shape"):
-        net.backward(np.ones((4, 2)))
+def test_mlp_backward_uses_the_weights_of_its_forward_pass():
+    # a weight rebound between forward and backward: both paths differentiate the forward pass
+    # that ran (its cache holds the weights it used), so they agree and nothing reads out of bounds
+    out = []
+    for backend in ("numpy", "numba"):
+        net = nn.MLP([1, 8, 2], rng=0)
+        with use_backend(backend):
+            net.forward(np.linspace(-1, 1, 4)[:, None])
+            net.params["W1"] = np.ones((7, 2))
+            out.append((net.backward(np.ones((4, 2))), dict(net.grads)))
+    close(out[1][0], out[0][0])
+    for k in out[0][1]:
+        assert out[1][1][k].shape == out[0][1][k].shape
+        close(out[1][1][k], out[0][1][k])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,3 +388,40 @@ def test_planar_chain_reuses_its_arrays_only_for_its_own_next_pass():
     for a, b in zip(results[1], results[0]):
         for k in (a if isinstance(a, dict) else [None]):
             close(a[k] if k else a, b[k] if k else b)
+
+
+def test_on_the_numpy_backend_the_classes_run_the_teaching_functions(monkeypatch):
+    # a breakpoint in the function a docstring explains is reached: the class calls it
+    from nfscratch import optim
+    from nfscratch.transforms import AdditiveCoupling
+    from nfscratch.transforms import coupling as C
+    called = []
+
+    def spy(module, name):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, **k: called.append(name) or real(*a, **k))
+
+    for module, names in ((C, ["affine_coupling_forward", "affine_coupling_backward",
+                               "affine_coupling_inverse", "affine_coupling_inverse_backward",
+                               "additive_coupling_forward", "additive_coupling_backward"]),
+                          (nn, ["mlp_forward", "mlp_backward"]), (optim, ["adam_update"])):
+        for name in names:
+            spy(module, name)
+    z = np.random.default_rng(0).normal(size=(6, 2))
+    with use_backend("numpy"):
+        t = AffineCoupling(2, hidden=[8], rng=0, zero_init=False)
+        t.forward(z)
+        t.backward(np.ones((6, 2)), np.ones(6))
+        t.inverse(z)
+        t.inverse_backward(np.ones((6, 2)), np.ones(6))
+        a = AdditiveCoupling(2, hidden=[8], rng=0)
+        a.forward(z)
+        a.backward(np.ones((6, 2)), np.ones(6))
+        net = nn.MLP([2, 3, 1], rng=0)
+        net.forward(z)
+        net.backward(np.ones((6, 1)))
+        Adam(0.1).step({"w": np.ones(2)}, {"w": np.ones(2)})
+    assert called == ["affine_coupling_forward", "affine_coupling_backward",
+                      "affine_coupling_inverse", "affine_coupling_inverse_backward",
+                      "additive_coupling_forward", "additive_coupling_backward",
+                      "mlp_forward", "mlp_backward", "adam_update"]

@@ -88,3 +88,38 @@ def test_sample_count_errors():
         flow.sample(2.5)
     with pytest.raises(TypeError, match="rng: expected a numpy.random.Generator"):
         flow.sample(3, rng="seed")
+
+
+@pytest.mark.parametrize("make, exc, pattern", [
+    (lambda: AffineCoupling(2, hidden=64), TypeError, r"^hidden: expected a sequence of layer "
+                                                      r"widths such as \(64, 64\), got 64 \(int\)"),
+    (lambda: AffineCoupling(2, hidden="64"), TypeError, r"^hidden: expected a sequence of layer widths"),
+    (lambda: AdditiveCoupling(2, hidden=[8, 0]), ValueError, r"^hidden: expected positive integer "
+                                                             r"widths, got \[8, 0\]"),
+    (lambda: AffineCoupling(2, hidden=[8.5]), ValueError, r"^hidden: expected positive integer"),
+    (lambda: AffineCoupling(2, activation=["tanh"]), ValueError, r"^activation: expected one of "
+                                                                r"\['leaky_relu', .*got \['tanh'\]"),
+    (lambda: AffineCoupling(2, s_max="2"), TypeError, r"^s_max: expected a finite positive bound "
+                                                      r"on \|s\|, got '2' \(str\)"),
+    (lambda: AffineCoupling(2, s_max=float("nan")), ValueError, r"^s_max: expected a finite positive"),
+    (lambda: AffineCoupling(3, parity=2), ValueError, r"^parity: expected one of \[0, 1\], got 2"),
+    (lambda: AffineCoupling(2, rng=-1), ValueError, r"^rng: expected a non-negative int seed or a "
+                                                 r"numpy.random.Generator, got -1"),
+])
+def test_coupling_constructor_arguments_are_checked_first(make, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        make()
+
+
+def test_mlp_constructor_arguments():
+    from nfscratch.nn import MLP
+    with pytest.raises(TypeError, match=r"^sizes: expected a sequence of layer widths"):
+        MLP("23")
+    with pytest.raises(ValueError, match=r"^activation: expected one of"):
+        MLP([2, 3], activation=("tanh",))
+
+
+def test_logit_margin_is_checked():
+    for bad, exc in (("x", TypeError), (0.5, ValueError), (0.0, ValueError), (float("nan"), ValueError)):
+        with pytest.raises(exc, match=r"^alpha: expected a margin in \(0, 0.5\)"):
+            Logit(2, alpha=bad)

@@ -1,9 +1,11 @@
 """Every kernel equals its NumPy twin; bad arguments are refused before any compiled code runs.
 
 Each case builds random arguments (batch 1 and odd sizes, D in {1, 2, 3, 5}) and compares
-``<name>_nb`` with ``<name>_ref``. The refs are themselves tied to the readable transform code:
-the planar chain to ``transforms.planar`` layer by layer (incl. ``solve_planar_a``), the MLP and
-coupling kernels to ``nn`` and ``transforms.coupling`` through ``tests/test_backend.py``.
+``<name>_nb`` with its twin: the teaching function where one states the formula (the coupling
+kernels against ``transforms.coupling``'s elementwise steps, Adam against ``optim.adam_update``),
+else ``<name>_ref``. The refs are themselves tied to the readable code: the planar chain to
+``transforms.planar`` layer by layer (incl. ``solve_planar_a``), the MLP kernels to ``nn`` here
+and through ``tests/test_backend.py``.
 """
 import math
 
@@ -18,6 +20,7 @@ from nfscratch.kernels import mlp as km
 from nfscratch.kernels import planar as kp
 from nfscratch.kernels._checks import packed_view
 from nfscratch.kernels._math import EXP_MAX, exp_v, log1p_v, log_v, tanh_v
+from nfscratch.transforms import coupling as C
 from nfscratch.transforms import planar as P
 
 RTOL = 1e-12
@@ -255,29 +258,31 @@ def test_mlp_refs_follow_nn(rng):
 # coupling
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("N", [1, 7, 64])
-@pytest.mark.parametrize("D, ib", [(2, [1]), (2, [0]), (3, [1, 2]), (5, [0, 2, 4])])
+@pytest.mark.parametrize("D, ib", [(2, [1]), (2, [0]), (3, [1, 2]), (5, [0, 2, 4]), (4, [3, 0])])
 def test_coupling_kernel_twins_both_directions(N, D, ib, rng):
+    # the twins are the elementwise steps of the teaching file
     ib = np.array(ib, dtype=np.int64)
     d_b = ib.size
     z, out = rng.normal(size=(N, D)), 2.0 * rng.normal(size=(N, 2 * d_b))
-    fwd = kc.affine_coupling_forward_ref(z, out, ib, 2.0)
-    assert_twins(fwd, kc.affine_coupling_forward_nb(z, out, ib, 2.0), what="affine forward")
+    fwd = C.affine_elementwise_forward(z, out, ib, 2.0)
+    assert_twins(fwd, kc.affine_elementwise_forward_nb(z, out, ib, 2.0), what="affine forward")
     dx, dl = rng.normal(size=(N, D)), rng.normal(size=N)
-    assert_twins(kc.affine_coupling_backward_ref(dx, dl, z, ib, fwd[2], fwd[3]),
-                 kc.affine_coupling_backward_nb(dx, dl, z, ib, fwd[2], fwd[3]), what="affine backward")
-    inv = kc.affine_coupling_inverse_ref(fwd[0], out, ib, 2.0)
-    assert_twins(inv, kc.affine_coupling_inverse_nb(fwd[0], out, ib, 2.0), what="affine inverse")
+    assert_twins(C.affine_elementwise_backward(dx, dl, z, ib, fwd[2], fwd[3]),
+                 kc.affine_elementwise_backward_nb(dx, dl, z, ib, fwd[2], fwd[3]),
+                 what="affine backward")
+    inv = C.affine_elementwise_inverse(fwd[0], out, ib, 2.0)
+    assert_twins(inv, kc.affine_elementwise_inverse_nb(fwd[0], out, ib, 2.0), what="affine inverse")
     np.testing.assert_allclose(inv[0], z, atol=1e-12)
     np.testing.assert_allclose(inv[1], -fwd[1], atol=1e-12)
-    assert_twins(kc.affine_coupling_inverse_backward_ref(dx, dl, inv[0], ib, inv[2], inv[3]),
-                 kc.affine_coupling_inverse_backward_nb(dx, dl, inv[0], ib, inv[2], inv[3]),
+    assert_twins(C.affine_elementwise_inverse_backward(dx, dl, inv[0], ib, inv[2], inv[3]),
+                 kc.affine_elementwise_inverse_backward_nb(dx, dl, inv[0], ib, inv[2], inv[3]),
                  what="affine inverse backward")
     t = rng.normal(size=(N, d_b))
     for sign in (1.0, -1.0):
-        assert_twins(kc.additive_coupling_ref(z, t, ib, sign), kc.additive_coupling_nb(z, t, ib, sign),
-                     what="additive")
-        assert_twins(kc.additive_coupling_backward_ref(dx, ib, sign),
-                     kc.additive_coupling_backward_nb(dx, ib, sign), what="additive backward")
+        assert_twins(C.additive_elementwise(z, t, ib, sign),
+                     kc.additive_elementwise_nb(z, t, ib, sign), what="additive")
+        assert_twins(C.additive_elementwise_backward(dx, ib, sign),
+                     kc.additive_elementwise_backward_nb(dx, ib, sign), what="additive backward")
 
 
 @pytest.mark.parametrize("N", [1, 7, 64])
@@ -302,17 +307,26 @@ def test_mlp_kernels_write_into_out(N, rng):
             getattr(km, f"bias_act_forward_{twin}")(pre, b0, 0, out=out.astype(np.float32))
 
 
-def test_check_mlp_refuses_weights_that_do_not_chain(rng):
+def test_the_mlp_kernel_path_refuses_weights_that_do_not_chain(rng):
+    from nfscratch import _nn_fast
     x = rng.normal(size=(5, 1))
-    Ws, bs = [rng.normal(size=(1, 8)), rng.normal(size=(8, 2))], [np.zeros(8), np.zeros(2)]
-    assert km.check_mlp("k", x, Ws, bs, 0) == 5
-    with pytest.raises(ValueError, match=r"^k: W1.shape\[0\]: expected the width of the layer's "
-                                         r"input = 8, got 7"):
-        km.check_mlp("k", x, [Ws[0], rng.normal(size=(7, 2))], bs, 0)
-    with pytest.raises(ValueError, match=r"^k: b0: expected shape"):
-        km.check_mlp("k", x, Ws, [np.zeros(7), bs[1]], 0)
-    with pytest.raises(TypeError, match=r"^k: W0: expected dtype float64"):
-        km.check_mlp("k", x, [Ws[0].astype(np.float32), Ws[1]], bs, 0)
+    params = {"W0": rng.normal(size=(1, 8)), "b0": np.zeros(8), "W1": rng.normal(size=(8, 2)),
+              "b1": np.zeros(2)}
+    assert _nn_fast.mlp_forward(x, params, "tanh")[0].shape == (5, 2)
+    with pytest.raises(ValueError, match=r"^mlp_forward: W1.shape\[0\]: expected the width of "
+                                         r"the layer's input = 8, got 7"):
+        _nn_fast.mlp_forward(x, dict(params, W1=rng.normal(size=(7, 2))), "tanh")
+    with pytest.raises(ValueError, match=r"^mlp_forward: b0: expected shape"):
+        _nn_fast.mlp_forward(x, dict(params, b0=np.zeros(7)), "tanh")
+    with pytest.raises(TypeError, match=r"^mlp_forward: W0: expected dtype float64"):
+        _nn_fast.mlp_forward(x, dict(params, W0=params["W0"].astype(np.float32)), "tanh")
+    y, cache = _nn_fast.mlp_forward(x, params, "tanh")
+    for bad in (np.ones((4, 2)), np.ones((6, 2)), np.ones((5, 3))):
+        with pytest.raises(ValueError, match=r"^mlp_backward: dy: expected shape \(5, 2\)"):
+            _nn_fast.mlp_backward(bad, cache)
+    with pytest.raises(TypeError, match=r"^mlp_backward: dy: expected dtype float64"):
+        _nn_fast.mlp_backward(np.ones((5, 2), dtype=np.float32), cache)
+    assert set(_nn_fast.KERNEL_ACTIVATIONS) == set(km.ACT_CODES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,22 +364,32 @@ def test_energy_kernels_keep_the_exact_zeros():
 # Adam
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("n", [1, 7, 1000])
-def test_adam_twins_are_bit_identical_and_match_optim(n, rng):
-    from nfscratch.config import use_backend
-    from nfscratch.optim import Adam
+def test_adam_kernels_are_bit_identical_to_optim_adam_update(n, rng):
+    from nfscratch.optim import adam_update
     p, g, m, v = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n), rng.random(n)
     a = [x.copy() for x in (p, g, m, v)]
     b = [x.copy() for x in (p, g, m, v)]
-    ka.adam_update_ref(*a, 0.01, 0.9, 0.999, 1e-8, 1 - 0.9 ** 3, 1 - 0.999 ** 3)
+    adam_update(*a, 0.01, 0.9, 0.999, 1e-8, 1 - 0.9 ** 3, 1 - 0.999 ** 3)
     ka.adam_update_nb(*b, 0.01, 0.9, 0.999, 1e-8, 1 - 0.9 ** 3, 1 - 0.999 ** 3)
     for x, y in zip(a, b):
         assert np.array_equal(x, y)
-    with use_backend("numpy"):
-        params, opt = {"w": p.copy()}, Adam(0.01)
-        opt.step(params, {"w": g})
-    q, mq, vq = p.copy(), np.zeros(n), np.zeros(n)
-    ka.adam_update_nb(q, g, mq, vq, 0.01, 0.9, 0.999, 1e-8, 1 - 0.9, 1 - 0.999)
-    assert np.array_equal(q, params["w"])
+    # the group kernel: its twin is adam_update on each array in turn
+    sizes = [n, 3, 1]
+    ps = [rng.normal(size=k) for k in sizes]
+    g_all, m_all, v_all = (rng.normal(size=sum(sizes)), rng.normal(size=sum(sizes)),
+                           rng.random(sum(sizes)))
+    offsets = np.zeros(ka.GROUP, dtype=np.int64)
+    offsets[:3] = np.cumsum([0] + sizes[:-1])
+    want = [(q.copy(), m_all[o:o + q.size].copy(), v_all[o:o + q.size].copy())
+            for q, o in zip(ps, offsets)]
+    for (q, mq, vq), o in zip(want, offsets):
+        adam_update(q, g_all[o:o + q.size], mq, vq, 0.01, 0.9, 0.999, 1e-8, 1 - 0.9 ** 2,
+                    1 - 0.999 ** 2)
+    ka.adam_update_group_nb(tuple(ps) + (ka.EMPTY,) * (ka.GROUP - 3), g_all, m_all, v_all,
+                            offsets, 0.01, 0.9, 0.999, 1e-8, 1 - 0.9 ** 2, 1 - 0.999 ** 2)
+    for q, (qw, mw, vw), o in zip(ps, want, offsets):
+        assert np.array_equal(q, qw)
+        assert np.array_equal(m_all[o:o + q.size], mw) and np.array_equal(v_all[o:o + q.size], vw)
     g[0] = np.nan
     assert ka.count_nonfinite_nb(g) == ka.count_nonfinite_ref(g) == 1
 
@@ -398,44 +422,32 @@ def _cases(rng):
     z, u_hat, w, b, c, opc = _planar_args(rng)
     fwd = kp.planar_chain_forward_ref(z, u_hat, w, b, c, opc)
     dx, dl = rng.normal(size=z.shape), rng.normal(size=z.shape[0])
-    x, W0, b0 = rng.normal(size=(5, 1)), rng.normal(size=(1, 8)), rng.normal(size=8)
-    h, W2, dy = rng.normal(size=(5, 8)), rng.normal(size=(8, 2)), rng.normal(size=(5, 2))
-    zc, out, ib = rng.normal(size=(5, 2)), rng.normal(size=(5, 2)), np.array([1])
-    e = np.ones((5, 1))
-    p1 = rng.normal(size=6)
+    zc = rng.normal(size=(5, 2))
     return [
         ("planar_chain_forward", (z, u_hat, w, b, c, opc), kp, "_chain_forward"),
         ("planar_chain_backward", (dx, dl, fwd[3], fwd[4], u_hat, w, c, opc), kp, "_chain_backward"),
         ("planar_chain_inverse", (fwd[0], u_hat, w, b, c, opc, 1e-13, 100), kp, "_chain_inverse"),
         ("planar_u_hat", (u_hat, w, np.ones(3, dtype=np.int64)), kp, "_u_hat"),
-        ("dense_small_in_forward", (x, W0, b0, 0), km, "_dense_small_in_forward"),
-        ("bias_act_forward", (h, b0, 0), km, "_bias_act_forward"),
-        ("act_backward", (h, h, 0), km, "_act_backward"),
-        ("dense_small_out_backward", (dy, h, W2, 0), km, "_dense_small_out_backward"),
-        ("dense_small_in_backward", (h, x, W0), km, "_dense_small_in_backward"),
-        ("act_small_in_backward", (h, h, x, W0, 0), km, "_act_small_in_backward"),
-        ("affine_coupling_forward", (zc, out, ib, 2.0), kc, "_affine_forward"),
-        ("affine_coupling_backward", (zc, zc[:, 0].copy(), zc, ib, e, e), kc, "_affine_backward"),
-        ("additive_coupling", (zc, e, ib, 1.0), kc, "_additive"),
-        ("adam_update", (p1, p1.copy(), p1.copy(), p1.copy(), 0.1, 0.9, 0.999, 1e-8, 0.1, 0.001),
-         ka, "_adam_update"),
         ("energy", (zc, 1), ke, "_energy"),
         ("energy_grad", (zc, 3), ke, "_energy_grad"),
     ]
 
 
-FREE_BATCH = {"planar_chain_forward": (0,), "planar_chain_inverse": (0,),
-              "dense_small_in_forward": (0,), "bias_act_forward": (0,), "energy": (0,),
+FREE_BATCH = {"planar_chain_forward": (0,), "planar_chain_inverse": (0,), "energy": (0,),
               "energy_grad": (0,)}
 
 
 def test_bad_arguments_are_refused_before_the_kernel_runs(rng, monkeypatch):
+    _assert_refused(_cases(rng), ("ref", "nb"), monkeypatch, FREE_BATCH)
+
+
+def _assert_refused(cases, twins, monkeypatch, free_batch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("the compiled kernel was entered with bad arguments")
 
-    for name, args, module, jitted in _cases(rng):
+    for name, args, module, jitted in cases:
         monkeypatch.setattr(module, jitted, must_not_run)
-        for twin in ("ref", "nb"):
+        for twin in twins:
             fn = getattr(module, f"{name}_{twin}")
             for i, arg in enumerate(args):
                 if not isinstance(arg, np.ndarray):
@@ -443,7 +455,7 @@ def test_bad_arguments_are_refused_before_the_kernel_runs(rng, monkeypatch):
                 for label, bad in _bad_variants(arg):
                     bad_args = list(args)
                     bad_args[i] = bad
-                    if label == "extra row" and i in FREE_BATCH.get(name, ()):
+                    if label == "extra row" and i in free_batch.get(name, ()):
                         continue        # the only array that sets N: one more row is valid
                     with pytest.raises((TypeError, ValueError), match=f"^{name}_{twin}: ") as info:
                         fn(*bad_args)
@@ -451,16 +463,144 @@ def test_bad_arguments_are_refused_before_the_kernel_runs(rng, monkeypatch):
                         f"{name}_{twin} arg {i} ({label}): {info.value}"
 
 
-def test_index_arrays_out_of_range_are_refused(rng):
+def _my_cases(rng):
+    """The MLP, coupling and Adam kernels: (name, args, module, compiled function)."""
+    x, W0, b0 = rng.normal(size=(5, 1)), rng.normal(size=(1, 8)), rng.normal(size=8)
+    h, W2, dy = rng.normal(size=(5, 8)), rng.normal(size=(8, 2)), rng.normal(size=(5, 2))
+    zc, out, ib = rng.normal(size=(5, 3)), rng.normal(size=(5, 4)), np.array([2, 0])
+    e, t = np.ones((5, 2)), rng.normal(size=(5, 2))
+    p1 = rng.normal(size=6)
+    group = (p1.copy(),) + (ka.EMPTY,) * (ka.GROUP - 1)
+    return [
+        ("dense_small_in_forward", (x, W0, b0, 0), km, "_dense_small_in_forward"),
+        ("bias_act_forward", (h, b0, 0), km, "_bias_act_forward"),
+        ("act_backward", (h, h, 0), km, "_act_backward"),
+        ("dense_small_out_backward", (dy, h, W2, 0), km, "_dense_small_out_backward"),
+        ("dense_small_in_backward", (h, x, W0), km, "_dense_small_in_backward"),
+        ("act_small_in_backward", (h, h, x, W0, 0), km, "_act_small_in_backward"),
+        ("affine_elementwise_forward", (zc, out, ib, 2.0), kc, "_affine_elementwise_forward"),
+        ("affine_elementwise_inverse", (zc, out, ib, 2.0), kc, "_affine_elementwise_forward"),
+        ("affine_elementwise_backward", (zc, zc[:, 0].copy(), zc, ib, e, e), kc,
+         "_affine_elementwise_backward"),
+        ("affine_elementwise_inverse_backward", (zc, zc[:, 0].copy(), zc, ib, e, e), kc,
+         "_affine_elementwise_backward"),
+        ("additive_elementwise", (zc, t, ib, 1.0), kc, "_additive_elementwise"),
+        ("additive_elementwise_backward", (zc, ib, -1.0), kc, "_additive_elementwise_backward"),
+        ("adam_update", (p1, p1.copy(), p1.copy(), p1.copy(), 0.1, 0.9, 0.999, 1e-8, 0.1, 0.001),
+         ka, "_adam_update"),
+        ("adam_update_group", (group, p1.copy(), p1.copy(), p1.copy(),
+                               np.zeros(ka.GROUP, dtype=np.int64), 0.1, 0.9, 0.999, 1e-8, 0.1,
+                               0.001), ka, "_adam_update_group"),
+        ("count_nonfinite", (p1,), ka, "_count_nonfinite"),
+    ]
+
+
+MY_FREE_BATCH = {"dense_small_in_forward": (0,), "bias_act_forward": (0,),
+                 "additive_elementwise_backward": (0,), "count_nonfinite": (0,)}
+
+
+def test_mlp_coupling_and_adam_kernels_refuse_every_bad_array(rng, monkeypatch):
+    # every array argument, every way wrong (dtype, layout, one row too many, ndim, a list):
+    # refused by the checked entry before the compiled function is entered
+    for name, args, module, _ in _my_cases(rng):
+        getattr(module, f"{name}_nb")(*args)        # the good arguments pass
+    _assert_refused(_my_cases(rng), ("nb",), monkeypatch, MY_FREE_BATCH)
+
+
+def test_mismatched_shapes_are_refused_one_argument_at_a_time(rng, monkeypatch):
+    # issue 9 item 1: each array's shape against every other's (here: one row or column short)
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the compiled kernel was entered with mismatched shapes")
+
+    for name, args, module, jitted in _my_cases(rng):
+        monkeypatch.setattr(module, jitted, must_not_run)
+        fn = getattr(module, f"{name}_nb")
+        for i, arg in enumerate(args):
+            if not isinstance(arg, np.ndarray) or arg.ndim == 0 or arg.dtype != np.float64:
+                continue
+            for axis in range(arg.ndim):
+                if arg.shape[axis] < 2 or (axis == 0 and i in MY_FREE_BATCH.get(name, ())):
+                    continue
+                short = np.ascontiguousarray(np.delete(arg, 0, axis=axis))
+                bad_args = list(args)
+                bad_args[i] = short
+                with pytest.raises(ValueError, match=f"^{name}_nb: .*expected.*got"):
+                    fn(*bad_args)
+
+
+def test_read_only_outputs_are_refused_clearly(rng):
+    x, W0, b0 = rng.normal(size=(5, 1)), rng.normal(size=(1, 8)), rng.normal(size=8)
+    out = np.empty((5, 8))
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match=r"^dense_small_in_forward_nb: out: expected a writeable "
+                                         r"array .* got a read-only"):
+        km.dense_small_in_forward_nb(x, W0, b0, 0, out=out)
+    p, g, m, v = (rng.normal(size=4) for _ in range(4))
+    for k, name in ((0, "p"), (2, "m"), (3, "v")):
+        args = [p.copy(), g.copy(), m.copy(), v.copy()]
+        args[k].flags.writeable = False
+        with pytest.raises(ValueError, match=f"^adam_update_nb: {name}: expected a writeable"):
+            ka.adam_update_nb(*args, 0.1, 0.9, 0.999, 1e-8, 0.1, 0.001)
+    ro = p.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match=r"^adam_update_group_nb: ps\[0\]: expected a writeable"):
+        ka.adam_update_group_nb((ro,) + (ka.EMPTY,) * (ka.GROUP - 1), g, m.copy(), v.copy(),
+                                np.zeros(ka.GROUP, dtype=np.int64), 0.1, 0.9, 0.999, 1e-8, 0.1,
+                                0.001)
+
+
+@pytest.mark.parametrize("name, value, pattern", [
+    ("lr", float("nan"), "a finite positive learning rate, got nan"),
+    ("lr", float("inf"), "a finite positive learning rate, got inf"),
+    ("lr", 0.0, "a finite positive learning rate, got 0.0"),
+    ("lr", 1, r"a finite positive learning rate as a Python float, got 1 \(int\)"),
+    ("beta1", 1.0, r"a number in \[0, 1\), got 1.0"),
+    ("beta2", float("nan"), r"a number in \[0, 1\), got nan"),
+    ("eps", -1e-8, "a finite positive epsilon"),
+    ("bias1", 0.0, r"a bias correction 1 - beta\^t in \(0, 1\], got 0.0"),
+    ("bias2", 1.5, r"a bias correction"),
+])
+def test_adam_kernels_refuse_scalars_that_would_make_nan(name, value, pattern, rng):
+    scalars = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, bias1=0.1, bias2=0.001)
+    scalars[name] = value
+    p, g, m, v = (rng.normal(size=4) for _ in range(4))
+    before = p.copy()
+    with pytest.raises((ValueError, TypeError), match=f"^adam_update_nb: {name}: expected {pattern}"):
+        ka.adam_update_nb(p, g, m, v, *scalars.values())
+    with pytest.raises((ValueError, TypeError), match=f"^adam_update_group_nb: {name}: expected"):
+        ka.adam_update_group_nb((p,) + (ka.EMPTY,) * (ka.GROUP - 1), g, m, v,
+                                np.zeros(ka.GROUP, dtype=np.int64), *scalars.values())
+    assert np.array_equal(p, before)
+    ka.adam_update_nb(p, g, m, v, *dict(scalars, **{name: 0.5 if name != "eps" else 1e-8}).values())
+
+
+def test_index_arrays_out_of_range_or_repeated_are_refused(rng):
     z, out = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
     for ib in (np.array([2]), np.array([-1])):
-        for fn in (kc.affine_coupling_forward_ref, kc.affine_coupling_forward_nb):
-            with pytest.raises(ValueError, match=r"ib: expected indices in \[0, 2\)"):
-                fn(z, out, ib, 2.0)
+        with pytest.raises(ValueError, match=r"ib: expected indices in \[0, 2\)"):
+            kc.affine_elementwise_forward_nb(z, out, ib, 2.0)
+    z3 = rng.normal(size=(5, 3))
+    dup = np.array([1, 1])
+    with pytest.raises(ValueError, match=r"^affine_elementwise_forward_nb: ib: expected distinct "
+                                         r"indices, got 1 repeated in \[1, 1\]"):
+        kc.affine_elementwise_forward_nb(z3, rng.normal(size=(5, 4)), dup, 2.0)
+    with pytest.raises(ValueError, match=r"ib: expected distinct indices"):
+        kc.additive_elementwise_nb(z3, rng.normal(size=(5, 2)), dup, 1.0)
+    with pytest.raises(ValueError, match=r"ib: expected distinct indices"):
+        kc.additive_elementwise_backward_nb(z3, dup, 1.0)
+    many = np.r_[np.arange(20), 3].astype(np.int64)            # past the small-list fast path
+    with pytest.raises(ValueError, match=r"ib: expected distinct indices"):
+        kc.additive_elementwise_backward_nb(rng.normal(size=(2, 30)), many, 1.0)
     with pytest.raises(ValueError, match="act: expected an activation code"):
         km.bias_act_forward_nb(z, np.zeros(2), 7)
-    with pytest.raises(ValueError, match="s_max: expected a positive float"):
-        kc.affine_coupling_forward_nb(z, out, np.array([1]), -1.0)
+    for s_max in (-1.0, 0.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match=r"s_max: expected a finite positive bound on \|s\|"):
+            kc.affine_elementwise_forward_nb(z, out, np.array([1]), s_max)
+        with pytest.raises(ValueError, match=r"s_max: expected a finite positive bound"):
+            kc.affine_elementwise_inverse_nb(z, out, np.array([1]), s_max)
+    with pytest.raises(TypeError, match=r"s_max: expected a finite positive bound on \|s\| as a "
+                                        r"Python float, got '2'"):
+        kc.affine_elementwise_forward_nb(z, out, np.array([1]), "2")
     with pytest.raises(TypeError, match="max_iter: expected a positive int"):
         kp.planar_chain_inverse_nb(*_planar_args(rng), 1e-13, 0)
     for which in (0, 5, 1.0, True):

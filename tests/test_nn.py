@@ -82,3 +82,19 @@ def test_mlp_bad_input():
         net.forward(np.zeros((4, 3)))
     with pytest.raises(RuntimeError, match="forward"):
         nn.MLP([2, 1]).backward(np.zeros((1, 1)))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("rows", [2, 4, 5000])
+def test_mlp_backward_refuses_dy_that_does_not_match_the_forward_pass(backend, rows):
+    # issue 9 item 1: a dy with fewer rows than the forward pass made the kernel read past it
+    from nfscratch.config import use_backend
+    net = nn.MLP([2, 4, 3], rng=0)
+    with use_backend(backend):
+        net.forward(np.ones((3, 2)))
+        with pytest.raises(ValueError, match=r"^dy: expected shape \(3, 3\) to match the last "
+                                             r"forward call, got \(" + str(rows)):
+            net.backward(np.ones((rows, 3)))
+        with pytest.raises(ValueError, match=r"^dy: expected 3 features"):
+            net.backward(np.ones((3, 2)))
+        assert np.all(np.isfinite(net.backward(np.ones((3, 3)))))

@@ -106,13 +106,26 @@ def test_clip_grad_norm():
 
 @pytest.mark.parametrize("make, match", [
     (lambda: SGD(lr=0.0), "lr"), (lambda: SGD(lr=-1.0), "lr"), (lambda: Adam(lr=float("nan")), "lr"),
-    (lambda: SGD(lr=True), "lr"), (lambda: SGD(momentum=1.0), "momentum"),
+    (lambda: Adam(lr=float("inf")), "lr"), (lambda: SGD(momentum=1.0), "momentum"),
     (lambda: SGD(momentum=-0.1), "momentum"), (lambda: Adam(betas=(0.9, 1.0)), r"betas\[1\]"),
-    (lambda: Adam(betas=(-0.1, 0.9)), r"betas\[0\]"), (lambda: Adam(betas=0.9), "pair"),
+    (lambda: Adam(betas=(-0.1, 0.9)), r"betas\[0\]"), (lambda: Adam(betas=0.9), "betas"),
     (lambda: Adam(eps=0.0), "eps"),
 ])
 def test_bad_hyperparameters(make, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match="^" + match + ": expected"):
+        make()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: SGD(lr=True), r"^lr: expected a positive finite number, got True \(bool\)"),
+    (lambda: Adam(lr="1e-3"), r"^lr: expected a positive finite number, got '1e-3' \(str\)"),
+    (lambda: SGD(momentum="0.9"), r"^momentum: expected a number in \[0, 1\), got '0.9'"),
+    (lambda: Adam(betas=(None, 0.9)), r"^betas\[0\]: expected a number in \[0, 1\), got None"),
+    (lambda: Adam(eps=[1e-8]), r"^eps: expected a positive finite number, got \[1e-08\]"),
+    (lambda: clip_grad_norm({}, "abc"), r"^max_norm: expected a positive finite number"),
+])
+def test_hyperparameters_of_the_wrong_type(make, match):
+    with pytest.raises(TypeError, match=match):
         make()
 
 

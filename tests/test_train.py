@@ -164,3 +164,73 @@ def test_whole_flow_gradients_of_both_losses_match_finite_differences():
         for k, p in flow.params().items():
             num = numerical_gradient(lambda _: loss_only(), p)
             assert np.max(np.abs(num - grads[k])) < 1e-6 * max(1.0, np.max(np.abs(num))), (name, k)
+
+
+@pytest.mark.parametrize("kind", ["data", "target"])
+def test_a_huge_learning_rate_is_a_divergence_even_after_one_step(kind):
+    # issue 9 item 4: lr=1e300 left finite parameters (~1e300) that give NaN log-densities
+    flow = models.realnvp(2, 2, (8,), rng=0) if kind == "data" else models.planar_flow(2, 4, rng=0)
+    start = {k: v.copy() for k, v in flow.params().items()}
+    where = (dict(data=datasets.two_moons(256, rng=1)) if kind == "data"
+             else dict(target=datasets.energy("U1")))
+    with pytest.raises(TrainingDiverged, match=r"^fit: step 0 left parameters whose next pass "
+                                               r"(produced a non-finite loss|raised).*; .*layer \d") as info:
+        fit(flow, steps=1, lr=1e300, rng=0, progress=False, **where)
+    assert info.value.layer is not None and len(info.value.history) == 1
+    for k, v in flow.params().items():                 # the parameters entering step 0
+        np.testing.assert_array_equal(v, start[k])
+
+
+def test_an_update_that_makes_a_parameter_non_finite_stops_training():
+    class Blowup(SGD):
+        def step(self, params, grads):
+            super().step(params, grads)
+            if self.calls == 2:
+                params["2.shift"][0] = np.inf
+            self.calls += 1
+        calls = 0
+
+    flow = Flow([Planar(2, rng=0), ElementwiseAffine(2), ElementwiseAffine(2)])
+    seen = []
+    with pytest.raises(TrainingDiverged, match=r"^fit: step 2 made parameter '2.shift' non-finite "
+                                               r"in its update; .*layer 2 \(ElementwiseAffine\): "
+                                               r"its parameter 'shift'.*those of step 2") as info:
+        fit(flow, data=datasets.two_moons(256, rng=1), steps=10, batch_size=32,
+            optimizer=Blowup(lr=1e-3), rng=0, progress=False,
+            callback=lambda step, loss, f: seen.append(f.params()["2.shift"].copy()))
+    assert info.value.layer == 2 and np.all(np.isfinite(flow.params()["2.shift"]))
+    np.testing.assert_array_equal(flow.params()["2.shift"], seen[-1])   # entering step 2
+
+
+def test_fit_checks_every_argument_before_training():
+    flow = models.planar_flow(2, 2, rng=0)
+    start = {k: v.copy() for k, v in flow.params().items()}
+    data = np.zeros((8, 2))
+    cases = [
+        (dict(flow="flow", target="U1"), TypeError, r"^flow: expected an nfscratch.Flow"),
+        (dict(target="U7"), ValueError, r"^target: expected an energy object or the name of a "
+                                        r"built-in one \(U1, U2, U3, U4\), got 'U7'"),
+        (dict(target=3), TypeError, r"^target: expected an energy with energy\(x\)"),
+        (dict(data=data, callback=3), TypeError, r"^callback: expected a function or None, got 3"),
+        (dict(data=data, clip="abc"), TypeError, r"^clip: expected a positive maximum gradient "
+                                                 r"norm, got 'abc'"),
+        (dict(data=data, clip=float("inf")), ValueError, r"^clip: expected a positive maximum"),
+        (dict(data=data, lr="1e-3"), TypeError, r"^lr: expected a positive finite number"),
+        (dict(data=data, batch_size=2.5), TypeError, r"^batch_size: expected a positive integer"),
+        (dict(data=data, optimizer="adam"), TypeError, r"^optimizer: expected an object with step"),
+        (dict(target="U1", anneal=0), ValueError, r"^anneal: expected a positive integer"),
+    ]
+    for kwargs, exc, pattern in cases:
+        kwargs = {"flow": flow, **kwargs}
+        with pytest.raises(exc, match=pattern):
+            fit(kwargs.pop("flow"), steps=2, progress=False, rng=0, **kwargs)
+    for k, v in flow.params().items():
+        np.testing.assert_array_equal(v, start[k])
+
+
+def test_fit_accepts_the_name_of_a_built_in_energy_and_reports_a_dimension_mismatch():
+    h = fit(models.planar_flow(2, 2, rng=0), target="u1", steps=3, rng=0, progress=False)
+    assert h.log_normalizer == pytest.approx(datasets.energy("U1").log_normalizer())
+    with pytest.raises(ValueError, match=r"^target: the energy 'U1' is a density on R\^2, but the "
+                                         r"flow maps R\^3: build the flow with dim=2"):
+        fit(models.planar_flow(3, 2, rng=0), target=datasets.energy("U1"), steps=1, progress=False)

@@ -1,18 +1,31 @@
-"""Numba kernels for the hot loops, each beside its NumPy twin.
+"""Numba kernels for the hot loops, each with its NumPy twin.
 
-Every kernel exists twice with the same signature and the same result (to ~1e-13; the Adam
-update bit for bit): ``<name>_ref`` is vectorized NumPy, the readable spec, and ``<name>_nb``
-runs the ``@njit(cache=True)`` version. Both check their arguments first (``_checks``): dtype
-float64 (int64 for index arrays), C-contiguous, the expected dimensions and matching sizes, so a
-compiled kernel never reads out of bounds and never gets a second specialization. Kernels take
-arrays and return new arrays (the Adam update writes into the parameters: that is its job).
+Every kernel has three parts, always named the same way:
 
-Modules (import the one you need; importing any of them imports Numba):
+* ``_<name>`` -- the ``@njit(cache=True)`` function (one compiled signature: float64 arrays,
+  int64 index arrays, C-contiguous), which trusts its arguments;
+* ``<name>_nb`` -- the one checked public entry: it checks every array (``_checks``: dtype,
+  C-contiguity, dimensions, every size against the others and against any cache it is given,
+  distinct indices, writeable outputs) and every scalar (a NaN ``lr``, an infinite ``s_max``)
+  *before* any loop runs, raises an error naming the kernel, the argument, what was expected and
+  what came, and only then calls ``_<name>``; so a compiled kernel never reads or writes out of
+  bounds and never gets a second specialization;
+* the NumPy twin, which gives the same numbers (to ~1e-13; the Adam update bit for bit): the
+  readable statement of the formula. Where a teaching file already states it, the twin *is* that
+  function (e.g. :func:`nfscratch.transforms.coupling.affine_elementwise_forward` for
+  ``affine_elementwise_forward_nb``, :func:`nfscratch.optim.adam_update` for ``adam_update_nb``);
+  otherwise it is ``<name>_ref`` beside the kernel. The tests compare every kernel with its twin.
 
-* :mod:`.planar` -- a whole chain of K planar layers: ``planar_u_hat`` (+ backward),
-  ``planar_chain_forward``, ``planar_chain_backward``, ``planar_chain_inverse`` (the batched
-  Newton root-find) and ``planar_chain_inverse_backward``;
-* :mod:`.coupling` -- the elementwise part of affine and additive couplings, both directions,
+A private fast path that builds a kernel's arguments itself and makes many calls per training
+step (``nfscratch/_nn_fast.py``, ``_optim_fast.py``, the planar chain) checks what comes from
+outside once and calls ``_<name>`` directly. Kernels take arrays and return new arrays, except
+where writing in place is their job (the Adam update, an ``out=`` argument).
+
+Modules (import the one you need; importing any of them imports Numba; none imports the layers
+above ``kernels/`` at import time):
+
+* :mod:`.planar` -- a chain of K planar layers, both directions, with backward passes;
+* :mod:`.coupling` -- the elementwise step of affine and additive couplings, both directions,
   with log-det and backward;
 * :mod:`.mlp` -- the conditioner's thin layers fused with bias, activation, derivative and bias
   gradient (the square products stay with BLAS);
@@ -23,12 +36,7 @@ Modules (import the one you need; importing any of them imports Numba):
 * :mod:`._checks` -- the argument checks, and ``packed_view`` (many arrays that are consecutive
   views of one buffer, as a Flow's parameters are, seen as one array).
 
-Where a caller builds the arguments itself and makes many calls per training step (the planar
-chain in ``nfscratch.transforms.planar``, the MLP over blocks of rows in ``nfscratch.nn``, the
-Adam step), it checks what comes from outside once and calls the compiled function directly:
-``<name>_unchecked`` is the kernel behind ``<name>_nb``.
-
-Which code runs is chosen by :func:`nfscratch.config.get_backend`: the transforms, ``nn``,
-``Flow``, ``optim.Adam`` and the built-in energies call these kernels on the ``"numba"`` backend
-and their own NumPy functions on ``"numpy"``. Timings: ``benchmarks/README.md``.
+Which code runs is chosen by :func:`nfscratch.config.use_kernels` (the ``"numba"`` backend); the
+classes of the teaching files reach their fast paths by a one-line dispatch. Timings and the
+reasons for each design choice: ``benchmarks/README.md``.
 """

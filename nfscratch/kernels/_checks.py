@@ -1,17 +1,20 @@
-"""Argument checks that run before every kernel, in both twins.
+"""Argument checks that run in every kernel's public entry ``<name>_nb``, before any loop.
 
 A compiled kernel trusts its arguments: with bounds checking off, a wrong shape reads or writes
 out of bounds, and a float32 or non-contiguous array makes Numba compile (and cache) another
-specialization. So each public kernel function first checks every array here -- exact type
+specialization. So each public entry first checks every array here -- exact type
 ``numpy.ndarray``, dtype float64 (or int64 for index arrays), C-contiguous, the expected number of
 dimensions, sizes that agree with each other -- and raises a ``TypeError``/``ValueError`` naming
 the kernel, the argument, what was expected and what came. The fast path is a handful of
-attribute reads (well under a microsecond per array); the messages are built only on failure.
+attribute reads per array; the messages are built only on failure. An array the kernel writes
+into must also be writeable (Numba refuses a read-only one with a typing error), and a scalar
+must be a Python float in its range (``lr = nan`` or ``s_max = inf`` would turn every number the
+kernel computes into NaN).
 """
 import numpy as np
 
-__all__ = ["f64", "i64", "same_shape", "dim_equal", "positive", "index_array", "packed_view",
-           "KernelArgumentError"]
+__all__ = ["f64", "i64", "writable", "same_shape", "dim_equal", "positive", "float_in",
+           "index_array", "packed_view", "KernelArgumentError"]
 
 _F64 = np.dtype(np.float64)
 _I64 = np.dtype(np.int64)
@@ -57,6 +60,25 @@ def i64(kernel, name, a, ndim):
     return _check(kernel, name, a, ndim, _I64, "int64")
 
 
+def writable(kernel, name, a):
+    """Require an array the kernel writes into to be writeable (after :func:`f64`)."""
+    if not a.flags.writeable:
+        raise KernelArgumentError(f"{kernel}: {name}: expected a writeable array (the kernel "
+                                  f"writes into it), got a read-only {_describe(a)}. Pass a "
+                                  f"writeable copy, np.array({name}).")
+
+
+def float_in(kernel, name, x, lo, hi, what, lo_closed=False, hi_closed=False):
+    """Require a Python float ``x`` in the interval from ``lo`` to ``hi`` (open unless said
+    closed; NaN always fails); ``what`` describes it for the message."""
+    if type(x) is not float:
+        raise TypeError(f"{kernel}: {name}: expected {what} as a Python float, got {x!r} "
+                        f"({type(x).__name__}).")
+    if not ((lo <= x if lo_closed else lo < x) and (x <= hi if hi_closed else x < hi)):
+        raise ValueError(f"{kernel}: {name}: expected {what}, got {x!r}.")
+    return x
+
+
 def same_shape(kernel, name, shape, expected, expected_text):
     """Require ``shape == expected``; ``expected_text`` says where the sizes come from."""
     if shape != expected:
@@ -77,15 +99,19 @@ def positive(kernel, name, n):
 
 
 def index_array(kernel, name, idx, bound):
-    """Check an int64 index array whose entries must lie in ``[0, bound)``."""
+    """Check an int64 array of distinct indices in ``[0, bound)`` (a set of features: an index
+    twice would make a kernel write one feature twice, from values meant for two)."""
     (m,) = i64(kernel, name, idx, 1)
     if m:
         # a few indices (the usual case: a coupling mask) are checked faster as Python ints
-        values = idx.tolist() if m <= 16 else (int(idx.min()), int(idx.max()))
+        values = idx.tolist() if m <= 16 else np.unique(idx).tolist()
         lo, hi = min(values), max(values)
         if lo < 0 or hi >= bound:
             raise KernelArgumentError(f"{kernel}: {name}: expected indices in [0, {bound}), got "
                                       f"min {lo} and max {hi}.")
+        if len(set(values)) != m:
+            raise KernelArgumentError(f"{kernel}: {name}: expected distinct indices, got "
+                                      f"{m - len(set(values))} repeated in {idx.tolist()[:16]}.")
     return m
 
 
@@ -97,7 +123,7 @@ def packed_view(arrays):
     are such views -- same buffer, C-contiguous, each starting where the previous one ends -- the
     result is one array over all of them, so that a kernel can take them in one call (the Adam
     update, a planar chain's parameters) instead of one call or copy per array. Writing into the
-    result writes into the arrays. Costs ~0.3 us per array: call it once and keep the answer.
+    result writes into the arrays. It inspects every array: call it once and keep the answer.
     """
     arrays = list(arrays)
     if not arrays or type(arrays[0]) is not np.ndarray:

@@ -2,9 +2,10 @@ r"""``tanh``, ``exp``, ``log`` and ``log1p`` written out in arithmetic, so that 
 them vectorize.
 
 Why this file exists. A Numba loop that calls ``math.tanh`` or ``math.log`` makes one call into
-the C library per element (~14 ns for ``tanh`` on this machine), and the call stops LLVM from
-vectorizing the loop. NumPy's own ``np.tanh`` is a SIMD routine at ~1.7 ns per element, so a
-"fused" Numba kernel built on ``math.tanh`` loses to three separate NumPy passes. Written as
+the C library per element, and the call stops LLVM from vectorizing the loop. NumPy's own
+``np.tanh`` is a SIMD routine, so a "fused" Numba kernel built on ``math.tanh`` loses to three
+separate NumPy passes (measurements: ``benchmarks/README.md``, "Why the kernels look the way they
+do"). Written as
 plain arithmetic (a polynomial, a division, a few selects and two integer/float bit casts) the
 same functions are inlined into the caller's loop and run 8 doubles at a time (AVX-512) at NumPy's
 speed, while staying within a few ulp of the C library: the tests check ``tanh_v`` and ``log_v``
@@ -211,7 +212,7 @@ def log1p_v(x):
 
 # Sums over the batch. Written as a plain loop, a sum is one chain of dependent additions (4
 # cycles each); allowing reassociation ("reassoc") lets LLVM keep many partial sums in vector
-# registers, ~8x faster on 512 samples. The result differs from a left-to-right sum by rounding
+# registers, several times faster (benchmarks/README.md). The result differs from a left-to-right sum by rounding
 # only (like NumPy's own pairwise sum does). These two helpers are the only code compiled with
 # "reassoc", and they are not inlined, so the flag cannot reorder the careful arithmetic above.
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})

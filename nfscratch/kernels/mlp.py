@@ -11,18 +11,20 @@ layer); rows are samples. Its backward pass, with ``dpre_i = dL/d(h_i W_i + b_i)
 with ``act'`` read off the activation's output: ``tanh' = 1 - h^2``, ``relu' = [h > 0]``,
 ``leaky_relu' = 1 if h > 0 else 0.01``.
 
-What runs where (measured on the 1 -> 64 -> 64 -> 2 coupling conditioner, see
-``benchmarks/README.md``):
+What runs where (the measurements behind it, on the 1 -> 64 -> 64 -> 2 coupling conditioner:
+``benchmarks/README.md``, "Why the kernels look the way they do"):
 
-* a square-ish product (64 x 64) is BLAS's job: ``np.matmul`` from Python runs it at 45 GFLOP/s,
-  and Numba's ``np.dot`` (which needs SciPy) calls the same BLAS no faster, so the kernels below
-  never multiply two big matrices;
+* a square-ish product (64 x 64) is BLAS's job: Numba's ``np.dot`` (which needs SciPy) calls the
+  same BLAS no faster than ``np.matmul`` from Python, so the kernels below never multiply two
+  big matrices;
 * a product with a thin side (fan-in or fan-out <= ``SMALL`` features) is memory-bound, and BLAS
   spends its time on packing: the kernels do it directly and fuse it with the bias, the
   activation or its derivative and the bias gradient (column sums), so each (N, H) array is read
   and written once;
-* ``tanh`` is :func:`._math.tanh_v`, which vectorizes (``math.tanh`` would cost 14 ns a number
-  instead of ~1).
+* ``tanh`` is :func:`._math.tanh_v`, which vectorizes (``math.tanh`` is a call per number).
+
+Each kernel has a checked entry ``<name>_nb`` and its NumPy twin ``<name>_ref``; the MLP of
+:mod:`nfscratch._nn_fast`, which builds all but its input arrays itself, calls ``_<name>``.
 
 Activation codes (``act``): 0 tanh, 1 relu, 2 leaky_relu (slope 0.01), as ``ACT_CODES``.
 """
@@ -39,6 +41,7 @@ __all__ = ["ACT_CODES", "SMALL", "dense_small_in_forward_ref", "dense_small_in_f
            "act_small_in_backward_nb"]
 
 ACT_CODES = {"tanh": 0, "relu": 1, "leaky_relu": 2}
+_ACT_NAMES = {code: name for name, code in ACT_CODES.items()}
 LEAKY_SLOPE = 0.01
 #: A layer with at most this many inputs (outputs) is "thin": the kernels, not BLAS, do it.
 SMALL = 8
@@ -47,14 +50,12 @@ _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"})
 
 
 # ---------------------------------------------------------------------------------------------
-# NumPy spec of the activations (same formulas as nfscratch.nn)
+# the activations: nfscratch.nn's, and their derivative as a function of their output
 # ---------------------------------------------------------------------------------------------
 def _act_ref(pre, act):
-    if act == 0:
-        return np.tanh(pre)
-    if act == 1:
-        return np.maximum(pre, 0.0)
-    return np.where(pre > 0, pre, LEAKY_SLOPE * pre)
+    from ..nn import ACTIVATIONS          # the activations' one NumPy definition (at call time:
+    name = _ACT_NAMES[act]                # kernels/ does not import the layers above it)
+    return ACTIVATIONS[name][0](pre)[0]
 
 
 def _act_grad_ref(h, act):
@@ -109,6 +110,7 @@ def _check_out(kernel, out, shape):
     if out is None:
         return np.empty(shape)
     ck.same_shape(kernel, "out", ck.f64(kernel, "out", out, 2), shape, "(N, H) of the result")
+    ck.writable(kernel, "out", out)
     return out
 
 
@@ -455,34 +457,3 @@ def act_small_in_backward_nb(dh, h, x, W, act):
     """Numba twin of :func:`act_small_in_backward_ref`."""
     _check_act_small_in_backward("act_small_in_backward_nb", dh, h, x, W, act)
     return _act_small_in_backward(dh, h, x, W, act)
-
-
-# ---------------------------------------------------------------------------------------------
-# without the checks, for the chunked MLP of nfscratch.nn
-# ---------------------------------------------------------------------------------------------
-# nfscratch.nn runs the MLP over blocks of rows, ~6 kernel calls per block and layer; the
-# argument checks (~0.5 us per array) then cost as much as the work of a small block. It checks
-# the weights, the input and the upstream gradient once per pass (check_mlp below) and builds
-# every other array itself, so it calls the compiled kernels directly.
-dense_small_in_forward_unchecked = _dense_small_in_forward
-bias_act_forward_unchecked = _bias_act_forward
-dense_small_out_backward_unchecked = _dense_small_out_backward
-dense_small_in_backward_unchecked = _dense_small_in_backward
-act_backward_unchecked = _act_backward
-act_small_in_backward_unchecked = _act_small_in_backward
-
-
-def check_mlp(kernel, x, Ws, bs, act):
-    """Check an MLP's input ``x`` (N, I), weights ``Ws[i]`` (fan_in, fan_out) and biases
-    ``bs[i]`` (fan_out,) -- float64, C-contiguous, sizes that chain -- and the activation code,
-    as every kernel above checks its own arguments; return N."""
-    N, I = ck.f64(kernel, "x", x, 2)
-    ck.positive(kernel, "x.shape[0] (N)", N)
-    for i, (W, b) in enumerate(zip(Ws, bs)):
-        fan_in, fan_out = ck.f64(kernel, f"W{i}", W, 2)
-        ck.dim_equal(kernel, f"W{i}.shape[0]", fan_in, I, "the width of the layer's input")
-        ck.same_shape(kernel, f"b{i}", ck.f64(kernel, f"b{i}", b, 1), (fan_out,),
-                      f"(fan_out,) = (W{i}.shape[1],)")
-        I = fan_out
-    _check_act(kernel, act)
-    return N

@@ -44,6 +44,10 @@ Backward of the inverse, with upstream ``dz`` and ``dl``:
     dx_b = dz_b \odot e^{-s}, \quad dt = -dz_b \odot e^{-s}, \quad ds = -dz_b \odot z_b - dl,
     \quad dx_a = dz_a + \mathrm{NN}^\top(draw, dt).
 
+In the code each direction is two steps: the conditioner (:func:`nfscratch.nn.mlp_forward`) maps
+the passed-through part to ``out = [raw | t]``, then an elementwise step (``affine_elementwise_*``,
+``additive_elementwise*``) does the rest; the backward passes run the two steps in reverse.
+
 The additive coupling (NICE) is the case ``s = 0``: the conditioner outputs only ``t`` and every
 log-det is exactly 0 (volume preserving).
 
@@ -55,15 +59,19 @@ Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP", ICLR 2017, ar
 """
 import numpy as np
 
-from ..config import get_backend
+from .. import _validate as V
+from ..config import use_kernels
 from ..nn import ACTIVATIONS, MLP, mlp_backward, mlp_forward
-from .._validate import as_rng
+from . import _coupling_fast as _fast
 from .base import Transform
 
 __all__ = ["affine_coupling_forward", "affine_coupling_backward", "affine_coupling_inverse",
-           "affine_coupling_inverse_backward", "additive_coupling_forward",
+           "affine_coupling_inverse_backward", "affine_elementwise_forward",
+           "affine_elementwise_backward", "affine_elementwise_inverse",
+           "affine_elementwise_inverse_backward", "additive_coupling_forward",
            "additive_coupling_backward", "additive_coupling_inverse",
-           "additive_coupling_inverse_backward", "alternating_mask", "AffineCoupling",
+           "additive_coupling_inverse_backward", "additive_elementwise",
+           "additive_elementwise_backward", "alternating_mask", "split_mask", "AffineCoupling",
            "AdditiveCoupling"]
 
 
@@ -72,8 +80,8 @@ def alternating_mask(dim, parity=0):
     return ((np.arange(dim) + parity + 1) % 2).astype(np.int64)
 
 
-def _split(mask):
-    """Indices of the conditioning (mask 1) and transformed (mask 0) features."""
+def split_mask(mask):
+    """Indices of the conditioning (mask 1) and transformed (mask 0) features, as int64."""
     return np.flatnonzero(mask == 1), np.flatnonzero(mask == 0)
 
 
@@ -84,7 +92,88 @@ def _scale(raw, s_max):
 
 
 # ---------------------------------------------------------------------------------------------
-# affine coupling (RealNVP)
+# the elementwise step, given the conditioner's output
+# ---------------------------------------------------------------------------------------------
+def affine_elementwise_forward(z, out, ib, s_max):
+    """``x_b = z_b e^s + t`` from the conditioner output ``out = [raw | t]``.
+
+    Parameters
+    ----------
+    z : ndarray, shape (N, D)
+    out : ndarray, shape (N, 2 d_b)
+        The conditioner's output for ``z_a``: ``raw`` then ``t``.
+    ib : ndarray of int64, shape (d_b,)
+        The transformed features (``mask == 0``).
+    s_max : float
+
+    Returns
+    -------
+    x : ndarray, shape (N, D)
+    log_det : ndarray, shape (N,)
+        ``sum_j s_j``.
+    exp_s, ds_draw : ndarray, shape (N, d_b)
+        ``e^s`` and ``ds/draw = 1 - tanh^2(raw / s_max)``, kept for the backward pass.
+    """
+    d_b = ib.size
+    s, ds_draw = _scale(out[:, :d_b], s_max)                        # (N, d_b)
+    exp_s = np.exp(s)
+    x = z.copy()
+    x[:, ib] = z[:, ib] * exp_s + out[:, d_b:]
+    return x, s.sum(axis=1), exp_s, ds_draw
+
+
+def affine_elementwise_backward(dx, dlog_det, z, ib, exp_s, ds_draw):
+    """Backward of :func:`affine_elementwise_forward`: ``(dz, dout)``.
+
+    ``dz_b = dx_b e^s`` and ``dz_a = dx_a`` (the conditioner's share is added by the caller);
+    ``dout = [ds * ds/draw | dt]`` (N, 2 d_b) with ``ds = dx_b z_b e^s + dlog_det``, ``dt = dx_b``.
+    """
+    dxb = dx[:, ib]                                                  # (N, d_b)
+    ds = dxb * z[:, ib] * exp_s + dlog_det[:, None]                  # via x_b, and via log_det
+    dz = dx.copy()
+    dz[:, ib] = dxb * exp_s
+    return dz, np.concatenate([ds * ds_draw, dxb], axis=1)
+
+
+def affine_elementwise_inverse(x, out, ib, s_max):
+    """``z_b = (x_b - t) e^{-s}``: ``(z, log_det = -sum s, exp_neg_s, ds_draw)``, shapes as in
+    :func:`affine_elementwise_forward` (``out`` computed from ``x_a``)."""
+    d_b = ib.size
+    s, ds_draw = _scale(out[:, :d_b], s_max)
+    exp_neg_s = np.exp(-s)
+    z = x.copy()
+    z[:, ib] = (x[:, ib] - out[:, d_b:]) * exp_neg_s
+    return z, -s.sum(axis=1), exp_neg_s, ds_draw
+
+
+def affine_elementwise_inverse_backward(dz, dlog_det, z, ib, exp_neg_s, ds_draw):
+    """Backward of :func:`affine_elementwise_inverse`: ``(dx, dout)``, ``z`` its *output*.
+
+    ``dx_b = dz_b e^{-s}``, ``dt = -dx_b``, ``ds = -dz_b z_b - dlog_det``; ``dx_a = dz_a``.
+    """
+    dzb = dz[:, ib]
+    dxb = dzb * exp_neg_s
+    ds = -dzb * z[:, ib] - dlog_det[:, None]
+    dx = dz.copy()
+    dx[:, ib] = dxb
+    return dx, np.concatenate([ds * ds_draw, -dxb], axis=1)
+
+
+def additive_elementwise(p, t, ib, sign):
+    """``out_b = p_b + sign * t``: the NICE step forward (``sign = 1.0``) or inverse (``-1.0``)."""
+    out = p.copy()
+    out[:, ib] = p[:, ib] + sign * t
+    return out
+
+
+def additive_elementwise_backward(d, ib, sign):
+    """Backward of :func:`additive_elementwise`: ``(d_in = d, dt = sign * d_b)``; the
+    conditioner's share of ``d_in`` is added by the caller."""
+    return d.copy(), sign * d[:, ib]
+
+
+# ---------------------------------------------------------------------------------------------
+# affine coupling (RealNVP): conditioner, then the elementwise step
 # ---------------------------------------------------------------------------------------------
 def affine_coupling_forward(z, mask, net_params, activation="tanh", s_max=2.0):
     """RealNVP coupling, generative direction.
@@ -114,58 +203,37 @@ def affine_coupling_forward(z, mask, net_params, activation="tanh", s_max=2.0):
     >>> x.shape, log_det.shape
     ((3, 2), (3,))
     """
-    ia, ib = _split(mask)
-    d_b = ib.size
+    ia, ib = split_mask(mask)
     out, net_cache = mlp_forward(z[:, ia], net_params, activation)   # (N, 2 d_b)
-    s, ds_draw = _scale(out[:, :d_b], s_max)                        # (N, d_b)
-    t = out[:, d_b:]                                                 # (N, d_b)
-    exp_s = np.exp(s)
-    x = z.copy()
-    x[:, ib] = z[:, ib] * exp_s + t
-    cache = {"n": z.shape[0], "ia": ia, "ib": ib, "zb": z[:, ib], "exp_s": exp_s,
-             "ds_draw": ds_draw, "net_cache": net_cache}
-    return x, s.sum(axis=1), cache
+    x, log_det, exp_s, ds_draw = affine_elementwise_forward(z, out, ib, s_max)
+    return x, log_det, {"n": z.shape[0], "ia": ia, "ib": ib, "z": z, "exp_s": exp_s,
+                        "ds_draw": ds_draw, "net_cache": net_cache}
 
 
 def affine_coupling_backward(dx, dlog_det, cache):
     """Backward of :func:`affine_coupling_forward`: ``(dz, conditioner grads)``."""
-    ia, ib, zb, exp_s = cache["ia"], cache["ib"], cache["zb"], cache["exp_s"]
-    dxb = dx[:, ib]
-    ds = dxb * zb * exp_s + dlog_det[:, None]                        # (N, d_b)
-    dout = np.concatenate([ds * cache["ds_draw"], dxb], axis=1)      # (N, 2 d_b)
-    dza_net, grads = mlp_backward(dout, cache["net_cache"])
-    dz = np.empty_like(dx)
-    dz[:, ia] = dx[:, ia] + dza_net
-    dz[:, ib] = dxb * exp_s
+    dz, dout = affine_elementwise_backward(dx, dlog_det, cache["z"], cache["ib"], cache["exp_s"],
+                                           cache["ds_draw"])
+    dz_a, grads = mlp_backward(dout, cache["net_cache"])            # z_a also fed the net
+    dz[:, cache["ia"]] += dz_a
     return dz, grads
 
 
 def affine_coupling_inverse(x, mask, net_params, activation="tanh", s_max=2.0):
     """RealNVP coupling, normalizing direction: ``(z, log_det = log|det dz/dx|, cache)``."""
-    ia, ib = _split(mask)
-    d_b = ib.size
+    ia, ib = split_mask(mask)
     out, net_cache = mlp_forward(x[:, ia], net_params, activation)
-    s, ds_draw = _scale(out[:, :d_b], s_max)
-    t = out[:, d_b:]
-    exp_neg_s = np.exp(-s)
-    z = x.copy()
-    z[:, ib] = (x[:, ib] - t) * exp_neg_s
-    cache = {"n": x.shape[0], "ia": ia, "ib": ib, "zb": z[:, ib], "exp_neg_s": exp_neg_s,
-             "ds_draw": ds_draw, "net_cache": net_cache}
-    return z, -s.sum(axis=1), cache
+    z, log_det, exp_neg_s, ds_draw = affine_elementwise_inverse(x, out, ib, s_max)
+    return z, log_det, {"n": x.shape[0], "ia": ia, "ib": ib, "z": z, "exp_neg_s": exp_neg_s,
+                        "ds_draw": ds_draw, "net_cache": net_cache}
 
 
 def affine_coupling_inverse_backward(dz, dlog_det, cache):
     """Backward of :func:`affine_coupling_inverse`: ``(dx, conditioner grads)``."""
-    ia, ib, zb, exp_neg_s = cache["ia"], cache["ib"], cache["zb"], cache["exp_neg_s"]
-    dzb = dz[:, ib]
-    dxb = dzb * exp_neg_s                                            # also -dt
-    ds = -dzb * zb - dlog_det[:, None]
-    dout = np.concatenate([ds * cache["ds_draw"], -dxb], axis=1)
-    dxa_net, grads = mlp_backward(dout, cache["net_cache"])
-    dx = np.empty_like(dz)
-    dx[:, ia] = dz[:, ia] + dxa_net
-    dx[:, ib] = dxb
+    dx, dout = affine_elementwise_inverse_backward(dz, dlog_det, cache["z"], cache["ib"],
+                                                   cache["exp_neg_s"], cache["ds_draw"])
+    dx_a, grads = mlp_backward(dout, cache["net_cache"])
+    dx[:, cache["ia"]] += dx_a
     return dx, grads
 
 
@@ -174,37 +242,33 @@ def affine_coupling_inverse_backward(dz, dlog_det, cache):
 # ---------------------------------------------------------------------------------------------
 def additive_coupling_forward(z, mask, net_params, activation="tanh"):
     """NICE coupling ``x_b = z_b + t(z_a)``: ``(x, log_det = 0, cache)``."""
-    ia, ib = _split(mask)
+    ia, ib = split_mask(mask)
     t, net_cache = mlp_forward(z[:, ia], net_params, activation)    # (N, d_b)
-    x = z.copy()
-    x[:, ib] = z[:, ib] + t
+    x = additive_elementwise(z, t, ib, 1.0)
     return x, np.zeros(z.shape[0]), {"n": z.shape[0], "ia": ia, "ib": ib, "net_cache": net_cache}
 
 
 def additive_coupling_backward(dx, dlog_det, cache):
     """Backward of :func:`additive_coupling_forward` (``dlog_det`` has no effect: log_det = 0)."""
-    ia, ib = cache["ia"], cache["ib"]
-    dza_net, grads = mlp_backward(dx[:, ib], cache["net_cache"])
-    dz = dx.copy()
-    dz[:, ia] += dza_net
+    dz, dt = additive_elementwise_backward(dx, cache["ib"], 1.0)
+    dz_a, grads = mlp_backward(dt, cache["net_cache"])
+    dz[:, cache["ia"]] += dz_a
     return dz, grads
 
 
 def additive_coupling_inverse(x, mask, net_params, activation="tanh"):
     """NICE coupling inverse ``z_b = x_b - t(x_a)``: ``(z, log_det = 0, cache)``."""
-    ia, ib = _split(mask)
+    ia, ib = split_mask(mask)
     t, net_cache = mlp_forward(x[:, ia], net_params, activation)
-    z = x.copy()
-    z[:, ib] = x[:, ib] - t
+    z = additive_elementwise(x, t, ib, -1.0)
     return z, np.zeros(x.shape[0]), {"n": x.shape[0], "ia": ia, "ib": ib, "net_cache": net_cache}
 
 
 def additive_coupling_inverse_backward(dz, dlog_det, cache):
     """Backward of :func:`additive_coupling_inverse`."""
-    ia, ib = cache["ia"], cache["ib"]
-    dxa_net, grads = mlp_backward(-dz[:, ib], cache["net_cache"])
-    dx = dz.copy()
-    dx[:, ia] += dxa_net
+    dx, dt = additive_elementwise_backward(dz, cache["ib"], -1.0)
+    dx_a, grads = mlp_backward(dt, cache["net_cache"])
+    dx[:, cache["ia"]] += dx_a
     return dx, grads
 
 
@@ -219,27 +283,28 @@ class _Coupling(Transform):
     def __init__(self, dim, mask=None, hidden=(64, 64), activation="tanh", rng=None,
                  parity=0, zero_init=True):
         super().__init__(dim)
-        if dim < 2:
+        if self.dim < 2:
             raise ValueError(f"dim: a coupling layer needs at least 2 features, got {dim}.")
+        self.mask = self._check_mask(mask, parity)
+        self.hidden = V.check_widths(hidden, "hidden")
+        self.activation = V.check_choice(activation, "activation", ACTIVATIONS)
+        d_a, d_b = int(self.mask.sum()), self.dim - int(self.mask.sum())
+        self.net = MLP([d_a, *self.hidden, self._out_per_feature * d_b], activation,
+                       rng=V.as_rng(rng), zero_last=zero_init)
+        self.params = self.net.params                   # shared arrays: updates reach the net
+        self.zero_grads()
+
+    def _check_mask(self, mask, parity):
+        dim = self.dim
         if mask is None:
-            mask = alternating_mask(dim, parity)
+            return alternating_mask(dim, V.check_choice(parity, "parity", (0, 1)))
         mask = np.asarray(mask)
-        if mask.shape != (dim,) or not np.all((mask == 0) | (mask == 1)):
+        if mask.shape != (dim,) or mask.dtype.kind not in "biuf" or not np.all((mask == 0) | (mask == 1)):
             raise ValueError(f"mask: expected {dim} entries of 0 or 1, got {mask.tolist()}.")
         if mask.sum() in (0, dim):
             raise ValueError(f"mask: needs both 0s and 1s (some features condition, some are "
                              f"transformed), got {mask.tolist()}.")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}.")
-        self.mask = mask.astype(np.int64)
-        self.hidden = [int(h) for h in hidden]
-        self.activation = activation
-        d_a, d_b = int(self.mask.sum()), dim - int(self.mask.sum())
-        self.net = MLP([d_a, *self.hidden, self._out_per_feature * d_b], activation,
-                       rng=as_rng(rng), zero_last=zero_init)
-        self.params = self.net.params                   # shared arrays: updates reach the net
-        self._workspace = {}                            # the kernel path's scratch arrays
-        self.zero_grads()
+        return mask.astype(np.int64)
 
     def config(self):
         return {"dim": self.dim, "mask": self.mask.tolist(), "hidden": self.hidden,
@@ -287,34 +352,28 @@ class AffineCoupling(_Coupling):
 
     def __init__(self, dim, mask=None, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None,
                  parity=0, zero_init=True):
-        if not (s_max > 0 and np.isfinite(s_max)):
-            raise ValueError(f"s_max: expected a finite positive bound on |s|, got {s_max!r}.")
-        self.s_max = float(s_max)
+        self.s_max = V.check_positive_float(s_max, "s_max", what="a finite positive bound on |s|")
         super().__init__(dim, mask, hidden, activation, rng, parity, zero_init)
 
     def config(self):
         return {**super().config(), "s_max": self.s_max}
 
-    # With the "numba" backend the passes run through the kernels (see the end of this file);
-    # the cache says which path made it.
+    # On the numba backend each pass runs the kernels (_coupling_fast.py); a backward pass follows
+    # the path of the pass it differentiates.
     def _forward(self, z):
-        if get_backend() == "numba":
-            return _affine_kernels(self, z, "forward")
+        if use_kernels(): return _fast.affine_forward(self, z)
         return affine_coupling_forward(z, self.mask, self.params, self.activation, self.s_max)
 
     def _backward(self, dx, dlog_det, cache):
-        if "kernels" in cache:
-            return _affine_kernels_backward(cache, dx, dlog_det)
+        if _fast.made(cache): return _fast.affine_backward(dx, dlog_det, cache)
         return affine_coupling_backward(dx, dlog_det, cache)
 
     def _inverse(self, x):
-        if get_backend() == "numba":
-            return _affine_kernels(self, x, "inverse")
+        if use_kernels(): return _fast.affine_inverse(self, x)
         return affine_coupling_inverse(x, self.mask, self.params, self.activation, self.s_max)
 
     def _inverse_backward(self, dz, dlog_det, cache):
-        if "kernels" in cache:
-            return _affine_kernels_backward(cache, dz, dlog_det)
+        if _fast.made(cache): return _fast.affine_backward(dz, dlog_det, cache)
         return affine_coupling_inverse_backward(dz, dlog_det, cache)
 
 
@@ -332,86 +391,17 @@ class AdditiveCoupling(_Coupling):
     """
 
     def _forward(self, z):
-        if get_backend() == "numba":
-            return _additive_kernels(self, z, 1.0)
+        if use_kernels(): return _fast.additive_forward(self, z, 1.0)
         return additive_coupling_forward(z, self.mask, self.params, self.activation)
 
     def _backward(self, dx, dlog_det, cache):
-        if "kernels" in cache:
-            return _additive_kernels_backward(cache, dx)
+        if _fast.made(cache): return _fast.additive_backward(dx, cache)
         return additive_coupling_backward(dx, dlog_det, cache)
 
     def _inverse(self, x):
-        if get_backend() == "numba":
-            return _additive_kernels(self, x, -1.0)
+        if use_kernels(): return _fast.additive_forward(self, x, -1.0)
         return additive_coupling_inverse(x, self.mask, self.params, self.activation)
 
     def _inverse_backward(self, dz, dlog_det, cache):
-        if "kernels" in cache:
-            return _additive_kernels_backward(cache, dz)
+        if _fast.made(cache): return _fast.additive_backward(dz, cache)
         return additive_coupling_inverse_backward(dz, dlog_det, cache)
-
-
-# ---------------------------------------------------------------------------------------------
-# the kernel path (backend "numba")
-# ---------------------------------------------------------------------------------------------
-# The conditioner runs through mlp_forward/mlp_backward (which use nfscratch.kernels.mlp on this
-# backend); the elementwise part of the layer -- split, scale, exp, log-det and their backward --
-# is one pass of nfscratch.kernels.coupling. Same math as the functions above.
-
-def _coupling_kernels():
-    from ..kernels import coupling as kc     # imported on first use: it loads Numba code
-    return kc
-
-
-def _layer_split(layer):
-    """``_split(layer.mask)``, computed once per mask array."""
-    cached = getattr(layer, "_split_cache", None)
-    if cached is None or cached[0] is not layer.mask:
-        cached = layer._split_cache = (layer.mask, *_split(layer.mask))
-    return cached[1], cached[2]
-
-
-def _affine_kernels(layer, p, direction):
-    kc = _coupling_kernels()
-    ia, ib = _layer_split(layer)
-    p = np.ascontiguousarray(p)
-    out, net_cache = mlp_forward(p[:, ia], layer.params, layer.activation,    # (N, 2 d_b)
-                                 workspace=layer._workspace)
-    step = kc.affine_coupling_forward_nb if direction == "forward" else kc.affine_coupling_inverse_nb
-    res, log_det, e, ds_draw = step(p, out, ib, layer.s_max)
-    # the backward pass needs the base-side point: the input forward, the output inverse
-    base_side = p if direction == "forward" else res
-    return res, log_det, {"n": p.shape[0], "kernels": direction, "ia": ia, "ib": ib,
-                          "z": base_side, "e": e, "ds_draw": ds_draw, "net_cache": net_cache}
-
-
-def _affine_kernels_backward(cache, d_out, dlog_det):
-    kc = _coupling_kernels()
-    step = (kc.affine_coupling_backward_nb if cache["kernels"] == "forward"
-            else kc.affine_coupling_inverse_backward_nb)
-    d_in, dout = step(np.ascontiguousarray(d_out), np.ascontiguousarray(dlog_det), cache["z"],
-                      cache["ib"], cache["e"], cache["ds_draw"])
-    d_net, grads = mlp_backward(dout, cache["net_cache"])
-    d_in[:, cache["ia"]] += d_net
-    return d_in, grads
-
-
-def _additive_kernels(layer, p, sign):
-    kc = _coupling_kernels()
-    ia, ib = _layer_split(layer)
-    p = np.ascontiguousarray(p)
-    t, net_cache = mlp_forward(p[:, ia], layer.params, layer.activation,      # (N, d_b)
-                               workspace=layer._workspace)
-    out = kc.additive_coupling_nb(p, np.ascontiguousarray(t), ib, sign)
-    return out, np.zeros(p.shape[0]), {"n": p.shape[0], "kernels": sign, "ia": ia, "ib": ib,
-                                       "net_cache": net_cache}
-
-
-def _additive_kernels_backward(cache, d_out):
-    kc = _coupling_kernels()
-    d_in, dt = kc.additive_coupling_backward_nb(np.ascontiguousarray(d_out), cache["ib"],
-                                                cache["kernels"])
-    d_net, grads = mlp_backward(dt, cache["net_cache"])
-    d_in[:, cache["ia"]] += d_net
-    return d_in, grads

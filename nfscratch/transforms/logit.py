@@ -28,6 +28,7 @@ Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP", ICLR 2017, ar
 """
 import numpy as np
 
+from .._validate import check_positive_float
 from ..nn import sigmoid, softplus
 from .base import Transform
 
@@ -97,9 +98,10 @@ class Logit(Transform):
 
     def __init__(self, dim, alpha=0.05):
         super().__init__(dim)
-        if not 0.0 < float(alpha) < 0.5:
+        alpha = check_positive_float(alpha, "alpha", what="a margin in (0, 0.5)")
+        if not alpha < 0.5:
             raise ValueError(f"alpha: expected a margin in (0, 0.5), got {alpha!r}.")
-        self.alpha = float(alpha)
+        self.alpha = alpha
 
     def config(self):
         return {"dim": self.dim, "alpha": self.alpha}

@@ -1,0 +1,169 @@
+"""The MLP of :mod:`nfscratch.nn` on the kernel path (backend "numba"): same numbers, faster.
+
+A layer with at most ``kernels.mlp.SMALL`` inputs (the coupling conditioner's first layer) or
+outputs (its last) runs in a Numba kernel fused with the bias, the activation and, backward, the
+activation's derivative and the bias gradient; the square hidden products stay with BLAS
+(``np.matmul``), whose speed no hand loop matches. The batch is cut into blocks of rows of
+``CHUNK_BYTES`` per layer, so that a block's activations are still in cache when the next layer
+reads them. With a ``workspace`` (a dict the caller owns: a coupling layer has one) the scratch
+arrays and the activations kept for the backward pass are reused from one pass to the next
+instead of being allocated again. Why each of these choices, with measurements:
+``benchmarks/README.md``, "Why the kernels look the way they do".
+
+The weights, the input and the upstream gradient are checked here once per pass (float64,
+C-contiguous, sizes that chain, ``dy`` against the forward pass's batch); every other array a
+kernel sees is built here, so the compiled kernels ``kernels.mlp._<name>`` are called directly.
+"""
+import numpy as np
+
+from .kernels import _checks as ck     # plain NumPy: does not import Numba
+
+#: Activations with a kernel (softplus runs on the NumPy path).
+KERNEL_ACTIVATIONS = ("tanh", "relu", "leaky_relu")
+CHUNK_BYTES = 1024 * 1024      # per layer and block of rows (2048 rows of a 64-wide layer)
+KEEP_BYTES = 4 * 1024 * 1024   # activations above this size per array are not kept for reuse
+
+
+def _km():
+    from .kernels import mlp as km     # imported on first use: it loads Numba code
+    return km
+
+
+class MLPCache:
+    """What :func:`mlp_backward` needs from :func:`mlp_forward`: the input of every layer, the
+    weights and biases the pass used, the activation code and the rows per block."""
+
+    __slots__ = ("hs", "Ws", "bs", "act", "rows", "workspace")
+
+    def __init__(self, hs, Ws, bs, act, rows, workspace):
+        self.hs, self.Ws, self.bs, self.act, self.rows = hs, Ws, bs, act, rows
+        self.workspace = workspace
+
+
+class _Scratch:
+    """Arrays of (rows, width) kept in ``workspace`` between calls (new ones without it).
+
+    The activations kept for the backward pass are overwritten by the next pass that uses the
+    same workspace -- exactly when the layer's cache is replaced, so ``backward`` still refers
+    to the most recent pass.
+    """
+
+    def __init__(self, workspace, rows):
+        self.store = {} if workspace is None else workspace.setdefault("scratch", {})
+        self.rows = rows
+
+    def get(self, name, n, width):
+        a = self.store.get((name, width))
+        if a is None or a.shape[0] < self.rows:
+            a = self.store[(name, width)] = np.empty((self.rows, width))
+        return a[:n]
+
+
+def _check_mlp(kernel, x, Ws, bs):
+    """``x`` (N, I), ``Ws[i]`` (fan_in, fan_out), ``bs[i]`` (fan_out,): float64, C-contiguous,
+    widths that chain; return N."""
+    N, I = ck.f64(kernel, "x", x, 2)
+    ck.positive(kernel, "x.shape[0] (N)", N)
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        fan_in, fan_out = ck.f64(kernel, f"W{i}", W, 2)
+        ck.dim_equal(kernel, f"W{i}.shape[0]", fan_in, I, "the width of the layer's input")
+        ck.same_shape(kernel, f"b{i}", ck.f64(kernel, f"b{i}", b, 1), (fan_out,),
+                      f"(fan_out,) = (W{i}.shape[1],)")
+        I = fan_out
+    return N
+
+
+def mlp_forward(x, params, activation, workspace=None):
+    """:func:`nfscratch.nn.mlp_forward` with the kernels; returns ``(y, MLPCache)``."""
+    km = _km()
+    act = km.ACT_CODES[activation]
+    n_layers = len(params) // 2
+    Ws = [params[f"W{i}"] for i in range(n_layers)]
+    bs = [params[f"b{i}"] for i in range(n_layers)]
+    x = np.ascontiguousarray(x)
+    if not x.flags.writeable:          # a read-only array would compile another kernel variant
+        x = x.copy()
+    N = _check_mlp("mlp_forward", x, Ws, bs)
+    rows = max(16, CHUNK_BYTES // (8 * max(W.shape[1] for W in Ws)))
+    scratch = _Scratch(workspace, min(rows, N))
+    big = N * max(W.shape[1] for W in Ws) * 8 >= KEEP_BYTES
+    kept = _Scratch(None if big else workspace, N)     # the input of every layer, for backward
+    hs = [x] + [kept.get(f"h{i + 1}", N, W.shape[1]) for i, W in enumerate(Ws[:-1])]
+    y = np.empty((N, Ws[-1].shape[1]))
+    for r0 in range(0, N, rows):
+        r1 = min(N, r0 + rows)
+        for i in range(n_layers - 1):
+            h_in, h_out = hs[i][r0:r1], hs[i + 1][r0:r1]       # row blocks: contiguous views
+            if Ws[i].shape[0] <= km.SMALL:
+                km._dense_small_in_forward(h_in, Ws[i], bs[i], act, h_out)
+            else:
+                # BLAS, then bias and activation (into another array: a kernel whose input and
+                # output overlap does not vectorize)
+                pre = np.matmul(h_in, Ws[i], out=scratch.get("pre", r1 - r0, Ws[i].shape[1]))
+                km._bias_act_forward(pre, bs[i], act, h_out)
+        np.matmul(hs[-1][r0:r1], Ws[-1], out=y[r0:r1])
+    y += bs[-1]
+    return y, MLPCache(hs, Ws, bs, act, rows, workspace)
+
+
+def mlp_backward(dy, cache):
+    """:func:`nfscratch.nn.mlp_backward` for a cache of :func:`mlp_forward`: ``(dx, grads)``."""
+    km = _km()
+    hs, Ws, rows = cache.hs, cache.Ws, cache.rows
+    N = hs[0].shape[0]                 # the forward pass's batch: dy must match it
+    dy_shape = ck.f64("mlp_backward", "dy", dy, 2)
+    if any(h.shape != (N, W.shape[0]) for h, W in zip(hs, Ws)) or dy_shape != (N, Ws[-1].shape[1]):
+        raise ck.KernelArgumentError(f"mlp_backward: dy: expected shape {(N, Ws[-1].shape[1])} "
+                                     f"(the output of the forward pass), got {dy_shape}.")
+    scratch = _Scratch(cache.workspace, min(rows, N))
+    if N <= rows:
+        return _backward_rows(dy, hs, cache, km, {}, scratch)
+    grads, dx = {}, np.empty(hs[0].shape)
+    for r0 in range(0, N, rows):
+        r1 = min(N, r0 + rows)
+        dx[r0:r1] = _backward_rows(dy[r0:r1], [h[r0:r1] for h in hs], cache, km, grads,
+                                   scratch)[0]
+    return dx, grads
+
+
+def _backward_rows(dpre, hs, cache, km, grads, scratch):
+    """Backward over one block of rows; adds the block's parameter gradients into ``grads``."""
+    Ws, act = cache.Ws, cache.act
+    n = dpre.shape[0]
+
+    def add(key, value):
+        if key in grads:
+            grads[key] += value
+        else:
+            grads[key] = value
+
+    db = None                                           # column sums of dpre, when known
+    for i in reversed(range(len(Ws))):                  # dpre: dL/d(pre-activation) of layer i
+        W, h = Ws[i], hs[i]
+        if db is None:
+            db = dpre.sum(axis=0)
+        if i == 0:
+            if W.shape[0] <= km.SMALL:
+                dx, dW = km._dense_small_in_backward(dpre, h, W)
+            else:
+                dx, dW = dpre @ W.T, h.T @ dpre
+            add("W0", dW)
+            add("b0", db)
+            return dx, grads
+        if W.shape[1] <= km.SMALL:
+            dpre_prev, db_prev, dW, db = km._dense_small_out_backward(
+                dpre, h, W, act, scratch.get("dpre", n, W.shape[0]))
+        else:
+            dW = h.T @ dpre
+            dh = np.matmul(dpre, W.T, out=scratch.get("dh", n, W.shape[0]))
+            if i == 1 and Ws[0].shape[0] <= km.SMALL:         # the thin first layer: one pass
+                dx, dW0, db0 = km._act_small_in_backward(dh, h, hs[0], Ws[0], act)
+                add(f"W{i}", dW)
+                add(f"b{i}", db)
+                add("W0", dW0)
+                add("b0", db0)
+                return dx, grads
+            dpre_prev, db_prev = km._act_backward(dh, h, act)
+        add(f"W{i}", dW)
+        add(f"b{i}", db)
+        dpre, db = dpre_prev, db_prev

@@ -1,0 +1,105 @@
+"""The coupling layers on the kernel path (backend "numba"); same math as coupling.py.
+
+Each pass is the same two steps as the functions of :mod:`nfscratch.transforms.coupling`, with
+the fast version of each: the conditioner through :mod:`nfscratch._nn_fast` (thin layers fused in
+Numba, row blocks, scratch arrays reused from one pass to the next), the elementwise step through
+:mod:`nfscratch.kernels.coupling`. The caches have the keys of the NumPy path's, plus
+``"kernels"`` (the direction), which tells a layer's backward pass which path made them.
+
+Per layer, the scratch arrays and the mask's index split are kept here, in a table keyed weakly
+by the layer (they go when the layer goes), so the layer object holds none of it.
+"""
+import weakref
+
+import numpy as np
+
+from .. import _nn_fast
+from ..nn import mlp_backward, mlp_forward
+from . import coupling          # (coupling.py imports this module: use its names at call time)
+
+_layers = weakref.WeakKeyDictionary()    # layer -> {"mask": ..., "ia", "ib", "workspace": {}}
+
+
+def _kc():
+    from ..kernels import coupling as kc     # imported on first use: it loads Numba code
+    return kc
+
+
+def _state(layer):
+    st = _layers.get(layer)
+    if st is None or st["mask"] is not layer.mask:
+        ia, ib = coupling.split_mask(layer.mask)
+        st = _layers[layer] = {"mask": layer.mask, "ia": ia, "ib": ib, "workspace": {}}
+    return st
+
+
+def made(cache):
+    """True when ``cache`` was made by this module (its backward must run here too)."""
+    return "kernels" in cache
+
+
+def _net_forward(layer, p_a, workspace):
+    if layer.activation in _nn_fast.KERNEL_ACTIVATIONS:
+        return _nn_fast.mlp_forward(p_a, layer.params, layer.activation, workspace)
+    return mlp_forward(p_a, layer.params, layer.activation)      # softplus: NumPy only
+
+
+def _net_backward(dout, net_cache):
+    if isinstance(net_cache, _nn_fast.MLPCache):
+        return _nn_fast.mlp_backward(dout, net_cache)
+    return mlp_backward(dout, net_cache)
+
+
+def _affine(layer, p, direction):
+    kc, st = _kc(), _state(layer)
+    p = np.ascontiguousarray(p)          # a Flow passes the previous layer's output as it is
+    out, net_cache = _net_forward(layer, p[:, st["ia"]], st["workspace"])     # (N, 2 d_b)
+    if direction == "forward":
+        res, log_det, e, ds_draw = kc.affine_elementwise_forward_nb(p, out, st["ib"], layer.s_max)
+        base_side, e_key = p, "exp_s"
+    else:
+        res, log_det, e, ds_draw = kc.affine_elementwise_inverse_nb(p, out, st["ib"], layer.s_max)
+        base_side, e_key = res, "exp_neg_s"
+    return res, log_det, {"n": p.shape[0], "kernels": direction, "ia": st["ia"], "ib": st["ib"],
+                          "z": base_side, e_key: e, "ds_draw": ds_draw, "net_cache": net_cache}
+
+
+def affine_forward(layer, z):
+    return _affine(layer, z, "forward")
+
+
+def affine_inverse(layer, x):
+    return _affine(layer, x, "inverse")
+
+
+def affine_backward(d_out, dlog_det, cache):
+    """Backward of :func:`affine_forward` or :func:`affine_inverse`, whichever made ``cache``."""
+    kc = _kc()
+    d_out, dlog_det = np.ascontiguousarray(d_out), np.ascontiguousarray(dlog_det)
+    if cache["kernels"] == "forward":
+        d_in, dout = kc.affine_elementwise_backward_nb(d_out, dlog_det, cache["z"], cache["ib"],
+                                                       cache["exp_s"], cache["ds_draw"])
+    else:
+        d_in, dout = kc.affine_elementwise_inverse_backward_nb(
+            d_out, dlog_det, cache["z"], cache["ib"], cache["exp_neg_s"], cache["ds_draw"])
+    d_net, grads = _net_backward(dout, cache["net_cache"])
+    d_in[:, cache["ia"]] += d_net
+    return d_in, grads
+
+
+def additive_forward(layer, p, sign):
+    """Forward (``sign = 1.0``) or inverse (``-1.0``) of an additive coupling."""
+    kc, st = _kc(), _state(layer)
+    p = np.ascontiguousarray(p)
+    t, net_cache = _net_forward(layer, p[:, st["ia"]], st["workspace"])      # (N, d_b)
+    out = kc.additive_elementwise_nb(p, np.ascontiguousarray(t), st["ib"], sign)
+    return out, np.zeros(p.shape[0]), {"n": p.shape[0], "kernels": sign, "ia": st["ia"],
+                                       "ib": st["ib"], "net_cache": net_cache}
+
+
+def additive_backward(d_out, cache):
+    kc = _kc()
+    d_in, dt = kc.additive_elementwise_backward_nb(np.ascontiguousarray(d_out), cache["ib"], cache["kernels"])
+    d_net, grads = _net_backward(dt, cache["net_cache"])
+    d_in[:, cache["ia"]] += d_net
+    return d_in, grads
