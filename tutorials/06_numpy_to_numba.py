@@ -16,7 +16,8 @@
 #
 # **Learning goals.** After this notebook you can
 #
-# 1. read an nfscratch kernel next to its NumPy twin (`<name>_ref` beside `<name>_nb`) and see
+# 1. read an nfscratch kernel (`<name>_nb`) next to its NumPy twin (the teaching function it
+#    mirrors, or `<name>_ref` where there is none) and see
 #    that they compute the same thing, one with whole-array operations, one with loops;
 # 2. check that the two agree (bit for bit, or to ~$10^{-12}$), which is how the test suite
 #    keeps them honest;
@@ -39,6 +40,7 @@ from nfscratch import datasets, models
 from nfscratch.kernels import adam as kadam
 from nfscratch.kernels import planar as kplanar
 from nfscratch.losses import reverse_kl_step
+from nfscratch.optim import adam_update
 from nfscratch.plotting import show
 
 QUICK = os.environ.get("NFSCRATCH_QUICK", "") not in ("", "0")
@@ -62,11 +64,12 @@ rng = np.random.default_rng(0)
 # ## 1. The smallest kernel: one Adam step
 #
 # Adam updates each parameter array with a handful of elementwise operations. The NumPy twin
-# is those operations on whole arrays; the Numba kernel is one loop over the entries, compiled
+# is `nfscratch.optim.adam_update`, the function the optimizer itself runs on the numpy
+# backend: those operations on whole arrays; the Numba kernel is one loop over the entries, compiled
 # by `@njit` to machine code the first time it is called (and cached on disk, `cache=True`).
 
 # %%
-print(inspect.getsource(kadam.adam_update_ref).split('"""')[-1])    # the body, without the docstring
+print(inspect.getsource(adam_update).split('"""')[-1])    # the twin's body, without the docstring
 print(inspect.getsource(kadam._adam_update))
 
 # %% [markdown]
@@ -81,7 +84,7 @@ def adam_inputs(n, seed):
 
 
 a_ref, a_nb = adam_inputs(1000, 1), adam_inputs(1000, 1)
-kadam.adam_update_ref(*a_ref, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001)
+adam_update(*a_ref, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001)
 kadam.adam_update_nb(*a_nb, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001)
 print("parameters identical after one step:", np.array_equal(a_ref[0], a_nb[0]))
 
@@ -95,7 +98,7 @@ sizes = [1, 2, 8, 64, 512, 4096, 32768] + ([] if QUICK else [262144])
 timing = []
 for n in sizes:
     ref_args, nb_args = adam_inputs(n, 2), adam_inputs(n, 2)
-    t_ref = best_time(lambda: kadam.adam_update_ref(*ref_args, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001))
+    t_ref = best_time(lambda: adam_update(*ref_args, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001))
     t_nb = best_time(lambda: kadam.adam_update_nb(*nb_args, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001))
     timing.append((n, t_ref, t_nb))
     print(f"n = {n:7d}: NumPy {t_ref * 1e6:9.2f} µs   Numba {t_nb * 1e6:9.2f} µs   "
