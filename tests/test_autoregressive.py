@@ -298,3 +298,20 @@ def test_maf_learns_two_moons_and_iaf_learns_u1(rng):
     hist = fit(flow, target=datasets.energy("U1"), steps=150, batch_size=128, lr=5e-3, rng=rng,
                progress=False)
     assert np.mean(hist.loss[-20:]) < np.mean(hist.loss[:20]) - 0.3
+
+
+def test_plots_work_and_the_jacobian_picture_shows_the_order(rng):
+    import matplotlib.pyplot as plt
+    from nfscratch import plotting
+    flow = models.maf(2, n_layers=2, hidden=[8], rng=rng)
+    for t in flow:
+        perturb_params(t, rng)
+    fig = plotting.plot_jacobian(flow[1])
+    assert any("autoregressive order" in ax.get_title() for ax in fig.axes)
+    assert np.isclose(np.linalg.slogdet(fig.jacobian)[1],
+                      flow[1].forward(np.random.default_rng(0).standard_normal((1, 2)))[1][0])
+    plt.close(fig)
+    for make in (lambda: plotting.film_strip(flow),
+                 lambda: plotting.plot_layer_densities(models.iaf(2, 2, hidden=[4], rng=0),
+                                                       grid_size=30)):
+        plt.close(make())
