@@ -22,8 +22,8 @@ rotating order within each repeat; tables give the median (min) ms over the repe
 Part 2 (``--sweep``) -- nfscratch MAF and IAF (one layer, MADE D -> 64 -> 64 -> 2D, batch 512):
 time of ``forward`` (sampling for both, the D-pass solve for MAF) and ``inverse`` (density)
 against D, on both backends; ``--figure`` draws it (``figures/autoregressive_cost.png``). The
-sweep prints and draws the *minimum* over the repeats: on a shared machine it is the number least
-disturbed by other work.
+sweep times single calls and prints and draws the *minimum* over the repeats: on a shared
+machine it is the number least disturbed by other work.
 
 Usage::
 
@@ -204,7 +204,9 @@ def part2(dims, batch, repeats):
                         with use_backend(backend):
                             getattr(t, direction)(p)
                     fns[f"{name} {direction} {backend}"] = call
-        out[D] = measure(fns, repeats, block_seconds=0.05)
+        # one call per block: the minimum over many single calls is the call no other process
+        # interrupted, the steadiest figure on a busy machine for calls of a few ms
+        out[D] = measure(fns, repeats, block_seconds=0.0)
         row = "  ".join(f"{k} {v['min_ms']:.3f}" for k, v in out[D].items())
         print(f"D = {D}: {row}")
     return out
@@ -224,6 +226,8 @@ def figure(sweep, path):
         for (name, direction), (color, ls, label) in styles.items():
             ms = [sweep[D][f"{name} {direction} {backend}"]["min_ms"] for D in dims]
             ax.loglog(dims, ms, color=color, ls=ls, marker="o", ms=3, label=label)
+        ax.set_xticks(dims, labels=[str(D) for D in dims])
+        ax.minorticks_off()
         ax.set_xlabel("dimension D")
         ax.set_title(f"backend {backend!r}" + (": D full MADE passes" if backend == "numpy"
                                                else ": fused kernel, each unit once"), fontsize=10)
@@ -250,7 +254,14 @@ def main(argv=None):
     p.add_argument("--figure", help="draw the sweep to this file")
     p.add_argument("--json", help="write all results here (with --skip-compare, the comparison "
                                   "already in the file is kept)")
+    p.add_argument("--replot", metavar="JSON",
+                   help="only redraw --figure from the sweep saved in this JSON file")
     args = p.parse_args(argv)
+    if args.replot:
+        with open(args.replot) as f:
+            figure({int(D): v for D, v in json.load(f)["sweep"].items()},
+                   args.figure or "autoregressive_cost.png")
+        return
     if args.quick:
         args.dims, args.repeats = [2, 8], 3
     results = {"batch": args.batch, "layers": LAYERS, "hidden": list(HIDDEN)}
