@@ -27,7 +27,7 @@ Which direction is the cheap one (this library's ``forward`` = base -> data):
 
 Papamakarios et al. write MAF's sampling step as ``x_i = u_i e^{α_i} + μ_i``; the one-pass form
 here is the same family (``α = -s``, ``μ = -t e^{-s}``), and the same form as IAF, which is the
-point of their Sec. 3.3: an IAF is a MAF whose directions have been swapped.
+relationship they point out: an IAF is a MAF whose directions have been swapped.
 
 Backward of the one pass (``maf_inverse``), upstream ``dy`` and ``dl`` = dL/dlog_det:
 
