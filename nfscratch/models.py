@@ -7,9 +7,9 @@ import numpy as np
 
 from ._validate import as_rng, check_positive_int
 from .flow import Flow
-from .transforms import AdditiveCoupling, AffineCoupling, Logit, Planar, Radial
+from .transforms import IAF, MAF, AdditiveCoupling, AffineCoupling, Logit, Planar, Radial
 
-__all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image"]
+__all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "maf", "iaf"]
 
 
 def realnvp(dim=2, n_layers=8, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None):
@@ -85,3 +85,49 @@ def realnvp_image(height=8, width=8, n_layers=6, hidden=(256,), s_max=2.0, alpha
     layers = [AffineCoupling(dim, mask=checkerboard_mask(height, width, k % 2), hidden=hidden,
                              s_max=s_max, rng=rng) for k in range(n_layers)]
     return Flow(layers + [Logit(dim, alpha=alpha)])
+
+
+def _autoregressive(cls, dim, n_layers, hidden, activation, s_max, orders, seed, rng):
+    rng = as_rng(rng)
+    n_layers = check_positive_int(n_layers, "n_layers")
+    if orders not in ("reverse", "random"):
+        raise ValueError(f"orders: expected 'reverse' (natural and reversed orders alternate) or "
+                         f"'random' (a random permutation per layer), got {orders!r}.")
+    layers = []
+    for k in range(n_layers):
+        order = "random" if orders == "random" else ("natural", "reverse")[k % 2]
+        layers.append(cls(dim, hidden=hidden, order=order, activation=activation, s_max=s_max,
+                          seed=seed + k, rng=rng))
+    return Flow(layers)
+
+
+def maf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders="reverse",
+        seed=0, rng=None):
+    """A stack of MAF layers (density in one pass per layer, sampling in D passes per layer).
+
+    Consecutive layers use reversed orders (``orders="reverse"``, as zuko's MAF does), or each a
+    random permutation drawn from ``seed + k`` (``orders="random"``), so that every feature is
+    conditioned on every other one somewhere in the stack -- the autoregressive counterpart of
+    the permutations between coupling layers.
+
+    Examples
+    --------
+    >>> flow = maf(2, n_layers=3, hidden=[8], rng=0)
+    >>> len(flow), [t.order.tolist() for t in flow]
+    (3, [[0, 1], [1, 0], [0, 1]])
+    """
+    return _autoregressive(MAF, dim, n_layers, hidden, activation, s_max, orders, seed, rng)
+
+
+def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders="reverse",
+        seed=0, rng=None):
+    """A stack of IAF layers (sampling with log-det in one pass per layer, density in D passes);
+    the layers' orders as in :func:`maf`.
+
+    Examples
+    --------
+    >>> flow = iaf(3, n_layers=2, hidden=[8], rng=0)
+    >>> type(flow[0]).__name__, flow[1].order.tolist()
+    ('IAF', [2, 1, 0])
+    """
+    return _autoregressive(IAF, dim, n_layers, hidden, activation, s_max, orders, seed, rng)

@@ -3,7 +3,7 @@ import sys
 
 import numpy as np
 
-MODELS = ("realnvp", "nice", "planar")
+MODELS = ("realnvp", "nice", "planar", "maf", "iaf")
 
 
 def register(sub):
@@ -17,7 +17,7 @@ def register(sub):
                    help="architecture (default: realnvp for data, planar for energies)")
     p.add_argument("--layers", type=int, default=None, help="number of layers")
     p.add_argument("--hidden", type=int, nargs="+", default=[64, 64],
-                   help="conditioner hidden widths (couplings)")
+                   help="conditioner hidden widths (couplings, maf, iaf)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=None)
@@ -30,7 +30,7 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-DEFAULT_LAYERS = {"realnvp": 8, "nice": 4, "planar": 32}
+DEFAULT_LAYERS = {"realnvp": 8, "nice": 4, "planar": 32, "maf": 5, "iaf": 5}
 
 
 def build(model, layers, hidden, rng):
@@ -40,6 +40,8 @@ def build(model, layers, hidden, rng):
         return models.realnvp(2, n_layers=n, hidden=hidden, rng=rng)
     if model == "nice":
         return models.nice(2, n_layers=n, hidden=hidden, rng=rng)
+    if model in ("maf", "iaf"):
+        return getattr(models, model)(2, n_layers=n, hidden=hidden, rng=rng)
     return models.planar_flow(2, n_layers=n, rng=rng)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from .. import nn
 from ..transforms.coupling import (affine_coupling_backward, affine_coupling_forward,
                                    affine_coupling_inverse, affine_coupling_inverse_backward)
+from ..transforms.made import made_backward, made_degrees, made_forward, made_masks
 from ..transforms.planar import planar_backward, planar_forward
 from .grader import BackwardSpec, JacobianSpec, ScalarSpec, ValueSpec
 
@@ -334,6 +335,83 @@ def _log_det_error_cases():
 
 
 # ------------------------------------------------------------------------------------------------
+# Exercise 5: MADE masks and the masked backward pass
+# ------------------------------------------------------------------------------------------------
+# order (2, 0, 3, 1), hidden widths 6 and 5, k = 2: nothing square, every degree present
+_MADE_DEGREES = made_degrees(np.array([2, 0, 3, 1]), [6, 5])
+_MADE_MASKS = made_masks(_MADE_DEGREES, k=2)
+_MADE_KEYS = ("W0", "b0", "W1", "b1", "W2", "b2")
+
+
+def _hidden_mask_inputs():
+    return {"m_in": _MADE_DEGREES[0].copy(), "m_out": _MADE_DEGREES[1].copy()}
+
+
+def _ref_hidden_mask(m_in, m_out):
+    return made_masks([m_in, m_out], k=1)[0]
+
+
+def _hidden_mask_variants(m_in, m_out):
+    return [("used > where a hidden unit may also read inputs of its own degree: keep the weight "
+             "iff m_out >= m_in (only the output layer is strict).",
+             (m_out[None, :] > m_in[:, None]).astype(np.float64)),
+            ("compared the other way round (m_in >= m_out): a unit of degree d reads the units "
+             "of degree <= d.", (m_in[:, None] >= m_out[None, :]).astype(np.float64))]
+
+
+def _output_mask_inputs():
+    return {"m_prev": _MADE_DEGREES[2].copy(), "m_inputs": _MADE_DEGREES[0].copy(), "k": 2}
+
+
+def _ref_output_mask(m_prev, m_inputs, k):
+    return made_masks([m_inputs, m_prev], k)[-1]
+
+
+def _output_mask_variants(m_prev, m_inputs, k):
+    def mask(m_out, strict=True):
+        return ((m_out[None, :] > m_prev[:, None]) if strict
+                else (m_out[None, :] >= m_prev[:, None])).astype(np.float64)
+    return [("used >= in the output layer: output i would then see input i itself (the "
+             "Jacobian's diagonal); outputs need the strict m_out > m_in.",
+             mask(np.tile(m_inputs, k), strict=False)),
+            ("np.repeat interleaves the copies (i, i, i+1, ...); the k outputs of a feature are "
+             "k blocks of D columns: use np.tile(m_inputs, k).", mask(np.repeat(m_inputs, k)))]
+
+
+def _made_inputs():
+    r = _rng(501)
+    sizes = [4, 6, 5, 8]
+    inputs = {"x": r.standard_normal((5, 4))}
+    for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:])):
+        # stored unmasked, so a gradient that forgets the mask differs where the mask is 0
+        inputs[f"W{i}"] = 1.2 * r.standard_normal((fi, fo)) / np.sqrt(fi)
+        inputs[f"b{i}"] = 0.3 * r.standard_normal(fo)
+    return inputs
+
+
+def _call_made(fn, kw):
+    return fn(kw["x"], {k: kw[k] for k in _MADE_KEYS}, [M.copy() for M in _MADE_MASKS])
+
+
+def _ref_made_forward(x, **params):
+    return made_forward(x, params, _MADE_MASKS, "tanh")
+
+
+def _made_variants(inputs, dout, dlog_det):
+    params = {k: inputs[k] for k in _MADE_KEYS}
+    _, (caches, masks, act) = made_forward(inputs["x"], params, _MADE_MASKS, "tanh")
+    _, unmasked = made_backward(dout, (caches, [np.ones_like(M) for M in masks], act))
+    raw_w = [((h, params[f"W{l}"]), a) for l, ((h, _), a) in enumerate(caches)]
+    dx_raw, g_raw = made_backward(dout, (raw_w, masks, act))
+    return [("dW is not multiplied by the mask: the layer uses W ⊙ M, so dL/dW = (h^T dpre) ⊙ M "
+             "(a masked weight has no effect, its gradient is 0).",
+             {k: v for k, v in unmasked.items() if k.startswith("W")}),
+            ("backpropagated through W instead of W ⊙ M: dh_in = dpre (W ⊙ M)^T -- the masked "
+             "weights are not part of the network.", {"x": dx_raw, **{k: g_raw[k] for k in
+                                                                       ("W0", "b0", "W1", "b1")}})]
+
+
+# ------------------------------------------------------------------------------------------------
 EXERCISES = {
     "mlp_backward": Exercise("mlp_backward", "ex1_mlp_backward.py", "The MLP backward pass", [
         BackwardSpec("linear_backward", "linear_forward", _linear_inputs, ("x", "W", "b"),
@@ -378,6 +456,18 @@ EXERCISES = {
                   summary="sum_j s_j(z_a) per sample"),
         ScalarSpec("log_det_error", _log_det_error_cases, depends_on=("numerical_jacobian",),
                    summary="max_n |log_det(z_n) - log|det J_f(z_n)||"),
+    ]),
+    "made": Exercise("made", "ex5_made.py", "MADE: masks from degrees, the masked backward pass", [
+        ValueSpec("hidden_mask", _hidden_mask_inputs, _ref_hidden_mask,
+                  variants=_hidden_mask_variants, what="mask",
+                  summary="degrees [2, 4, 1, 3] -> 6 hidden units: keep iff m_out >= m_in"),
+        ValueSpec("output_mask", _output_mask_inputs, _ref_output_mask,
+                  variants=_output_mask_variants, what="mask",
+                  summary="5 hidden units -> k D = 8 outputs: keep iff m_out > m_in"),
+        BackwardSpec("made_backward", "made_forward", _made_inputs, ("x",) + _MADE_KEYS,
+                     _ref_made_forward, made_backward, call_forward=_call_made,
+                     variants=_made_variants,
+                     summary="MADE 4 -> 6 -> 5 -> 8 (k = 2), order (2, 0, 3, 1): dx, dW, db"),
     ]),
 }
 

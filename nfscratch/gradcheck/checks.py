@@ -562,8 +562,8 @@ def builtin_examples(dim=2, rng=None):
     This is the list ``nfscratch gradcheck`` checks and the test suite parametrizes over. For
     ``dim = 1`` the couplings, which need two features, are left out.
     """
-    from ..transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit, Permute,
-                              Planar, Radial, Reverse)
+    from ..transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit,
+                              Permute, Planar, Radial, Reverse)
     rng = as_rng(0 if rng is None else rng)
     # a block mask (first half conditions the rest) besides the alternating ones
     block = [1 if d < max(1, dim // 2) else 0 for d in range(dim)]
@@ -583,10 +583,14 @@ def builtin_examples(dim=2, rng=None):
         "ElementwiseAffine": lambda: ElementwiseAffine(dim),
         "Radial": lambda: Radial(dim, rng=rng),
         "Logit": lambda: Logit(dim),
+        # autoregressive: each direction once as the one pass and once as the D-pass solve
+        "MAF": lambda: MAF(dim, hidden=[8, 8], rng=rng),
+        "IAF(random order, relu)": lambda: IAF(dim, hidden=[8], order="random", seed=1,
+                                               activation="relu", rng=rng),
     }
-    # couplings need two features; the rest work from D = 1
+    # couplings and autoregressive layers need two features; the rest work from D = 1
     layers = {name: build() for name, build in builders.items()
-              if dim >= 2 or "Coupling" not in name}
+              if dim >= 2 or not ("Coupling" in name or "AF" in name)}
     for t in layers.values():
         perturb_params(t, rng)
     if "Planar(unconstrained)" in layers:   # keep w.u > -1/2: the map must stay invertible

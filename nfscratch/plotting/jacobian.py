@@ -75,12 +75,12 @@ def logdet_flops(D, structure):
     ``"dense"``: LU, ``2/3 D^3``. ``"coupling"``: a sum of ``D/2`` log-scales. ``"planar"``: the
     dot product ``psi . u_hat`` (``2 D``) plus a log. ``"diagonal"``: ``D`` logs and adds.
     ``"radial"``: the distance ``r`` (``2 D``) plus a few scalar operations.
-    ``"permutation"``: 0.
+    ``"permutation"``: 0. ``"autoregressive"``: a sum of ``D`` log-scales.
     """
     D = np.asarray(D, dtype=np.float64)
     table = {"dense": 2.0 / 3.0 * D ** 3, "coupling": np.maximum(D / 2.0, 1.0),
              "planar": 2.0 * D + 1.0, "radial": 2.0 * D + 4.0, "diagonal": 2.0 * D,
-             "permutation": np.zeros_like(D)}
+             "permutation": np.zeros_like(D), "autoregressive": D}
     if structure not in table:
         raise ValueError(f"structure: expected one of {sorted(table)}, got {structure!r}.")
     return table[structure]
@@ -90,6 +90,8 @@ def _structure_of(transform):
     name = transform.name
     if hasattr(transform, "mask"):
         return "coupling"
+    if hasattr(transform, "order") and hasattr(transform, "masks"):   # MAF, IAF (MADE-based)
+        return "autoregressive"
     if name == "Planar":
         return "planar"
     if name == "Radial":
@@ -180,6 +182,11 @@ def plot_jacobian(transform, point=None, *, direction="forward", rng=0, max_dim=
                         fontsize=9, weight="bold", color="k",
                         bbox=dict(fc="white", ec="none", alpha=0.7))
         formula = r"log|det J| = $\sum_j s_j$ (the diagonal of the b block)"
+    elif structure == "autoregressive":
+        order = np.asarray(transform.order)
+        _heatmap(ax, J[np.ix_(order, order)], [names[i] for i in order],
+                 "same matrix, features in the autoregressive order:\nlower triangular", annotate)
+        formula = r"log|det J| = $\pm\sum_i s_i$ (the diagonal: $e^{\pm s_i}$)"
     elif structure == "planar":
         R = J - np.eye(D)
         sv = np.linalg.svd(R, compute_uv=False)

@@ -3,6 +3,7 @@
 ``TRANSFORMS`` maps a class name to its class; :mod:`nfscratch.io` uses it to rebuild a saved
 flow, so a new transform must be registered here to be saved and loaded.
 """
+from .autoregressive import IAF, MAF
 from .base import Transform
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask
 from .elementwise import ElementwiseAffine
@@ -13,7 +14,7 @@ from .radial import Radial
 
 TRANSFORMS = {cls.__name__: cls for cls in
               (Planar, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
-               ElementwiseAffine, Logit)}
+               ElementwiseAffine, Logit, MAF, IAF)}
 
 __all__ = ["Transform", "Planar", "Radial", "AffineCoupling", "AdditiveCoupling", "Permute",
-           "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "TRANSFORMS"]
+           "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "MAF", "IAF", "TRANSFORMS"]

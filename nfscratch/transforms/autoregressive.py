@@ -1,0 +1,313 @@
+r"""Affine autoregressive flows: MAF and IAF, one layer turned around.
+
+Both use one affine autoregressive map, computed in one pass of a :class:`~.made.MADE` that
+reads the map's own input ``u`` (N, D) and outputs a log-scale and a shift per feature:
+
+.. math::
+
+    y_i = u_i\, e^{s_i(u_{<i})} + t_i(u_{<i}), \qquad s = s_{max}\tanh(raw / s_{max}),
+    \qquad \log|\det \partial y/\partial u| = \textstyle\sum_i s_i(u_{<i}),
+
+where ``u_{<i}`` are the features generated before ``i`` in the layer's ``order`` and the
+log-scale is soft-bounded exactly as in the coupling layers (``|s| < s_max``). ``y_i`` depends on
+``u_i`` and on earlier features only, so the Jacobian is triangular in the order and its log-det
+is the sum of the log-scales. The other direction, ``u`` from ``y``, has no one-pass form: ``u_i``
+needs ``s_i, t_i`` of the earlier ``u``, so it is solved feature by feature,
+
+.. math:: u_i = (y_i - t_i(u_{<i}))\, e^{-s_i(u_{<i})}, \quad i \text{ in order: D MADE passes.}
+
+Which direction is the cheap one (this library's ``forward`` = base -> data):
+
+* **MAF** (Papamakarios et al. 2017): the map reads the *data*: ``inverse`` (x -> z, density) is
+  the one pass, ``forward`` (z -> x, sampling) takes D passes. Fast to train by maximum
+  likelihood, slow to sample.
+* **IAF** (Kingma et al. 2016): the map reads the *base* sample: ``forward`` (z -> x, sampling,
+  with its log-det) is the one pass, ``inverse`` (density of a given x) takes D passes. Fast for
+  variational inference (reverse KL needs only samples and their own log-det), slow on data.
+
+Papamakarios et al. write MAF's sampling step as ``x_i = u_i e^{α_i} + μ_i``; the one-pass form
+here is the same family (``α = -s``, ``μ = -t e^{-s}``), and the same form as IAF, which is the
+relationship they point out: an IAF is a MAF whose directions have been swapped.
+
+Backward of the one pass (``maf_inverse``), upstream ``dy`` and ``dl`` = dL/dlog_det:
+
+.. math::
+
+    ds = dy \odot u \odot e^{s} + dl, \quad draw = ds \odot (1 - \tanh^2(raw/s_{max})), \quad
+    dt = dy, \quad du = dy \odot e^{s} + \mathrm{MADE}^\top(draw, dt).
+
+**Gradient of the sequential direction** (``maf_forward``: ``u`` from ``y``). Two routes:
+
+1. backprop through the D passes as they ran: keep every pass's MADE cache and run D MADE
+   backward passes in reverse, each feeding the gradient of the features it produced into the
+   earlier ones -- D caches of memory;
+2. the implicit-function theorem (implemented here, as for the planar inverse): ``u`` is defined
+   by ``g(u, θ) = y`` with ``g`` the one-pass map. With ``J = ∂g/∂u`` (triangular in the order),
+   ``du/dy = J^{-1}`` and ``du/dθ = -J^{-1} ∂g/∂θ``, and the log-det of the sequential direction is
+   ``-\sum s(u)``. For upstream ``(d_u, dl)`` find ``v`` with
+
+   .. math:: \nabla_u \big[ v \cdot g(u) + dl \sum_i s_i(u) \big] = d_u,
+
+   i.e. ``J^\top v = d_u - dl\, \nabla_u \sum s``. The left side is exactly the ``du`` that the
+   one-pass backward returns for upstream ``(v, dl)``, and ``J^\top`` is triangular, so ``v`` is
+   found by back-substitution in reverse order: set ``v_i = (d_{u,i} - g_i) e^{-s_i}`` for the
+   last feature, run the one-pass backward with the ``v`` known so far to get ``g``, and repeat
+   -- each ``g_i`` depends only on features after ``i``. Then ``dy = v`` and the parameter
+   gradients are *minus* those of that last one-pass backward. D one-pass backward passes and
+   one cache, the sequential direction's true cost.
+
+Shapes: ``u, y`` (N, D); MADE output ``[raw | t]`` (N, 2D); ``log_det`` (N,).
+
+References
+----------
+Germain, Gregor, Murray, Larochelle, "MADE: Masked Autoencoder for Distribution Estimation",
+ICML 2015, arXiv:1502.03509.
+Kingma, Salimans, Jozefowicz, Chen, Sutskever, Welling, "Improved Variational Inference with
+Inverse Autoregressive Flow", NeurIPS 2016, arXiv:1606.04934.
+Papamakarios, Pavlakou, Murray, "Masked Autoregressive Flow for Density Estimation",
+NeurIPS 2017, arXiv:1705.07057.
+"""
+import numpy as np
+
+from ..config import get_backend
+from .base import Transform
+from .made import MADE, made_backward, made_forward
+
+__all__ = ["maf_inverse", "maf_inverse_backward", "maf_forward", "maf_forward_backward",
+           "MAF", "IAF"]
+
+
+def _scale_shift(out, D, s_max):
+    """Split MADE's output ``[raw | t]``: ``(s, t, ds/draw)`` with ``s = s_max tanh(raw/s_max)``."""
+    th = np.tanh(out[:, :D] / s_max)                                 # (N, D)
+    return s_max * th, out[:, D:], 1.0 - th * th
+
+
+def maf_inverse(x, params, masks, activation="tanh", s_max=2.0):
+    """The one-pass direction: ``z = x e^{s(x)} + t(x)``; returns ``(z, log_det = sum s, cache)``.
+
+    MAF's ``inverse`` (density) and, applied to a base sample, IAF's ``forward``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, D)
+    params : dict
+        MADE parameters ``W0, b0, ...`` (output width 2 D).
+    masks : list of ndarray
+    activation : str
+    s_max : float
+
+    Returns
+    -------
+    z : ndarray, shape (N, D)
+    log_det : ndarray, shape (N,)
+        ``log|det dz/dx| = sum_i s_i``.
+    cache : dict
+
+    Examples
+    --------
+    >>> net = MADE(2, [4], k=2, rng=0)
+    >>> z, log_det, _ = maf_inverse(np.ones((3, 2)), net.params, net.masks)
+    >>> z.shape, log_det.shape
+    ((3, 2), (3,))
+    """
+    D = x.shape[1]
+    out, made_cache = made_forward(x, params, masks, activation)     # (N, 2D)
+    s, t, ds_draw = _scale_shift(out, D, s_max)
+    exp_s = np.exp(s)
+    z = x * exp_s + t
+    cache = {"n": x.shape[0], "u": x, "exp_s": exp_s, "ds_draw": ds_draw, "made_cache": made_cache}
+    return z, s.sum(axis=1), cache
+
+
+def maf_inverse_backward(dz, dlog_det, cache):
+    """Backward of :func:`maf_inverse`: ``(dx, MADE grads)``."""
+    x, exp_s = cache["u"], cache["exp_s"]
+    ds = dz * x * exp_s + dlog_det[:, None]                          # (N, D)
+    dout = np.concatenate([ds * cache["ds_draw"], dz], axis=1)       # (N, 2D): [draw | dt]
+    dx_made, grads = made_backward(dout, cache["made_cache"])
+    return dz * exp_s + dx_made, grads
+
+
+def maf_forward(z, params, masks, order, activation="tanh", s_max=2.0):
+    """The sequential direction: solve ``z = x e^{s(x)} + t(x)`` for ``x`` in D MADE passes.
+
+    MAF's ``forward`` (sampling) and IAF's ``inverse``. Returns ``(x, log_det = -sum s(x), cache)``;
+    the cache is that of the one pass at ``x`` (see :func:`maf_forward_backward`).
+
+    Parameters
+    ----------
+    z : ndarray, shape (N, D)
+    params, masks, activation, s_max
+        As in :func:`maf_inverse`.
+    order : ndarray of int, shape (D,)
+        ``order[k]`` is the feature generated k-th (the MADE's order).
+
+    Examples
+    --------
+    >>> net = MADE(3, [4], k=2, rng=0)
+    >>> x, _, _ = maf_forward(np.ones((2, 3)), net.params, net.masks, net.order)
+    >>> bool(np.allclose(maf_inverse(x, net.params, net.masks)[0], 1.0))
+    True
+    """
+    D = z.shape[1]
+    x = np.zeros_like(z)
+    for i in order:                         # pass k fixes feature order[k]: its inputs are final
+        out, made_cache = made_forward(x, params, masks, activation)
+        s_i = s_max * np.tanh(out[:, i] / s_max)
+        x[:, i] = (z[:, i] - out[:, D + i]) * np.exp(-s_i)
+    # The last pass saw every input an output depends on (the last feature in the order feeds
+    # no output), so its MADE output and cache are those of the one pass at the final x.
+    s, _, ds_draw = _scale_shift(out, D, s_max)
+    cache = {"n": z.shape[0], "u": x, "exp_s": np.exp(s), "ds_draw": ds_draw,
+             "made_cache": made_cache, "order": order}
+    return x, -s.sum(axis=1), cache
+
+
+def maf_forward_backward(dx, dlog_det, cache):
+    """Backward of :func:`maf_forward` by the implicit-function theorem: ``(dz, grads)``.
+
+    Back-substitution for ``v`` in ``J^T v = dx - dlog_det * d(sum s)/dx`` (module docstring),
+    one :func:`maf_inverse_backward` per feature; ``dz = v``, grads = -(the last pass's grads).
+    """
+    v = np.zeros_like(dx)                                            # (N, D), becomes dz
+    g = np.zeros_like(dx)
+    for i in cache["order"][::-1]:
+        # g[:, i] depends only on v of features after i, all known by now
+        v[:, i] = (dx[:, i] - g[:, i]) / cache["exp_s"][:, i]
+        g, grads = maf_inverse_backward(v, dlog_det, cache)
+    return v, {key: -value for key, value in grads.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# the layers
+# ---------------------------------------------------------------------------------------------
+def _fast():
+    from . import _autoregressive_fast   # the kernel path (backend "numba"), imported on first use
+    return _autoregressive_fast
+
+
+class _AffineAutoregressive(Transform):
+    """Shared construction: a MADE with 2 outputs per feature (log-scale and shift)."""
+
+    def __init__(self, dim, hidden=(64, 64), order=None, activation="tanh", s_max=2.0,
+                 hidden_degrees="cyclic", seed=0, rng=None, zero_init=True):
+        super().__init__(dim)
+        if not (s_max > 0 and np.isfinite(s_max)):
+            raise ValueError(f"s_max: expected a finite positive bound on |s|, got {s_max!r}.")
+        self.s_max = float(s_max)
+        self.hidden_degrees, self.seed = hidden_degrees, int(seed)
+        self.net = MADE(self.dim, hidden, k=2, order=order, hidden_degrees=hidden_degrees,
+                        activation=activation, rng=rng, zero_last=zero_init, seed=self.seed)
+        self.hidden, self.activation = self.net.hidden, activation
+        self.order, self.masks = self.net.order, self.net.masks
+        self.params = self.net.params                   # shared arrays: updates reach the net
+        self.zero_grads()
+
+    def config(self):
+        return {"dim": self.dim, "hidden": self.hidden, "order": self.order.tolist(),
+                "activation": self.activation, "s_max": self.s_max,
+                "hidden_degrees": self.hidden_degrees, "seed": self.seed}
+
+    @classmethod
+    def param_shapes(cls, dim, hidden=(64, 64), **config):
+        return MADE.param_shapes(dim, hidden, 2)
+
+    def _one_pass(self, p):
+        if get_backend() == "numba":
+            return _fast().one_pass(self, p)
+        return maf_inverse(p, self.params, self.masks, self.activation, self.s_max)
+
+    def _one_pass_backward(self, d_out, dlog_det, cache):
+        if "kernels" in cache:
+            return _fast().one_pass_backward(cache, d_out, dlog_det)
+        return maf_inverse_backward(d_out, dlog_det, cache)
+
+    def _sequential(self, p):
+        if get_backend() == "numba":
+            return _fast().sequential(self, p)
+        return maf_forward(p, self.params, self.masks, self.order, self.activation, self.s_max)
+
+    def _sequential_backward(self, d_out, dlog_det, cache):
+        if "kernels" in cache:
+            return _fast().sequential_backward(self, cache, d_out, dlog_det)
+        return maf_forward_backward(d_out, dlog_det, cache)
+
+
+class MAF(_AffineAutoregressive):
+    r"""Masked autoregressive flow layer: **density in one pass, sampling in D passes**.
+
+    ``inverse(x)`` (the density direction) is one MADE pass over the data,
+    ``z = x e^{s(x)} + t(x)``; ``forward(z)`` (sampling) solves it feature by feature in D
+    passes, and its gradient (for reverse-KL training) costs D one-pass backward passes (see
+    the module docstring).
+
+    Parameters
+    ----------
+    dim : int
+        Number of features D >= 2.
+    hidden : sequence of int
+        MADE hidden widths, each >= D - 1.
+    order : None, "natural", "reverse", "random" or permutation of 0..D-1
+        The sequence in which the features are generated.
+    activation : str
+    s_max : float
+        Bound on the log-scales, ``|s| < s_max``.
+    hidden_degrees : {"cyclic", "random"}
+    seed : int
+        Seed of a random order / random hidden degrees (saved in the config).
+    rng : numpy.random.Generator or int, optional
+        Initial weights.
+    zero_init : bool
+        Zero MADE's last layer so the layer starts as the identity.
+
+    Examples
+    --------
+    >>> t = MAF(3, hidden=[8], rng=0, zero_init=False)
+    >>> z = np.random.default_rng(1).normal(size=(4, 3))
+    >>> x, log_det = t.forward(z)                 # 3 sequential passes
+    >>> z2, log_det_inv = t.inverse(x)            # 1 pass
+    >>> bool(np.allclose(z2, z)), bool(np.allclose(log_det, -log_det_inv))
+    (True, True)
+    """
+
+    def _forward(self, z):
+        return self._sequential(z)
+
+    def _backward(self, dx, dlog_det, cache):
+        return self._sequential_backward(dx, dlog_det, cache)
+
+    def _inverse(self, x):
+        return self._one_pass(x)
+
+    def _inverse_backward(self, dz, dlog_det, cache):
+        return self._one_pass_backward(dz, dlog_det, cache)
+
+
+class IAF(_AffineAutoregressive):
+    r"""Inverse autoregressive flow layer: **sampling in one pass, density in D passes**.
+
+    ``forward(z)`` (sampling, with the exact log-det of the sample) is one MADE pass over the
+    base sample, ``x = z e^{s(z)} + t(z)``; ``inverse(x)`` (the density of a given point) solves
+    it feature by feature in D passes. Same parameters as :class:`MAF`.
+
+    Examples
+    --------
+    >>> t = IAF(3, hidden=[8], rng=0, zero_init=False)
+    >>> x, log_det = t.forward(np.zeros((2, 3)))   # 1 pass
+    >>> z, _ = t.inverse(x)                          # 3 sequential passes
+    >>> bool(np.allclose(z, 0.0))
+    True
+    """
+
+    def _forward(self, z):
+        return self._one_pass(z)
+
+    def _backward(self, dx, dlog_det, cache):
+        return self._one_pass_backward(dx, dlog_det, cache)
+
+    def _inverse(self, x):
+        return self._sequential(x)
+
+    def _inverse_backward(self, dz, dlog_det, cache):
+        return self._sequential_backward(dz, dlog_det, cache)
