@@ -28,7 +28,7 @@ def one_pass(layer, u):
     _, kc, _ = _kernels()
     ib = np.arange(layer.dim, dtype=np.int64)
     out, net_cache = mlp_forward(u, _masked(layer), layer.activation)          # (N, 2D)
-    y, log_det, e, ds_draw = kc.affine_coupling_forward_nb(u, np.ascontiguousarray(out), ib,
+    y, log_det, e, ds_draw = kc.affine_elementwise_forward_nb(u, np.ascontiguousarray(out), ib,
                                                            layer.s_max)
     return y, log_det, {"n": u.shape[0], "kernels": "one_pass", "u": u, "ib": ib, "e": e,
                         "ds_draw": ds_draw, "net_cache": net_cache, "masks": layer.masks}
@@ -36,7 +36,7 @@ def one_pass(layer, u):
 
 def one_pass_backward(cache, dy, dlog_det):
     _, kc, _ = _kernels()
-    du, dout = kc.affine_coupling_backward_nb(np.ascontiguousarray(dy),
+    du, dout = kc.affine_elementwise_backward_nb(np.ascontiguousarray(dy),
                                               np.ascontiguousarray(dlog_det), cache["u"],
                                               cache["ib"], cache["e"], cache["ds_draw"])
     du_net, grads = mlp_backward(dout, cache["net_cache"])
