@@ -2,7 +2,8 @@
 
 A checkpoint holds one JSON header (architecture: base, each transform's class name and
 constructor config, and the parameter names) and one float64 array per parameter, named
-``"<layer>.<param>"`` as in :meth:`Flow.params`. Loading parses the JSON and the arrays with
+``"<i>.<param>"`` with ``i`` the index in ``flow.transforms`` (the members as built: a
+``PlanarChain`` is one entry with ``u`` (K, D), where :meth:`Flow.params` lists its K layers). Loading parses the JSON and the arrays with
 ``allow_pickle=False``, so opening a checkpoint can never execute code.
 
 Writes are atomic: the file is written to a temporary file in the same directory and renamed over
@@ -39,6 +40,11 @@ def _architecture(flow):
                            for t in flow.transforms]}
 
 
+def _member_params(flow):
+    """``"<member index>.<name>" -> array`` over ``flow.transforms`` (what a checkpoint holds)."""
+    return {f"{i}.{k}": v for i, t in enumerate(flow.transforms) for k, v in t.params.items()}
+
+
 def save(flow, path, *, overwrite=False):
     """Write ``flow`` (architecture and parameters) to ``path`` atomically; return the path.
 
@@ -65,7 +71,7 @@ def save(flow, path, *, overwrite=False):
                               "(nothing was written).")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"path: the directory {path.parent} does not exist.")
-    arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in flow.params().items()}
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in _member_params(flow).items()}
     arrays[_HEADER] = np.array(json.dumps(_architecture(flow)))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -197,7 +203,7 @@ def _read(path):
 
 
 def _copy_params(flow, arrays, path):
-    params = flow.params()
+    params = _member_params(flow)
     missing = sorted(set(params) - set(arrays))
     extra = sorted(set(arrays) - set(params))
     if missing or extra:

@@ -101,14 +101,14 @@ def _restore(arrays, flat, saved):
 
 def _layer_norms(flow, g_all):
     """Each layer's gradient norm, from ``g_all``: ``flow.grads()``'s entries joined in order."""
-    sizes = [sum(g.size for g in t.grads.values()) for t in flow.transforms]
+    sizes = [sum(g.size for g in grads.values()) for grads in flow.layer_grads()]
     layer_of_entry = np.repeat(np.arange(len(sizes)), sizes)
     return np.sqrt(np.bincount(layer_of_entry, weights=g_all * g_all, minlength=len(sizes)))
 
 
 def _layer_log_dets(flow):
     """Each layer's mean log-det over the batch of its last pass (0 for a layer never run)."""
-    lds = [getattr(t, "_last_log_det", None) for t in flow.transforms]
+    lds = flow.layer_log_dets()
     if lds and all(ld is not None and ld.shape == lds[0].shape for ld in lds):
         return np.mean(np.stack(lds), axis=1)        # one call instead of one per layer
     return np.array([float(np.mean(ld)) if ld is not None else 0.0 for ld in lds])
@@ -116,7 +116,7 @@ def _layer_log_dets(flow):
 
 def _find_bad_layer(flow, batch, direction):
     """Re-run the pass layer by layer; return ``(index, what)`` of the first non-finite value."""
-    layers = list(enumerate(flow.transforms))
+    layers = list(enumerate(flow.layers))
     if direction == "inverse":
         layers = layers[::-1]
     p = batch
@@ -130,8 +130,8 @@ def _find_bad_layer(flow, batch, direction):
                 return i, f"its {direction} output"
             if not np.all(np.isfinite(ld)):
                 return i, f"its log-det ({direction} pass)"
-    for i, t in enumerate(flow.transforms):
-        for k, g in t.grads.items():
+    for i, grads in enumerate(flow.layer_grads()):
+        for k, g in grads.items():
             if not np.all(np.isfinite(g)):
                 return i, f"the gradient of its parameter {k!r}"
     return None, None
@@ -261,7 +261,7 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
                 where = ("no single layer was non-finite on its own (the loss itself overflowed)"
                          if layer is None else
                          f"the first non-finite value was in layer {layer} "
-                         f"({flow.transforms[layer].name}): {what}")
+                         f"({flow[layer].name}): {what}")
                 if failure is not None:
                     what_failed = f"raised {type(failure).__name__}: {failure}"
                 elif not np.isfinite(loss):
