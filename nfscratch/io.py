@@ -3,8 +3,9 @@
 A checkpoint holds one JSON header (architecture: base, each transform's class name and
 constructor config, and the parameter names) and one float64 array per parameter, named
 ``"<i>.<param>"`` with ``i`` the index in ``flow.transforms`` (the members as built: a
-``PlanarChain`` is one entry with ``u`` (K, D), where :meth:`Flow.params` lists its K layers). Loading parses the JSON and the arrays with
-``allow_pickle=False``, so opening a checkpoint can never execute code.
+``PlanarChain`` is one entry with ``u`` (K, D), where :meth:`Flow.params` lists its K layers).
+Loading parses the JSON and the arrays with ``allow_pickle=False``, so opening a checkpoint can
+never execute code.
 
 Writes are atomic: the file is written to a temporary file in the same directory and renamed over
 the target only once complete, so an interrupted save never leaves a half-written checkpoint, and

@@ -76,13 +76,26 @@ def _invertible(kernel, c, one_plus_c):
     if not (np.all(c > -1.0) and np.all(one_plus_c > 0.0)):
         k = int(np.argmin(one_plus_c))
         raise ValueError(f"{kernel}: c: expected every layer's c = w.u_hat > -1 (an invertible "
-                         f"layer) and one_plus_c > 0, got c[{k}] = {float(c[k])!r} and one_plus_c[{k}] = "
-                         f"{float(one_plus_c[k])!r}. Use the u_hat reparameterization (constrain=True).")
+                         f"layer) and one_plus_c > 0, got c[{k}] = {float(c[k])!r} and "
+                         f"one_plus_c[{k}] = {float(one_plus_c[k])!r}. Use the u_hat "
+                         "reparameterization (constrain=True).")
 
 
-def _cache(kernel, K, N, D, dlog_det, points, points_name, h):
+def _pass_args(kernel, p_name, p, u_hat, w, b, c, one_plus_c):
+    """The checks of a forward or inverse entry; returns ``(K, D, N)``."""
+    K, D = _params(kernel, u_hat, w, (("b", b), ("c", c), ("one_plus_c", one_plus_c)))
+    N = _batch(kernel, p_name, p, D)
+    _invertible(kernel, c, one_plus_c)
+    return K, D, N
+
+
+def _backward_args(kernel, d_name, d_out, dlog_det, points_name, points, h, u_hat, w, c,
+                   one_plus_c):
+    """The checks of a backward entry: the upstream gradients against the pass's cache."""
+    K, D = _params(kernel, u_hat, w, (("c", c), ("one_plus_c", one_plus_c)))
+    N = _batch(kernel, d_name, d_out, D)
     ck.same_shape(kernel, "dlog_det", ck.f64(kernel, "dlog_det", dlog_det, 1), (N,),
-                  "(N,) with N = the upstream gradient's rows")
+                  f"(N,) with N = {d_name}.shape[0]")
     ck.same_shape(kernel, points_name, ck.f64(kernel, points_name, points, 3), (K, D, N),
                   "(K, D, N) of the pass")
     ck.same_shape(kernel, "h", ck.f64(kernel, "h", h, 2), (K, N), "(K, N) of the pass")
@@ -271,10 +284,7 @@ def planar_chain_forward_nb(z, u_hat, w, b, c, one_plus_c):
     >>> np.round(x, 6).tolist(), np.round(log_det, 6).tolist()
     ([[0.962117, -1.0]], [0.580229])
     """
-    kernel = "planar_chain_forward_nb"
-    K, D = _params(kernel, u_hat, w, (("b", b), ("c", c), ("one_plus_c", one_plus_c)))
-    N = _batch(kernel, "z", z, D)
-    _invertible(kernel, c, one_plus_c)
+    K, D, N = _pass_args("planar_chain_forward_nb", "z", z, u_hat, w, b, c, one_plus_c)
     return _chain_forward(z, u_hat, w, b, c, one_plus_c, np.empty((K, D, N)), np.empty((K, N)),
                           np.empty((K, N)))
 
@@ -351,10 +361,8 @@ def planar_chain_backward_nb(dx, dlog_det, zs, h, u_hat, w, c, one_plus_c):
         ``dw`` is the direct part ``sum_n da_n z_n`` only.
     db, dc : ndarray, shape (K,)
     """
-    kernel = "planar_chain_backward_nb"
-    K, D = _params(kernel, u_hat, w, (("c", c), ("one_plus_c", one_plus_c)))
-    N = _batch(kernel, "dx", dx, D)
-    _cache(kernel, K, N, D, dlog_det, zs, "zs", h)
+    _backward_args("planar_chain_backward_nb", "dx", dx, dlog_det, "zs", zs, h, u_hat, w, c,
+                   one_plus_c)
     return _chain_backward(dx, dlog_det, zs, h, u_hat, w, c, one_plus_c)
 
 
@@ -481,9 +489,7 @@ def planar_chain_inverse_nb(x, u_hat, w, b, c, one_plus_c, tol, max_iter):
         (the caller raises when it is not 0).
     """
     kernel = "planar_chain_inverse_nb"
-    K, D = _params(kernel, u_hat, w, (("b", b), ("c", c), ("one_plus_c", one_plus_c)))
-    N = _batch(kernel, "x", x, D)
-    _invertible(kernel, c, one_plus_c)
+    K, D, N = _pass_args(kernel, "x", x, u_hat, w, b, c, one_plus_c)
     tol = check_positive_float(tol, f"{kernel}: tol")
     max_iter = check_positive_int(max_iter, f"{kernel}: max_iter", maximum=MAX_ITERATIONS)
     return _chain_inverse(x, u_hat, w, b, c, one_plus_c, tol, max_iter, np.empty((K, D, N)),
@@ -554,8 +560,6 @@ def planar_chain_inverse_backward_nb(dz, dlog_det, xs, h, u_hat, w, c, one_plus_
         ``dw`` is the direct part ``sum_n r_n x_n`` only.
     db, dc : ndarray, shape (K,)
     """
-    kernel = "planar_chain_inverse_backward_nb"
-    K, D = _params(kernel, u_hat, w, (("c", c), ("one_plus_c", one_plus_c)))
-    N = _batch(kernel, "dz", dz, D)
-    _cache(kernel, K, N, D, dlog_det, xs, "xs", h)
+    _backward_args("planar_chain_inverse_backward_nb", "dz", dz, dlog_det, "xs", xs, h, u_hat, w,
+                   c, one_plus_c)
     return _chain_inverse_backward(dz, dlog_det, xs, h, u_hat, w, c, one_plus_c)
