@@ -283,3 +283,25 @@ def test_gradcheck_of_a_chain_flow_is_per_layer():
     assert result.passed, result.table()
     names = {r.name for r in result.rows}
     assert {"d0.u", "d1.w", "d2.b"} <= names and not any(n.startswith("d3.") for n in names)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_trajectory_points_survive_the_next_pass(dim, rng):
+    flow = models.planar_flow(dim, 3, rng=rng)
+    for direction in ("forward", "inverse"):
+        traj = flow.trajectory(rng.normal(size=(5, dim)), direction)
+        saved = [p.copy() for p in traj.points + traj.log_dets]
+        flow.forward(rng.normal(size=(5, dim)))        # reuses the chain's kept arrays
+        for a, b in zip(traj.points + traj.log_dets, saved):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_an_unconstrained_chain_past_its_bound_is_refused(backend, rng):
+    chain = PlanarChain(2, 3, rng=rng, constrain=False)
+    w = chain.params["w"][1]
+    chain.params["u"][1] = -1.5 * w / (w @ w)            # c = w.u = -1.5: not invertible
+    with use_backend(backend):
+        for run in (chain.forward, chain.inverse):
+            with pytest.raises(ValueError, match=r"w.u = -1.5 but invertibility needs w.u >= -1"):
+                run(rng.normal(size=(4, 2)))

@@ -140,4 +140,4 @@ def chain_backward(cache, d_out, dlog_det):
 
 def layer_inputs(cache):
     """Every layer's input in the direction of the pass, as K new (N, D) arrays (layer order)."""
-    return [np.ascontiguousarray(p.T) for p in cache["points"]]
+    return [np.array(p.T, order="C") for p in cache["points"]]     # copies: the buffers are reused
