@@ -28,6 +28,7 @@ import numpy as np
 
 from ._validate import as_batch, as_rng, check_positive_int, check_upstream
 from .distributions import StandardNormal
+from .kernels._checks import packed_view   # plain NumPy: does not import Numba
 from .transforms import Transform
 from .transforms.base import new_pass_token
 
@@ -256,6 +257,9 @@ class Flow:
         parameters must stay tied). Packing is an optimization only: code that rebinds an entry
         later still works, without the shortcut.
         """
+        arrays = [a for t in self.transforms for layer in t.sublayers() for a in layer.params.values()]
+        if packed_view(arrays) is not None:
+            return              # already one buffer (e.g. a single PlanarChain): nothing to move
         spans = []
         for i, t in enumerate(self.transforms):
             for a in t.params.values():

@@ -305,3 +305,12 @@ def test_an_unconstrained_chain_past_its_bound_is_refused(backend, rng):
         for run in (chain.forward, chain.inverse):
             with pytest.raises(ValueError, match=r"w.u = -1.5 but invertibility needs w.u >= -1"):
                 run(rng.normal(size=(4, 2)))
+
+
+def test_a_chain_alone_keeps_its_memory_in_a_flow(rng):
+    chain = PlanarChain(2, 3, rng=rng)
+    layer = chain[1]
+    flow = Flow([chain])
+    assert flow[1] is layer
+    layer.params["w"][0] = 5.0                          # the same memory before and after
+    assert flow.params()["1.w"][0] == chain.params["w"][1, 0] == 5.0

@@ -447,7 +447,7 @@ class PlanarChain(Transform):
         K, D = check_positive_int(n_layers, "n_layers"), self.dim
         rng = as_rng(rng)
         self.constrain = bool(constrain)
-        theta = np.zeros((K, 2 * D + 1))
+        theta = np.zeros(K * (2 * D + 1)).reshape(K, 2 * D + 1)   # rows of one flat buffer
         for k in range(K):
             theta[k, :D], theta[k, D:2 * D] = _initial_u_w(D, rng, self.constrain)
         self._use_theta(theta)
@@ -483,7 +483,7 @@ class PlanarChain(Transform):
         self.grads = {"u": g[:, :D], "w": g[:, D:2 * D], "b": g[:, 2 * D]}
         self._layer_grads = [{"u": g[k, :D], "w": g[k, D:2 * D], "b": g[k, 2 * D:]} for k in range(K)]
         self._layers = []
-        for k in range(K):
+        for k in range(K):       # Planar layers made around existing arrays, not initialized
             layer = Planar.__new__(Planar)
             Transform.__init__(layer, D)
             layer.constrain = self.constrain
