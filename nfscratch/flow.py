@@ -126,6 +126,9 @@ class Flow:
             raise ValueError(f"transforms: all layers must have the same dim, got "
                              f"{[t.dim for t in transforms]}.")
         self.dim = dims.pop()
+        if base is not None and not all(hasattr(base, a) for a in ("dim", "log_prob", "sample")):
+            raise TypeError(f"base: expected a base density such as StandardNormal({self.dim}), "
+                            f"got {type(base).__name__} {base!r}.")
         self.base = StandardNormal(self.dim) if base is None else base
         if self.base.dim != self.dim:
             raise ValueError(f"base: expected dim {self.dim} to match the transforms, got {self.base.dim}.")

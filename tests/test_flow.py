@@ -101,6 +101,8 @@ def test_flow_construction_errors():
         Flow([Planar(2)], base=StandardNormal(3))
     with pytest.raises(TypeError, match=r"^transforms: expected a list of Transforms, got Planar"):
         Flow(Planar(2))
+    with pytest.raises(TypeError, match=r"^base: expected a base density"):
+        Flow([Planar(2)], base="normal")
     t = Planar(2)
     with pytest.raises(ValueError, match=r"transforms\[2\]: the same Planar object as transforms\[0\]"):
         Flow([t, Planar(2), t])
