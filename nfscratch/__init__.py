@@ -8,13 +8,13 @@ from .config import get_backend, set_backend, use_backend
 from .distributions import StandardNormal
 from .flow import Flow, Trajectory
 from .transforms import (AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit, Permute,
-                         Planar, Radial, Reverse, Transform)
+                         Planar, PlanarChain, Radial, Reverse, Transform)
 
 from .doctor import doctor   # the function; the module stays importable as nfscratch.doctor
 
 __version__ = "0.1.0"
 
-__all__ = ["Flow", "Trajectory", "StandardNormal", "Transform", "Planar", "Radial",
+__all__ = ["Flow", "Trajectory", "StandardNormal", "Transform", "Planar", "PlanarChain", "Radial",
            "AffineCoupling", "AdditiveCoupling", "Permute", "Reverse", "ElementwiseAffine", "Logit",
            "datasets", "distributions", "losses", "nn", "transforms", "get_backend", "set_backend",
            "use_backend", "doctor"]

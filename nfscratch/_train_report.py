@@ -66,7 +66,7 @@ class Guard:
 
 def find_bad_layer(flow, batch, direction):
     """Re-run the pass layer by layer; return ``(index, what)`` of the first non-finite value."""
-    layers = list(enumerate(flow.transforms))
+    layers = list(enumerate(flow.layers))
     if direction == "inverse":
         layers = layers[::-1]
     p = batch
@@ -83,8 +83,8 @@ def find_bad_layer(flow, batch, direction):
                 return i, f"its {direction} output"
             if not np.all(np.isfinite(ld)):
                 return i, f"its log-det ({direction} pass)"
-    for i, t in enumerate(flow.transforms):
-        for k, g in t.grads.items():
+    for i, grads in enumerate(flow.layer_grads()):
+        for k, g in grads.items():
             if not np.all(np.isfinite(g)):
                 return i, f"the gradient of its parameter {k!r}"
     return None, None
@@ -95,7 +95,7 @@ def diagnose(flow, batch, direction, step, what_failed):
     layer, what = find_bad_layer(flow, batch, direction)
     where = ("no single layer was non-finite on its own (the loss itself overflowed)"
              if layer is None else
-             f"the first non-finite value was in layer {layer} ({flow.transforms[layer].name}): "
+             f"the first non-finite value was in layer {layer} ({flow.layers[layer].name}): "
              f"{what}")
     return layer, f"fit: step {step} {what_failed}; {where}"
 

@@ -8,7 +8,7 @@ silent wrong number three layers deeper.
 import numpy as np
 
 __all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_positive_float",
-           "check_fraction", "check_choice", "check_widths", "check_callable"]
+           "check_fraction", "check_choice", "check_widths", "check_callable", "check_upstream"]
 
 
 def _describe(a):
@@ -62,12 +62,19 @@ def as_batch(x, dim, name="x", *, allow_empty=False, allow_nonfinite=False):
     return np.ascontiguousarray(arr)
 
 
-def check_positive_int(n, name):
-    """Return ``n`` as an int, requiring n >= 1."""
+#: The most iterations an iterative solver accepts (the planar inverse's root-find): more is a
+#: typo or a hang, and the compiled kernels count in int64.
+MAX_ITERATIONS = 1_000_000
+
+
+def check_positive_int(n, name, *, maximum=None):
+    """Return ``n`` as an int, requiring ``1 <= n`` (and ``n <= maximum`` when given)."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"{name}: expected a positive integer, got {n!r} ({type(n).__name__}).")
     if n < 1:
         raise ValueError(f"{name}: expected a positive integer, got {n}.")
+    if maximum is not None and n > maximum:
+        raise ValueError(f"{name}: expected an integer in 1..{maximum}, got {n}.")
     return int(n)
 
 
@@ -125,6 +132,28 @@ def check_callable(f, name):
     if f is not None and not callable(f):
         raise TypeError(f"{name}: expected a function or None, got {f!r} ({type(f).__name__}).")
     return f
+
+
+def check_upstream(d_out, dlog_det, n, dim, name, *, allow_nonfinite=False):
+    """Return the upstream gradients of a backward pass as ``(d_out (n, dim), dlog_det (n,))``.
+
+    ``d_out`` is dL/d(output) and must match the ``n`` samples of the pass it differentiates;
+    ``dlog_det`` is dL/dlog_det, one entry per sample or a scalar (broadcast). Both must be real
+    floating-point arrays (complex, integer and object input is refused, not cast), finite unless
+    ``allow_nonfinite`` (a Flow lets a diverging loss's NaN through, for fit's guard to locate).
+    Shared by :class:`~nfscratch.transforms.base.Transform` and :class:`~nfscratch.flow.Flow`.
+    """
+    d_out = as_batch(d_out, dim, name, allow_nonfinite=allow_nonfinite)
+    if d_out.shape[0] != n:
+        raise ValueError(f"{name}: expected shape ({n}, {dim}) to match the last pass, got "
+                         f"{d_out.shape}.")
+    dlog_det = as_float_array(dlog_det, "dlog_det", allow_nonfinite=allow_nonfinite)
+    if dlog_det.ndim == 0:
+        dlog_det = np.full(n, float(dlog_det))
+    if dlog_det.shape != (n,):
+        raise ValueError(f"dlog_det: expected shape ({n},) (one entry per sample), got "
+                         f"{dlog_det.shape}.")
+    return d_out, np.ascontiguousarray(dlog_det)
 
 
 def as_rng(rng, name="rng"):

@@ -15,16 +15,22 @@ the second is what density estimation needs (``log_prob``, runs the inverse chai
 The chained backward passes walk the layers in the opposite order of the pass they
 differentiate. Each layer's log-det enters the total additively, so every layer receives the
 same upstream ``dlog_det``.
+
+The container does not know its members: it only calls the
+:class:`~nfscratch.transforms.base.Transform` interface. A member may stand for several numbered
+layers (a :class:`~nfscratch.transforms.planar.PlanarChain` is K planar layers run by one kernel
+call); ``flow.layers`` lists every layer through ``Transform.sublayers()``, and ``len(flow)``,
+``flow[i]``, ``params()``, ``grads()`` and ``trajectory`` count layers, not members.
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import as_batch, as_rng, check_positive_int
+from ._validate import as_batch, as_rng, check_positive_int, check_upstream
 from .distributions import StandardNormal
-from .config import get_backend
+from .kernels._checks import packed_view   # plain NumPy: does not import Numba
 from .transforms import Transform
-from .transforms.planar import Planar, planar_chain_backprop, planar_chain_run
+from .transforms.base import new_pass_token
 
 __all__ = ["Flow", "Trajectory"]
 
@@ -55,14 +61,39 @@ class Trajectory:
         self.total_log_det = np.sum(self.log_dets, axis=0) if self.log_dets else np.zeros(n)
 
 
+def _byte_span(a):
+    """``(first, end)`` byte addresses of the memory an array's elements occupy."""
+    lo = hi = a.ctypes.data
+    for n, stride in zip(a.shape, a.strides):
+        if n == 0:
+            return lo, lo
+        if stride < 0:
+            lo += (n - 1) * stride
+        else:
+            hi += (n - 1) * stride
+    return lo, hi + a.itemsize
+
+
 class Flow:
     """A base density and a list of transforms applied in order (base -> data).
 
     Parameters
     ----------
     transforms : list of Transform
+        Applied first to last in the forward direction. Each object may appear once (it keeps
+        the cache of its last pass). The list is fixed at construction: build a new Flow to
+        change it.
     base : StandardNormal, optional
         Defaults to the standard normal of the transforms' dimension.
+
+    Attributes
+    ----------
+    transforms : list of Transform
+        The members, as given; the passes call them in turn.
+    layers : list of Transform
+        Every numbered layer: each member's ``sublayers()`` in order (a member is usually one
+        layer; a ``PlanarChain`` of K layers is K). ``len(flow)``, ``flow[i]`` and iteration
+        go over these, and ``params()``/``grads()`` keys start with the layer index.
 
     Examples
     --------
@@ -74,117 +105,90 @@ class Flow:
     """
 
     def __init__(self, transforms, base=None):
+        if isinstance(transforms, Transform) or not hasattr(transforms, "__iter__"):
+            raise TypeError(f"transforms: expected a list of Transforms, got "
+                            f"{type(transforms).__name__}. Wrap a single one: Flow([t]).")
         transforms = list(transforms)
         if not transforms:
             raise ValueError("transforms: expected at least one Transform, got an empty list.")
+        seen = {}
         for i, t in enumerate(transforms):
             if not isinstance(t, Transform):
                 raise TypeError(f"transforms[{i}]: expected a Transform, got {type(t).__name__}.")
+            if id(t) in seen:
+                raise ValueError(f"transforms[{i}]: the same {t.name} object as "
+                                 f"transforms[{seen[id(t)]}]. A transform keeps the cache of its "
+                                 "last pass, so it can appear only once; build another one "
+                                 "(to tie parameters, let two layers share the arrays).")
+            seen[id(t)] = i
         dims = {t.dim for t in transforms}
         if len(dims) != 1:
             raise ValueError(f"transforms: all layers must have the same dim, got "
                              f"{[t.dim for t in transforms]}.")
         self.dim = dims.pop()
+        if base is not None and not all(hasattr(base, a) for a in ("dim", "log_prob", "sample")):
+            raise TypeError(f"base: expected a base density such as StandardNormal({self.dim}), "
+                            f"got {type(base).__name__} {base!r}.")
         self.base = StandardNormal(self.dim) if base is None else base
         if self.base.dim != self.dim:
             raise ValueError(f"base: expected dim {self.dim} to match the transforms, got {self.base.dim}.")
         self.transforms = transforms
         self._pack_params()
+        self.layers = [layer for t in transforms for layer in t.sublayers()]
+        self._first_layer = np.cumsum([0] + [len(t.sublayers()) for t in transforms]).tolist()
+        self._grad_keys = [{k: f"{i}.{k}" for k in layer.params} for i, layer in enumerate(self.layers)]
+        self._last = None    # (direction, token, n) of the last pass through the flow
 
     # -- the two chains -----------------------------------------------------------------------
     # Inputs are validated once here; the layers are then called without re-validation, so a
     # non-finite intermediate propagates to the loss (where fit's guard can locate it) instead of
-    # raising a confusing "z: expected finite values" from inside the chain.
+    # raising a confusing "z: expected finite values" from inside the chain. Every pass has a
+    # token, stamped into each member's pass record; a backward pass checks it.
     def forward(self, z):
         """Push base points ``z`` (N, D) to data space; return ``(x, sum of log|det dx/dz|)``."""
-        z = as_batch(z, self.dim, "z")
-        log_det = np.zeros(z.shape[0])
-        for seg in self._segments():
-            z, ld = planar_chain_run(seg, "forward", z) if len(seg) > 1 else seg[0]._run("forward", z)
-            log_det += ld
-        self._last = ("forward", z.shape[0])
-        return z, log_det
+        return self._pass("forward", as_batch(z, self.dim, "z"), self.transforms)
 
     def inverse(self, x):
         """Pull data points ``x`` (N, D) back to the base; return ``(z0, sum of log|det dz/dx|)``."""
-        x = as_batch(x, self.dim, "x")
-        log_det = np.zeros(x.shape[0])
-        for seg in reversed(self._segments()):
-            x, ld = planar_chain_run(seg, "inverse", x) if len(seg) > 1 else seg[0]._run("inverse", x)
+        return self._pass("inverse", as_batch(x, self.dim, "x"), self.transforms[::-1])
+
+    def _pass(self, direction, p, members):
+        self._last, token, n = None, new_pass_token(), p.shape[0]
+        log_det = np.zeros(n)
+        for t in members:
+            p, ld = t._run(direction, p, token)
             log_det += ld
-        self._last = ("inverse", x.shape[0])
-        return x, log_det
+        self._last = (direction, token, n)
+        return p, log_det
 
     def backward(self, dx, dlog_det):
         """Backprop through the last ``forward``: return ``dz0``; fills every layer's grads."""
         dx, dlog_det = self._check_upstream(dx, dlog_det, "forward", "dx")
-        for seg in reversed(self._segments()):
-            dx = self._backprop(seg, dx, dlog_det, reverse=True)
+        for t in reversed(self.transforms):
+            dx = t._run_backward(dx, dlog_det)
         return dx
 
     def inverse_backward(self, dz, dlog_det):
         """Backprop through the last ``inverse``: return ``dx``; fills every layer's grads."""
         dz, dlog_det = self._check_upstream(dz, dlog_det, "inverse", "dz")
-        for seg in self._segments():
-            dz = self._backprop(seg, dz, dlog_det, reverse=False)
+        for t in self.transforms:
+            dz = t._run_backward(dz, dlog_det)
         return dz
 
-    # With the "numba" backend, every run of consecutive Planar layers is one segment, passed
-    # through the planar chain kernels in one call (see nfscratch.transforms.planar); every other
-    # layer is a segment of its own. The numbers are those of the layer-by-layer pass.
-    # The split is kept while the backend and the list of layers stay the same.
-    def _segments(self):
-        key = (get_backend(), tuple(map(id, self.transforms)))
-        memo = getattr(self, "_segments_memo", None)
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        if key[0] != "numba":
-            segs = [[t] for t in self.transforms]
-        else:
-            segs = []
-            for t in self.transforms:
-                if segs and type(t) is Planar and type(segs[-1][-1]) is Planar:
-                    segs[-1].append(t)
-                else:
-                    segs.append([t])
-        self._segments_memo = (key, segs)
-        return segs
-
-    @staticmethod
-    def _backprop(seg, d_out, dlog_det, reverse):
-        """Backprop through one segment (``reverse``: last layer first); one call for a chain pass."""
-        if len(seg) > 1:
-            d_in = planar_chain_backprop(seg, d_out, dlog_det)
-            if d_in is not None:
-                return d_in
-        for t in (reversed(seg) if reverse else seg):
-            d_out = t._run_backward(d_out, dlog_det)
-        return d_out
-
     def _check_upstream(self, d_out, dlog_det, direction, name):
-        last = getattr(self, "_last", None)
-        if last is None or last[0] != direction:
-            back = "backward" if direction == "forward" else "inverse_backward"
+        back = "backward" if direction == "forward" else "inverse_backward"
+        if self._last is None or self._last[0] != direction:
             raise RuntimeError(f"Flow.{back}: call {direction}() first; {back} backpropagates "
                                f"through the most recent {direction}() call.")
-        n = last[1]
+        _, token, n = self._last
         for i, t in enumerate(self.transforms):
-            # a layer called on its own since (flow[i].inverse(...)) holds another pass's cache
-            if t._cache_direction != direction or t._cache is None or t._cache_n() != n:
-                back = "backward" if direction == "forward" else "inverse_backward"
-                raise RuntimeError(f"Flow.{back}: layer {i} ({t.name}) was called on its own after "
+            if not t._holds_pass(direction, token):
+                first, stop = self._first_layer[i], self._first_layer[i + 1]
+                which = f"layer {first}" if stop == first + 1 else f"layers {first}-{stop - 1}"
+                raise RuntimeError(f"Flow.{back}: {which} ({t.name}) was called on its own after "
                                    f"the flow's last {direction}() call, so its cache belongs to "
                                    f"another pass; call flow.{direction}() again first.")
-        d_out = as_batch(d_out, self.dim, name, allow_nonfinite=True)
-        if d_out.shape[0] != n:
-            raise ValueError(f"{name}: expected shape ({n}, {self.dim}) to match the last "
-                             f"{direction} call, got {d_out.shape}.")
-        dlog_det = np.asarray(dlog_det, dtype=np.float64)
-        if dlog_det.ndim == 0:
-            dlog_det = np.full(n, float(dlog_det))
-        if dlog_det.shape != (n,):
-            raise ValueError(f"dlog_det: expected shape ({n},) (one entry per sample), got {dlog_det.shape}.")
-        return d_out, dlog_det
+        return check_upstream(d_out, dlog_det, n, self.dim, name, allow_nonfinite=True)
 
     # -- densities and samples ----------------------------------------------------------------
     def log_prob(self, x):
@@ -214,84 +218,94 @@ class Flow:
         Returns
         -------
         Trajectory
-            In the inverse direction the layers appear last-to-first, as they are applied.
+            One step per layer (``len(flow)`` of them); in the inverse direction the layers
+            appear last-to-first, as they are applied. A backward pass afterwards
+            backpropagates through this pass.
         """
         if direction not in ("forward", "inverse"):
             raise ValueError(f"direction: expected 'forward' or 'inverse', got {direction!r}.")
         name = "z" if direction == "forward" else "x"
         p = as_batch(points, self.dim, name)
-        layers = self.transforms if direction == "forward" else self.transforms[::-1]
+        self._last, token, n = None, new_pass_token(), p.shape[0]
+        members = self.transforms if direction == "forward" else self.transforms[::-1]
         pts, lds = [p], []
-        for t in layers:
-            p, ld = t._run(direction, p)
-            pts.append(p)
-            lds.append(ld)
-        self._last = (direction, p.shape[0])   # the layers now hold this pass's caches
+        for t in members:
+            p, _, outs, layer_lds = t._trace(direction, p, token)
+            pts += outs
+            lds += layer_lds
+        self._last = (direction, token, n)
+        layers = self.layers if direction == "forward" else self.layers[::-1]
         return Trajectory(pts, lds, [t.name for t in layers], direction)
+
+    # -- layer by layer -------------------------------------------------------------------------
+    def layer_log_dets(self):
+        """Per-sample log-det (N,) of every layer in the last pass (None if never run)."""
+        return [ld for t in self.transforms for ld in t.last_log_dets()]
+
+    def layer_grads(self):
+        """The gradient dicts of every layer, from the last backward pass, in layer order."""
+        return [g for t in self.transforms for g in t.layer_grads()]
 
     # -- parameters -----------------------------------------------------------------------------
     def _pack_params(self):
         """Move every parameter into one flat float64 buffer; each ``params`` entry becomes a view.
 
-        The layers keep dicts of arrays with the same shapes and values, updated in place as
-        before; only the memory behind them is now one array, in the order of :meth:`params`.
+        The layers keep arrays with the same shapes and values, updated in place as before;
+        only the memory behind them is now one array, in the order of :meth:`params`.
         Why: a K = 32 planar flow has 96 arrays of 1-2 numbers, and touching them one by one
-        (an optimizer step, fit's copy for its NaN guard, gathering a planar chain's
-        parameters) costs more than the arithmetic. Over one buffer each is a single call
-        (``nfscratch.kernels._checks.packed_view`` recognizes such views). Nothing is packed
-        when an array is not float64 or is shared by two entries (tied parameters must stay
-        tied); a layer that appears twice is packed once. Packing is an optimization only:
-        code that rebinds an entry later still works, without the shortcut.
+        (an optimizer step, fit's copy for its NaN guard) costs more than the arithmetic. Over
+        one buffer each is a single call (``nfscratch.kernels._checks.packed_view`` recognizes
+        such views). Each member moves its own parameters (``Transform._move_params_to``).
+        Nothing is packed when an array is not float64 or two members share memory (tied
+        parameters must stay tied). Packing is an optimization only: code that rebinds an entry
+        later still works, without the shortcut.
         """
-        entries, seen_layers, seen_arrays = [], set(), set()
-        for t in self.transforms:
-            if id(t) in seen_layers:
-                continue
-            seen_layers.add(id(t))
-            for name, a in t.params.items():
-                if type(a) is not np.ndarray or a.dtype != np.float64 or id(a) in seen_arrays:
+        arrays = [a for t in self.transforms for layer in t.sublayers() for a in layer.params.values()]
+        if packed_view(arrays) is not None:
+            return              # already one buffer (e.g. a single PlanarChain): nothing to move
+        spans = []
+        for i, t in enumerate(self.transforms):
+            for a in t.params.values():
+                if type(a) is not np.ndarray or a.dtype != np.float64:
                     return
-                seen_arrays.add(id(a))
-                entries.append((t.params, name, a))
-        flat = np.empty(sum(a.size for _, _, a in entries))
+                spans.append((*_byte_span(a), i))
+        spans.sort()
+        end, owner = -1, None
+        for lo, hi, i in spans:
+            if lo < end and i != owner:
+                return          # memory shared by two members
+            if hi > end:
+                end, owner = hi, i
+        flat = np.empty(sum(t.n_params() for t in self.transforms))
         start = 0
-        for params, name, a in entries:
-            view = flat[start:start + a.size].reshape(a.shape)
-            view[...] = a
-            params[name] = view
-            start += a.size
+        for t in self.transforms:
+            t._move_params_to(flat[start:start + t.n_params()])
+            start += t.n_params()
 
     def params(self):
         """Flat dict ``"<layer index>.<name>" -> array`` (the live arrays, updated in place)."""
-        return {f"{i}.{k}": v for i, t in enumerate(self.transforms) for k, v in t.params.items()}
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
 
     def grads(self):
         """Flat dict of the gradients left by the last backward pass, keyed like ``params()``."""
-        # called every training step: the "<i>.<name>" strings are made once, not every time
-        key = tuple(map(id, self.transforms))
-        memo = getattr(self, "_keys_memo", None)
-        if memo is None or memo[0] != key:
-            memo = self._keys_memo = (key, [{k: f"{i}.{k}" for k in t.params}
-                                            for i, t in enumerate(self.transforms)])
+        layer_grads = self.layer_grads()
         try:
-            return {keys[k]: v for keys, t in zip(memo[1], self.transforms)
-                    for k, v in t.grads.items()}
+            return {keys[k]: v for keys, g in zip(self._grad_keys, layer_grads) for k, v in g.items()}
         except KeyError:    # a gradient named like no parameter (a bug in a custom transform)
-            return {f"{i}.{k}": v for i, t in enumerate(self.transforms)
-                    for k, v in t.grads.items()}
+            return {f"{i}.{k}": v for i, g in enumerate(layer_grads) for k, v in g.items()}
 
     def n_params(self):
         return sum(t.n_params() for t in self.transforms)
 
     def __len__(self):
-        return len(self.transforms)
+        return len(self.layers)
 
     def __getitem__(self, i):
-        return self.transforms[i]
+        return self.layers[i]
 
     def __iter__(self):
-        return iter(self.transforms)
+        return iter(self.layers)
 
     def __repr__(self):
-        body = "\n".join(f"  ({i}) {t!r}" for i, t in enumerate(self.transforms))
+        body = "\n".join(f"  ({self._first_layer[i]}) {t!r}" for i, t in enumerate(self.transforms))
         return f"Flow(base={self.base!r}, {self.n_params()} parameters,\n{body}\n)"

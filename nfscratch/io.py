@@ -2,8 +2,10 @@
 
 A checkpoint holds one JSON header (architecture: base, each transform's class name and
 constructor config, and the parameter names) and one float64 array per parameter, named
-``"<layer>.<param>"`` as in :meth:`Flow.params`. Loading parses the JSON and the arrays with
-``allow_pickle=False``, so opening a checkpoint can never execute code.
+``"<i>.<param>"`` with ``i`` the index in ``flow.transforms`` (the members as built: a
+``PlanarChain`` is one entry with ``u`` (K, D), where :meth:`Flow.params` lists its K layers).
+Loading parses the JSON and the arrays with ``allow_pickle=False``, so opening a checkpoint can
+never execute code.
 
 Writes are atomic: the file is written to a temporary file in the same directory and renamed over
 the target only once complete, so an interrupted save never leaves a half-written checkpoint, and
@@ -39,6 +41,11 @@ def _architecture(flow):
                            for t in flow.transforms]}
 
 
+def _member_params(flow):
+    """``"<member index>.<name>" -> array`` over ``flow.transforms`` (what a checkpoint holds)."""
+    return {f"{i}.{k}": v for i, t in enumerate(flow.transforms) for k, v in t.params.items()}
+
+
 def save(flow, path, *, overwrite=False):
     """Write ``flow`` (architecture and parameters) to ``path`` atomically; return the path.
 
@@ -65,7 +72,7 @@ def save(flow, path, *, overwrite=False):
                               "(nothing was written).")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"path: the directory {path.parent} does not exist.")
-    arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in flow.params().items()}
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in _member_params(flow).items()}
     bad = [k for k, v in arrays.items() if not np.all(np.isfinite(v))]
     if bad:
         raise ValueError(f"flow: parameters {bad[:5]}{' ...' if len(bad) > 5 else ''} hold NaN/inf "
@@ -215,7 +222,7 @@ def _read(path):
 
 
 def _copy_params(flow, arrays, path):
-    params = flow.params()
+    params = _member_params(flow)
     missing = sorted(set(params) - set(arrays))
     extra = sorted(set(arrays) - set(params))
     if missing or extra:

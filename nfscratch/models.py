@@ -7,7 +7,7 @@ import numpy as np
 
 from ._validate import as_rng, check_positive_int
 from .flow import Flow
-from .transforms import IAF, MAF, AdditiveCoupling, AffineCoupling, Logit, Planar, Radial
+from .transforms import IAF, MAF, AdditiveCoupling, AffineCoupling, Logit, PlanarChain, Radial
 
 __all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "maf", "iaf"]
 
@@ -39,10 +39,21 @@ def nice(dim=2, n_layers=4, hidden=(64, 64), activation="relu", rng=None):
 
 
 def planar_flow(dim=2, n_layers=32, rng=None):
-    """``n_layers`` planar layers (Rezende & Mohamed 2015 used K = 2..32 on U1-U4)."""
+    """``n_layers`` planar layers (Rezende & Mohamed 2015 used K = 2..32 on U1-U4).
+
+    They are one :class:`~nfscratch.transforms.PlanarChain` (one kernel call per pass), with the
+    parameters ``n_layers`` separate ``Planar(dim, rng)`` layers would draw; the flow still
+    counts, indexes and plots them layer by layer.
+
+    Examples
+    --------
+    >>> flow = planar_flow(2, n_layers=3, rng=0)
+    >>> len(flow), type(flow[0]).__name__, len(flow.transforms)
+    (3, 'Planar', 1)
+    """
     rng = as_rng(rng)
     n_layers = check_positive_int(n_layers, "n_layers")
-    return Flow([Planar(dim, rng=rng) for _ in range(n_layers)])
+    return Flow([PlanarChain(dim, n_layers, rng=rng)])
 
 
 def radial_flow(dim=2, n_layers=8, rng=None):

@@ -300,14 +300,14 @@ def _check_target(target, flow):
 
 def _layer_norms(flow, g_all):
     """Each layer's gradient norm, from ``g_all``: ``flow.grads()``'s entries joined in order."""
-    sizes = [sum(g.size for g in t.grads.values()) for t in flow.transforms]
+    sizes = [sum(g.size for g in grads.values()) for grads in flow.layer_grads()]
     layer_of_entry = np.repeat(np.arange(len(sizes)), sizes)
     return np.sqrt(np.bincount(layer_of_entry, weights=g_all * g_all, minlength=len(sizes)))
 
 
 def _layer_log_dets(flow):
     """Each layer's mean log-det over the batch of its last pass (0 for a layer never run)."""
-    lds = [getattr(t, "_last_log_det", None) for t in flow.transforms]
+    lds = flow.layer_log_dets()
     if lds and all(ld is not None and ld.shape == lds[0].shape for ld in lds):
         return np.mean(np.stack(lds), axis=1)        # one call instead of one per layer
     return np.array([float(np.mean(ld)) if ld is not None else 0.0 for ld in lds])

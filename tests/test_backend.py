@@ -12,7 +12,7 @@ from nfscratch import Flow, _nn_fast, datasets, gradcheck, models, nn
 from nfscratch.config import get_backend, set_backend, use_backend
 from nfscratch.optim import Adam
 from nfscratch.train import fit
-from nfscratch.transforms import AffineCoupling, Planar, Reverse
+from nfscratch.transforms import AffineCoupling, Planar, PlanarChain, Reverse
 
 
 def test_switch_and_context_manager():
@@ -84,7 +84,7 @@ def test_every_transform_gives_the_same_numbers_on_both_backends(dim, n):
 def mixed_flow(seed):
     rng = np.random.default_rng(seed)
     return Flow([AffineCoupling(2, hidden=[16], rng=rng, zero_init=False)]
-                + [Planar(2, rng=rng) for _ in range(5)] + [Reverse(2)]
+                + [PlanarChain(2, 5, rng=rng), Reverse(2)]
                 + [Planar(2, rng=rng, constrain=k != 1) for k in range(3)]
                 + [AffineCoupling(2, hidden=[8, 8], activation="softplus", rng=rng, parity=1,
                                   zero_init=False)])
@@ -112,7 +112,8 @@ def test_flow_with_fused_planar_chains_matches_numpy():
     for k in g0:
         close(g1[k], g0[k])
         close(gi1[k], gi0[k])
-    # on the numba backend the fused chain and the layer-by-layer trajectory agree exactly
+    # the trajectory is a pass of its own, with one point per layer
+    assert len(tr1.points) == len(tr0.points) == 12
     np.testing.assert_array_equal(tr1.points[-1], x1)
     for p0, p1 in zip(tr0.points, tr1.points):
         close(p1, p0)
@@ -234,15 +235,24 @@ def test_flow_keeps_its_parameters_in_one_buffer():
         assert next(iter(flow[0].params.values())).flat[0] == next(iter(params.values())).flat[0]
 
 
-def test_tied_or_repeated_parameters_are_not_split():
+def test_tied_parameters_are_not_split_and_a_repeated_layer_is_refused():
     a, b = Planar(2, rng=0), Planar(2, rng=1)
     b.params["w"] = a.params["w"]                     # tied: packing would untie them
     flow = Flow([a, b])
     assert flow[1].params["w"] is flow[0].params["w"]
-    twice = Flow([a, a])                              # one layer twice: still one array per entry
-    assert twice[0].params["u"] is twice[1].params["u"]
-    x, _ = twice.forward(np.ones((3, 2)))
-    assert np.all(np.isfinite(x))
+    with pytest.raises(ValueError, match=r"transforms\[1\]: the same Planar object as transforms\[0\]"):
+        Flow([a, a])                                  # one cache cannot serve two passes
+
+
+def test_a_chain_and_its_layers_share_one_buffer_in_a_flow():
+    from nfscratch.optim import packed_view
+    chain = PlanarChain(2, 3, rng=0)
+    flow = Flow([Planar(2, rng=1), chain, Reverse(2)])
+    flat = packed_view(flow.params().values())
+    assert flat is not None and flat.size == flow.n_params() == 5 + 15
+    flat[5] += 1.0                                    # layer 1 = the chain's layer 0
+    assert flow[1].params["u"][0] == chain.params["u"][0, 0] == flat[5]
+    assert flow[1] is chain[0] and len(flow) == 5
 
 
 def test_adam_on_a_flow_is_one_kernel_call_and_bit_identical_to_numpy():
@@ -264,18 +274,23 @@ def test_adam_on_a_flow_is_one_kernel_call_and_bit_identical_to_numpy():
         assert runs["numba"][1][f"step/{k}"] == runs["numpy"][1][f"step/{k}"] == 4
 
 
-def test_planar_chain_sees_a_parameter_replaced_between_passes():
+def test_planar_layers_see_their_parameters_changed_between_passes():
     results = []
     for backend in ("numpy", "numba"):
-        flow = models.planar_flow(2, 4, rng=0)
+        layers = Flow([Planar(2, rng=k) for k in range(4)])
+        chain = models.planar_flow(2, 4, rng=0)
         z = np.random.default_rng(1).normal(size=(9, 2))
         with use_backend(backend):
-            flow.forward(z)
-            flow[2].params["u"] = np.array([0.3, -0.2])        # rebound, not written into
-            flow[1].constrain = False
-            results.append(flow.forward(z))
-    close(results[1][0], results[0][0])
-    close(results[1][1], results[0][1])
+            layers.forward(z)
+            chain.forward(z)
+            layers[2].params["u"] = np.array([0.3, -0.2])   # a lone layer's entry: rebound
+            layers[1].constrain = False
+            chain[2].params["u"][:] = [0.3, -0.2]           # a chain's layer: written into
+            results.append((layers.forward(z), chain.forward(z)))
+    for got, want in zip(results[1], results[0]):
+        close(got[0], want[0])
+        close(got[1], want[1])
+    assert not np.allclose(results[0][1][0], models.planar_flow(2, 4, rng=0).forward(z)[0])
 
 
 def test_fit_flat_copy_and_restore_without_a_shared_buffer():

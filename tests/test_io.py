@@ -91,10 +91,31 @@ def test_tampered_parameter_shape(tmp_path, rng):
     path = io.save(models.planar_flow(2, 3, rng=rng), tmp_path / "p.npz")
     with np.load(path) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    arrays["1.u"] = np.zeros(5)
+    arrays["0.u"] = np.zeros(5)                # the chain's u is (K, D) = (3, 2)
     np.savez(tmp_path / "bad.npz", **arrays)
-    with pytest.raises(io.CheckpointError, match=r"'1.u'.*shape \(5,\).*\(2,\)"):
+    with pytest.raises(io.CheckpointError, match=r"'0.u'.*shape \(5,\).*\(3, 2\)"):
         io.load(tmp_path / "bad.npz")
+
+
+def test_planar_chain_round_trip_and_old_checkpoints_of_separate_layers(tmp_path, rng):
+    flow = models.planar_flow(2, 4, rng=rng)
+    for p in flow.params().values():
+        p += 0.3 * rng.normal(size=p.shape)
+    path = io.save(flow, tmp_path / "chain.npz")
+    with np.load(path) as npz:                  # one entry for the chain, not one per layer
+        assert sorted(k for k in npz.files if k != "__nfscratch__") == ["0.b", "0.u", "0.w"]
+    back = io.load(path)
+    x = rng.normal(size=(6, 2))
+    assert type(back.transforms[0]).__name__ == "PlanarChain" and len(back) == 4
+    np.testing.assert_array_equal(back.log_prob(x), flow.log_prob(x))
+    # a checkpoint written before chains existed: K separate Planar layers
+    layers = [Planar(2, rng=rng) for _ in range(4)]
+    for t, layer in zip(layers, flow):
+        for k, p in t.params.items():
+            p[...] = layer.params[k]
+    old = io.load(io.save(Flow(layers), tmp_path / "old.npz"))
+    assert [t.name for t in old.transforms] == ["Planar"] * 4
+    np.testing.assert_allclose(old.log_prob(x), flow.log_prob(x), rtol=0, atol=1e-12)
 
 
 def _write_npz(path, members):

@@ -1,11 +1,11 @@
 """Every kernel equals its NumPy twin; bad arguments are refused before any compiled code runs.
 
 Each case builds random arguments (batch 1 and odd sizes, D in {1, 2, 3, 5}) and compares
-``<name>_nb`` with its twin: the teaching function where one states the formula (the coupling
-kernels against ``transforms.coupling``'s elementwise steps, Adam against ``optim.adam_update``),
-else ``<name>_ref``. The refs are themselves tied to the readable code: the planar chain to
-``transforms.planar`` layer by layer (incl. ``solve_planar_a``), the MLP kernels to ``nn`` here
-and through ``tests/test_backend.py``.
+``<name>_nb`` with its twin: the teaching function where one states the formula (the planar
+chain against ``transforms.planar`` applied layer by layer, incl. ``solve_planar_a``; the
+coupling kernels against ``transforms.coupling``'s elementwise steps; Adam against
+``optim.adam_update``), else ``<name>_ref``. The MLP refs are tied to ``nn`` here and through
+``tests/test_backend.py``.
 """
 import math
 
@@ -141,56 +141,67 @@ def planar_params(rng, K, D, scale=0.5, free_layer=True):
 SHAPES = [(1, 1, 1), (1, 2, 3), (7, 2, 1), (7, 3, 5), (64, 5, 4), (33, 2, 32)]
 
 
+def layer_by_layer(direction, p, u, w, b, constrain):
+    """The twin of the chain kernels: the teaching file's per-layer functions, K times.
+
+    Returns ``(out, log_det, log_dets (K, N), points (K, D, N), h (K, N), caches)`` laid out as
+    the kernels lay them out (``points[k]`` is layer k's input in the direction of the pass).
+    """
+    K, N = u.shape[0], p.shape[0]
+    step = P.planar_forward if direction == "forward" else P.planar_inverse
+    caches, log_dets, total = [None] * K, np.empty((K, N)), np.zeros(N)
+    for k in (range(K) if direction == "forward" else reversed(range(K))):
+        p, log_dets[k], caches[k] = step(p, u[k], w[k], b[k:k + 1], constrain=bool(constrain[k]))
+        total += log_dets[k]
+    key = "z" if direction == "forward" else "x"
+    points = np.stack([c[key].T for c in caches])
+    return p, total, log_dets, points, np.stack([c["h"] for c in caches]), caches
+
+
+def backward_layer_by_layer(direction, d_out, dlog_det, caches):
+    """``(d_in, du, dw, db)``: the per-layer backward functions, in the reverse of the pass."""
+    K = len(caches)
+    back = P.planar_backward if direction == "forward" else P.planar_inverse_backward
+    grads = [None] * K
+    for k in (reversed(range(K)) if direction == "forward" else range(K)):
+        d_out, grads[k] = back(d_out, dlog_det, caches[k])
+    return (d_out, np.stack([g["u"] for g in grads]), np.stack([g["w"] for g in grads]),
+            np.concatenate([g["b"] for g in grads]))
+
+
 @pytest.mark.parametrize("N, D, K", SHAPES)
-def test_planar_chain_twins_all_directions(N, D, K, rng):
-    u, w, b, constrain = planar_params(rng, K, D)
-    uh = kp.planar_u_hat_ref(u, w, constrain)
-    assert_twins(uh, kp.planar_u_hat_nb(u, w, constrain), what="u_hat")
-    u_hat, c, opc = uh
-    z = rng.normal(size=(N, D))
-    fwd = kp.planar_chain_forward_ref(z, u_hat, w, b, c, opc)
-    assert_twins(fwd, kp.planar_chain_forward_nb(z, u_hat, w, b, c, opc), what="forward")
-    dx, dl = rng.normal(size=(N, D)), rng.normal(size=N)
-    bwd = kp.planar_chain_backward_ref(dx, dl, fwd[3], fwd[4], u_hat, w, c, opc)
-    assert_twins(bwd, kp.planar_chain_backward_nb(dx, dl, fwd[3], fwd[4], u_hat, w, c, opc),
-                 what="backward")
-    assert_twins(kp.planar_u_hat_backward_ref(bwd[1], bwd[4], u, w, constrain),
-                 kp.planar_u_hat_backward_nb(bwd[1], bwd[4], u, w, constrain), what="u_hat backward")
-    inv = kp.planar_chain_inverse_ref(fwd[0], u_hat, w, b, c, opc, P.NEWTON_TOL, P.NEWTON_MAX_ITER)
-    inv_nb = kp.planar_chain_inverse_nb(fwd[0], u_hat, w, b, c, opc, P.NEWTON_TOL, P.NEWTON_MAX_ITER)
-    assert inv[5] == inv_nb[5] == 0
-    assert_twins(inv[:5], inv_nb[:5], rtol=1e-11, what="inverse")
-    np.testing.assert_allclose(inv_nb[0], z, atol=1e-10)
-    np.testing.assert_allclose(inv_nb[1], -fwd[1], atol=1e-10)
-    ib = kp.planar_chain_inverse_backward_ref(dx, dl, inv[3], inv[4], u_hat, w, c, opc)
-    assert_twins(ib, kp.planar_chain_inverse_backward_nb(dx, dl, inv_nb[3], inv_nb[4], u_hat, w, c,
-                                                         opc), rtol=1e-10, what="inverse backward")
-
-
-@pytest.mark.parametrize("N, D, K", [(1, 2, 1), (9, 3, 4), (50, 2, 6)])
-def test_planar_chain_equals_the_layer_by_layer_transform_code(N, D, K, rng):
+def test_planar_chain_kernels_equal_the_layer_by_layer_transform_code(N, D, K, rng):
     u, w, b, constrain = planar_params(rng, K, D)
     u_hat, c, opc = kp.planar_u_hat_nb(u, w, constrain)
-    z = rng.normal(size=(N, D))
-    x, log_det, log_dets, zs, h = kp.planar_chain_forward_nb(z, u_hat, w, b, c, opc)
-    p, caches, total = z, [], np.zeros(N)
-    for k in range(K):
-        p, ld, cache = P.planar_forward(p, u[k], w[k], b[k:k + 1], constrain=bool(constrain[k]))
-        np.testing.assert_allclose(log_dets[k], ld, rtol=1e-12, atol=1e-14)
-        caches.append(cache)
-        total += ld
-    np.testing.assert_allclose(x, p, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(log_det, total, rtol=1e-12, atol=1e-14)
-    dx, dl = rng.normal(size=(N, D)), rng.normal(size=N)
-    dz, du_hat, dw_direct, db, dc = kp.planar_chain_backward_nb(dx, dl, zs, h, u_hat, w, c, opc)
+    for k in range(K):                                  # u_hat: planar_u_hat row by row
+        assert_twins(P.planar_u_hat(u[k], w[k], bool(constrain[k]))[:3], (u_hat[k], c[k], opc[k]),
+                     what="u_hat")
+    du_hat, dc = rng.normal(size=(K, D)), rng.normal(size=K)
     du, dw = kp.planar_u_hat_backward_nb(du_hat, dc, u, w, constrain)
-    g = dx
-    for k in reversed(range(K)):
-        g, grads = P.planar_backward(g, dl, caches[k])
-        np.testing.assert_allclose(du[k], grads["u"], rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(dw[k] + dw_direct[k], grads["w"], rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(db[k], grads["b"][0], rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dz, g, rtol=1e-10, atol=1e-12)
+    for k in range(K):
+        uh_cache = P.planar_u_hat(u[k], w[k], bool(constrain[k]))[3]
+        assert_twins(P._u_hat_backward(du_hat[k], dc[k], uh_cache), (du[k], dw[k]),
+                     rtol=1e-10, what="u_hat backward")
+    z = rng.normal(size=(N, D))
+    dx, dl = rng.normal(size=(N, D)), rng.normal(size=N)
+    fwd = kp.planar_chain_forward_nb(z, u_hat, w, b, c, opc)
+    *want, caches = layer_by_layer("forward", z, u, w, b, constrain)
+    assert_twins(tuple(want), fwd, what="forward")
+    dz, du_hat, dw_direct, db, dc = kp.planar_chain_backward_nb(dx, dl, fwd[3], fwd[4], u_hat, w, c, opc)
+    du, dw = kp.planar_u_hat_backward_nb(du_hat, dc, u, w, constrain)
+    assert_twins(backward_layer_by_layer("forward", dx, dl, caches), (dz, du, dw + dw_direct, db),
+                 rtol=1e-10, what="backward")
+    inv = kp.planar_chain_inverse_nb(fwd[0], u_hat, w, b, c, opc, P.NEWTON_TOL, P.NEWTON_MAX_ITER)
+    assert inv[5] == 0
+    *want, caches = layer_by_layer("inverse", fwd[0], u, w, b, constrain)
+    assert_twins(tuple(want), inv[:5], rtol=1e-11, what="inverse")
+    np.testing.assert_allclose(inv[0], z, atol=1e-10)
+    np.testing.assert_allclose(inv[1], -fwd[1], atol=1e-10)
+    dx_, du_hat, dw_direct, db, dc = kp.planar_chain_inverse_backward_nb(dx, dl, inv[3], inv[4],
+                                                                         u_hat, w, c, opc)
+    du, dw = kp.planar_u_hat_backward_nb(du_hat, dc, u, w, constrain)
+    assert_twins(backward_layer_by_layer("inverse", dx, dl, caches), (dx_, du, dw + dw_direct, db),
+                 rtol=1e-10, what="inverse backward")
 
 
 def test_planar_inverse_root_find_agrees_with_solve_planar_a(rng):
@@ -202,22 +213,46 @@ def test_planar_inverse_root_find_agrees_with_solve_planar_a(rng):
         x = np.column_stack([rng.normal(size=200) * 4, rng.normal(size=200)])
         y = x[:, 0].copy()
         a = P.solve_planar_a(y, c_target, 1.0 + c_target)
-        for fn in (kp.planar_chain_inverse_ref, kp.planar_chain_inverse_nb):
-            z, *_, h, n_failed = fn(x, u_hat, w, np.zeros(1), c, opc, P.NEWTON_TOL, P.NEWTON_MAX_ITER)
-            assert n_failed == 0
-            np.testing.assert_allclose(h[0], np.tanh(a), rtol=0, atol=1e-13)
-            np.testing.assert_allclose(z, x - np.tanh(a)[:, None] * u_hat[0], rtol=0, atol=1e-12)
+        z, *_, h, n_failed = kp.planar_chain_inverse_nb(x, u_hat, w, np.zeros(1), c, opc,
+                                                        P.NEWTON_TOL, P.NEWTON_MAX_ITER)
+        assert n_failed == 0
+        np.testing.assert_allclose(h[0], np.tanh(a), rtol=0, atol=1e-13)
+        np.testing.assert_allclose(z, x - np.tanh(a)[:, None] * u_hat[0], rtol=0, atol=1e-12)
 
 
 def test_planar_inverse_passes_nan_through_and_counts_failures():
     u_hat, w = np.array([[0.5, 0.0]]), np.array([[1.0, 0.0]])
     c, opc, b = np.array([0.5]), np.array([1.5]), np.zeros(1)
     x = np.array([[np.nan, 1.0], [0.3, 0.2]])
-    for fn in (kp.planar_chain_inverse_ref, kp.planar_chain_inverse_nb):
-        z, *_, n_failed = fn(x, u_hat, w, b, c, opc, 1e-13, 100)
-        assert n_failed == 0 and np.isnan(z[0]).all() and np.isfinite(z[1]).all()
-        *_, n_failed = fn(np.array([[3.0, 0.0]]), u_hat, w, b, c, opc, 1e-300, 2)
-        assert n_failed == 1
+    z, *_, n_failed = kp.planar_chain_inverse_nb(x, u_hat, w, b, c, opc, 1e-13, 100)
+    assert n_failed == 0 and np.isnan(z[0]).all() and np.isfinite(z[1]).all()
+    *_, n_failed = kp.planar_chain_inverse_nb(np.array([[3.0, 0.0]]), u_hat, w, b, c, opc, 1e-300, 2)
+    assert n_failed == 1
+
+
+def test_planar_kernels_refuse_a_layer_that_is_not_invertible(rng):
+    # c < -1: the map folds over itself; the inverse used to "converge" to one of several roots
+    z, u_hat, w, b, c, opc = _planar_args(rng)
+    c[1], opc[1] = -1.5, -0.5
+    for fn, args in ((kp.planar_chain_forward_nb, (z, u_hat, w, b, c, opc)),
+                     (kp.planar_chain_inverse_nb, (z, u_hat, w, b, c, opc, 1e-13, 100))):
+        with pytest.raises(ValueError, match=r"c: expected every layer's c = w.u_hat > -1 .* "
+                                             r"got c\[1\] = -1.5"):
+            fn(*args)
+
+
+def test_planar_iteration_counts_and_tolerances_are_checked(rng):
+    args = _planar_args(rng)
+    for max_iter, err in ((2**70, ValueError), (0, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(err, match=r"max_iter: expected"):
+            kp.planar_chain_inverse_nb(*args, 1e-13, max_iter)
+        with pytest.raises(err, match=r"^max_iter: expected"):
+            P.solve_planar_a(np.zeros(3), 0.5, max_iter=max_iter)
+    for tol in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"tol: expected a positive finite number"):
+            kp.planar_chain_inverse_nb(*args, tol, 100)
+        with pytest.raises(ValueError, match=r"^tol: expected a positive finite number"):
+            P.solve_planar_a(np.zeros(3), 0.5, tol=tol)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,7 +434,7 @@ def test_adam_kernels_are_bit_identical_to_optim_adam_update(n, rng):
 # ---------------------------------------------------------------------------------------------
 def _planar_args(rng, N=4, D=2, K=3):
     u, w, b, constrain = planar_params(rng, K, D)
-    u_hat, c, opc = kp.planar_u_hat_ref(u, w, constrain)
+    u_hat, c, opc = kp.planar_u_hat_nb(u, w, constrain)
     return rng.normal(size=(N, D)), u_hat, w, b, c, opc
 
 
@@ -420,14 +455,19 @@ def _bad_variants(arr):
 
 def _cases(rng):
     z, u_hat, w, b, c, opc = _planar_args(rng)
-    fwd = kp.planar_chain_forward_ref(z, u_hat, w, b, c, opc)
+    fwd = kp.planar_chain_forward_nb(z, u_hat, w, b, c, opc)
+    inv = kp.planar_chain_inverse_nb(fwd[0], u_hat, w, b, c, opc, 1e-13, 100)
     dx, dl = rng.normal(size=z.shape), rng.normal(size=z.shape[0])
     zc = rng.normal(size=(5, 2))
+    flags = np.ones(3, dtype=np.int64)
     return [
         ("planar_chain_forward", (z, u_hat, w, b, c, opc), kp, "_chain_forward"),
         ("planar_chain_backward", (dx, dl, fwd[3], fwd[4], u_hat, w, c, opc), kp, "_chain_backward"),
         ("planar_chain_inverse", (fwd[0], u_hat, w, b, c, opc, 1e-13, 100), kp, "_chain_inverse"),
-        ("planar_u_hat", (u_hat, w, np.ones(3, dtype=np.int64)), kp, "_u_hat"),
+        ("planar_chain_inverse_backward", (dx, dl, inv[3], inv[4], u_hat, w, c, opc), kp,
+         "_chain_inverse_backward"),
+        ("planar_u_hat", (u_hat, w, flags), kp, "_u_hat"),
+        ("planar_u_hat_backward", (u_hat.copy(), c.copy(), u_hat, w, flags), kp, "_u_hat_backward"),
         ("energy", (zc, 1), ke, "_energy"),
         ("energy_grad", (zc, 3), ke, "_energy_grad"),
     ]
@@ -448,7 +488,9 @@ def _assert_refused(cases, twins, monkeypatch, free_batch):
     for name, args, module, jitted in cases:
         monkeypatch.setattr(module, jitted, must_not_run)
         for twin in twins:
-            fn = getattr(module, f"{name}_{twin}")
+            fn = getattr(module, f"{name}_{twin}", None)
+            if fn is None:      # a twin that is a teaching function lives elsewhere
+                continue
             for i, arg in enumerate(args):
                 if not isinstance(arg, np.ndarray):
                     continue
@@ -601,7 +643,7 @@ def test_index_arrays_out_of_range_or_repeated_are_refused(rng):
     with pytest.raises(TypeError, match=r"s_max: expected a finite positive bound on \|s\| as a "
                                         r"Python float, got '2'"):
         kc.affine_elementwise_forward_nb(z, out, np.array([1]), "2")
-    with pytest.raises(TypeError, match="max_iter: expected a positive int"):
+    with pytest.raises((TypeError, ValueError), match="max_iter: expected a positive int"):
         kp.planar_chain_inverse_nb(*_planar_args(rng), 1e-13, 0)
     for which in (0, 5, 1.0, True):
         with pytest.raises(ValueError, match="which: expected an energy code"):

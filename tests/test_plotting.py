@@ -60,7 +60,7 @@ def test_log_density_after_matches_sub_flow(flow, rng):
     x = rng.normal(size=(50, 2))
     np.testing.assert_allclose(log_density_after(flow, 0, x), flow.base.log_prob(x), atol=1e-12)
     for k in range(1, len(flow) + 1):
-        ref = Flow(flow.transforms[:k]).log_prob(x)          # an independent route to p_k
+        ref = Flow(flow.layers[:k]).log_prob(x)              # an independent route to p_k
         np.testing.assert_allclose(log_density_after(flow, k, x), ref, rtol=1e-10, atol=1e-10)
 
 
@@ -100,7 +100,7 @@ def test_density_figures_are_figures(flow):
 # ----------------------------------------------------------------------------------------------
 def _push(flow, points, direction, steps):
     """Reference: apply ``steps`` layers one at a time through the public Transform methods."""
-    layers = flow.transforms if direction == "forward" else flow.transforms[::-1]
+    layers = flow.layers if direction == "forward" else flow.layers[::-1]
     for t in layers[:steps]:
         points = (t.forward if direction == "forward" else t.inverse)(points)[0]
     return points
@@ -177,7 +177,7 @@ def test_movie_in_between_density_matches_finite_volume():
     flow = planar_flow(2, n_layers=1, rng=2)
     movie = WarpMovie(flow, frames_per_layer=2, mesh_size=10)
     mesh, log_p = movie.state(1)[:2]                        # s = smoothstep(0.5) = 0.5
-    t = flow.transforms[0]
+    t = flow[0]
     half = lambda z: 0.5 * z + 0.5 * t.forward(z)[0]       # noqa: E731
     J = np.stack([(half(movie.mesh[0] + e) - half(movie.mesh[0] - e)) / 2e-6
                   for e in (np.array([1e-6, 0.0]), np.array([0.0, 1e-6]))], axis=-1)

@@ -387,3 +387,24 @@ def test_without_the_constraint_non_invertible_parameters_are_refused():
     t.constrain = True                         # the same raw numbers, reparameterized, are fine
     _, log_det = t.forward(np.zeros((1, 2)))
     assert np.all(np.isfinite(log_det))
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e200, 1e300, 1e307])
+def test_huge_inputs_give_finite_answers_in_every_direction(scale, rng):
+    # |z - z0| ~ 1e300: squares and s^3 would overflow; the layer must stay finite and exact
+    t = radial(3, alpha=0.7, m=2.5, z0=[0.3, -1.0, 2.0])
+    z = scale * rng.uniform(-1.0, 1.0, size=(6, 3))
+    with np.errstate(over="raise", invalid="raise", divide="raise"):   # no overflow on the way
+        x, log_det = t.forward(z)
+        dz = t.backward(np.ones_like(x), np.ones(6))
+        grads = [g.copy() for g in t.grads.values()]
+        z_back, log_det_inv = t.inverse(x)
+        dx = t.inverse_backward(np.ones_like(x), np.ones(6))
+        grads += list(t.grads.values())
+    for a in [x, log_det, dz, z_back, log_det_inv, dx, *grads]:
+        assert np.all(np.isfinite(a))
+    np.testing.assert_allclose(x, z, rtol=1e-15, atol=0)   # a shift of ~beta_hat: below rounding
+    np.testing.assert_allclose(z_back, z, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(log_det, -log_det_inv, rtol=0, atol=1e-15)
+    assert np.max(np.abs(log_det)) < 1e-100                 # g, q -> 1 far from the centre
+    np.testing.assert_allclose(dz, np.ones_like(dz), rtol=1e-12)   # the Jacobian -> identity

@@ -128,9 +128,9 @@ def _figure(args, flow, target, plotting):
         kw = {"data": target[1]} if target[0] == "data" else {"energy": target[1]}
         return plotting.target_vs_model(flow, log=args.log, **kw)
     # jacobian
-    K = len(flow.transforms)
+    K = len(flow.layers)
     if not 0 <= args.layer < K:
         raise ValueError(f"--layer: expected a layer index between 0 and {K - 1}, got {args.layer}.")
     point = None if args.point is None else np.asarray(args.point, dtype=np.float64)
-    return plotting.plot_jacobian(flow.transforms[args.layer], point, direction=args.direction,
+    return plotting.plot_jacobian(flow.layers[args.layer], point, direction=args.direction,
                                   rng=args.seed)

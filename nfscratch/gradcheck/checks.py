@@ -563,13 +563,14 @@ def builtin_examples(dim=2, rng=None):
     ``dim = 1`` the couplings, which need two features, are left out.
     """
     from ..transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit,
-                              Permute, Planar, Radial, Reverse)
+                              Permute, Planar, PlanarChain, Radial, Reverse)
     rng = as_rng(0 if rng is None else rng)
     # a block mask (first half conditions the rest) besides the alternating ones
     block = [1 if d < max(1, dim // 2) else 0 for d in range(dim)]
     builders = {
         "Planar": lambda: Planar(dim, rng=rng),
         "Planar(unconstrained)": lambda: Planar(dim, rng=rng, constrain=False),
+        "PlanarChain": lambda: PlanarChain(dim, 3, rng=rng),
         "AffineCoupling": lambda: AffineCoupling(dim, hidden=[16, 16], rng=rng),
         "AffineCoupling(relu, parity 1)": lambda: AffineCoupling(dim, hidden=[8], activation="relu",
                                                                  parity=1, rng=rng),

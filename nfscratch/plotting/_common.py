@@ -174,4 +174,4 @@ def new_figure(width, height, **kw):
 
 def layer_label(flow, k):
     """Short name of the point after ``k`` layers: ``"base"`` or ``"k: <layer name>"``."""
-    return "base z0" if k == 0 else f"{k}: {flow.transforms[k - 1].name}"
+    return "base z0" if k == 0 else f"{k}: {flow.layers[k - 1].name}"

@@ -139,8 +139,8 @@ class WarpMovie:
             raise ValueError(f"mesh_size: expected at least 4 vertices per axis, got {M}.")
         n_lines = check_positive_int(n_lines, "n_lines")
         gen = np.random.default_rng(rng)
-        K = self.K = len(flow.transforms)
-        layers = flow.transforms if direction == "forward" else flow.transforms[::-1]
+        K = self.K = len(flow.layers)
+        layers = flow.layers if direction == "forward" else flow.layers[::-1]
         self.names = [t.name for t in layers]
 
         if direction == "forward":

@@ -161,7 +161,7 @@ def training_curves(histories, *, entropy=None, smooth=None, grad_norm=True, tit
 
 
 def _sample_log_dets(flow, points, direction):
-    """Per-sample log-det of every layer, (K, N), indexed like ``flow.transforms``."""
+    """Per-sample log-det of every layer, (K, N), indexed like ``flow.layers``."""
     traj = flow.trajectory(points, direction)
     lds = np.array(traj.log_dets)                          # (K, N) in pass order
     return lds if direction == "forward" else lds[::-1]
@@ -191,7 +191,7 @@ def layer_diagnostics(history, flow=None, points=None, *, direction=None, n_samp
     Returns
     -------
     matplotlib.figure.Figure
-        Heatmaps over (record step, layer); layer ``i`` is ``flow.transforms[i - 1]``.
+        Heatmaps over (record step, layer); layer ``i`` is ``flow.layers[i - 1]``.
     """
     if not hasattr(history, "layer_grad_norm") or not hasattr(history, "record_steps"):
         raise TypeError(f"history: expected an nfscratch.train.History, got {type(history).__name__}.")
@@ -229,8 +229,8 @@ def layer_diagnostics(history, flow=None, points=None, *, direction=None, n_samp
         ax.set_ylabel("layer i (flow[i])")
 
     if flow is not None:
-        if len(flow.transforms) != K:
-            raise ValueError(f"flow: expected {K} layers to match history, got {len(flow.transforms)}.")
+        if len(flow.layers) != K:
+            raise ValueError(f"flow: expected {K} layers to match history, got {len(flow.layers)}.")
         direction = trained_dir if direction is None else direction
         if direction == "inverse":
             if points is None:

@@ -30,7 +30,7 @@ __all__ = ["log_density_after", "DensityPanel", "layer_densities", "plot_density
 
 def check_layers(flow, layers):
     """Validate a list of layer counts ``k`` (0 = base, K = the whole flow); None means all."""
-    K = len(flow.transforms)
+    K = len(flow.layers)
     if layers is None:
         return list(range(K + 1))
     try:
@@ -68,12 +68,12 @@ def log_density_after(flow, k, points):
     >>> bool(np.allclose(log_density_after(flow, 3, x), flow.log_prob(x)))
     True
     """
-    K = len(flow.transforms)
+    K = len(flow.layers)
     if not 0 <= int(k) <= K:
         raise ValueError(f"k: expected a layer count between 0 and {K}, got {k}.")
     y = np.asarray(points, dtype=np.float64)
     log_det = np.zeros(y.shape[0])
-    for t in reversed(flow.transforms[:int(k)]):   # undo layer k first, layer 1 last
+    for t in reversed(flow.layers[:int(k)]):   # undo layer k first, layer 1 last
         y, ld = t.inverse(y)
         log_det += ld
     return flow.base.log_prob(y) + log_det
@@ -160,7 +160,7 @@ def plot_density(flow, *, k=None, limits=None, grid_size=200, log=True, cmap="ma
         The panel's mass is in the title.
     """
     check_flow_2d(flow)
-    k = len(flow.transforms) if k is None else k
+    k = len(flow.layers) if k is None else k
     (panel,) = layer_densities(flow, [k], limits=limits, grid_size=grid_size)
     fig = new_figure(4.6, 4.0)
     ax = fig.add_subplot()

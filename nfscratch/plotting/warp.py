@@ -121,7 +121,7 @@ def warp_paths(flow, samples, lines, direction="forward", colour_by="angle"):
         raise ValueError(f"lines: expected shape (n_lines, points_per_line, 2), got {lines.shape}.")
     N = samples.shape[0]
     traj = flow.trajectory(np.concatenate([samples, lines.reshape(-1, 2)]), direction)
-    K = len(flow.transforms)
+    K = len(flow.layers)
     counts = list(range(K + 1)) if direction == "forward" else list(range(K, -1, -1))
     return WarpPaths(direction, counts,
                      [p[:N] for p in traj.points],
@@ -142,7 +142,7 @@ def _panel_title(paths, j_prev, j, flow):
         ks = [paths.layer_counts[s + 1] for s in steps]
     else:
         ks = [paths.layer_counts[s] for s in steps]
-    names = sorted({flow.transforms[i - 1].name for i in ks})
+    names = sorted({flow.layers[i - 1].name for i in ks})
     if len(ks) == 1:
         head = f"{'after' if paths.direction == 'forward' else 'undo'} {ks[0]}: {names[0]}"
     else:
@@ -219,7 +219,7 @@ def film_strip(flow, *, direction="forward", layers=None, data=None, n_samples=6
     if direction not in ("forward", "inverse"):
         raise ValueError(f"direction: expected 'forward' (base -> data) or 'inverse' "
                          f"(data -> base), got {direction!r}.")
-    K = len(flow.transforms)
+    K = len(flow.layers)
     layers = sorted(set(check_layers(flow, layers)), reverse=(direction == "inverse"))
     n_samples = check_positive_int(n_samples, "n_samples")
     gen = np.random.default_rng(rng)

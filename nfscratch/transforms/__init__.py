@@ -9,12 +9,13 @@ from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask
 from .elementwise import ElementwiseAffine
 from .logit import Logit
 from .permutation import Permute, Reverse
-from .planar import Planar
+from .planar import Planar, PlanarChain
 from .radial import Radial
 
 TRANSFORMS = {cls.__name__: cls for cls in
-              (Planar, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
+              (Planar, PlanarChain, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
                ElementwiseAffine, Logit, MAF, IAF)}
 
-__all__ = ["Transform", "Planar", "Radial", "AffineCoupling", "AdditiveCoupling", "Permute",
-           "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "MAF", "IAF", "TRANSFORMS"]
+__all__ = ["Transform", "Planar", "PlanarChain", "Radial", "AffineCoupling", "AdditiveCoupling",
+           "Permute", "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "MAF", "IAF",
+           "TRANSFORMS"]

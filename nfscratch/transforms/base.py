@@ -15,12 +15,42 @@ Direction convention (Rezende & Mohamed, 2015): a flow pushes base samples forwa
 
 ``dx`` is dL/dx (shape ``(N, D)``) and ``dlog_det`` is dL/dlog_det (shape ``(N,)``), the two
 upstream gradients of a loss L that depends on both outputs.
+
+What a transform remembers between a pass and its backward pass
+----------------------------------------------------------------
+* ``self._cache``: the dict returned by the step that made the last pass (``_forward`` or
+  ``_inverse``), exactly as that step made it; its keys are documented by the function that
+  makes it (e.g. :func:`~nfscratch.transforms.planar.planar_forward`). Nothing else writes it.
+* ``self._pass``: the record of that pass, ``(direction, token, n)``, kept beside the cache, not
+  in it. ``token`` names the pass: a :class:`~nfscratch.flow.Flow` stamps one token into every
+  layer it runs, and its backward pass checks that every layer still holds that token, so a
+  layer run on its own in between (whatever the batch size) is detected, not silently used.
+
+Layers inside a transform
+-------------------------
+A transform may stand for several numbered layers (a
+:class:`~nfscratch.transforms.planar.PlanarChain` is K planar layers run by one kernel call).
+:meth:`Transform.sublayers` lists them (``[self]`` by default), and the other per-layer methods
+(:meth:`last_log_dets`, :meth:`layer_grads`, :meth:`_trace`) answer in the same order. A Flow
+numbers its layers through them, so plots, diagnostics and gradient tables see every layer
+without knowing any transform class.
 """
+import itertools
+from collections import namedtuple
+
 import numpy as np
 
-from .._validate import as_batch, as_float_array
+from .._validate import as_batch, check_upstream
 
 __all__ = ["Transform"]
+
+_Pass = namedtuple("_Pass", "direction token n")
+_TOKENS = itertools.count(1)
+
+
+def new_pass_token():
+    """A token no other pass has: the name of one pass through a Flow or a lone layer."""
+    return next(_TOKENS)
 
 
 class Transform:
@@ -42,7 +72,7 @@ class Transform:
         self.params = {}
         self.grads = {}
         self._cache = None
-        self._cache_direction = None
+        self._pass = None
         self._last_log_det = None   # per-sample log-det of the last pass, for diagnostics
 
     # -- public API: validate, then call the subclass ---------------------------------------------
@@ -65,18 +95,65 @@ class Transform:
         return self._run_backward(dz, dlog_det)
 
     # -- unchecked versions, for Flow, which validates once at its own boundary -------------------
-    def _run(self, direction, p):
+    def _run(self, direction, p, token=None):
+        """One pass on a validated batch ``p``; ``token`` names the pass (a new one if None)."""
         step = self._forward if direction == "forward" else self._inverse
+        self._pass = None    # a step that raises leaves no pass to backpropagate through
         out, log_det, self._cache = step(p)
-        self._cache_direction = direction
+        self._pass = _Pass(direction, new_pass_token() if token is None else token, p.shape[0])
         self._last_log_det = log_det
         return out, log_det
 
     def _run_backward(self, d_out, dlog_det):
-        step = self._backward if self._cache_direction == "forward" else self._inverse_backward
+        step = self._backward if self._pass.direction == "forward" else self._inverse_backward
         d_in, grads = step(d_out, dlog_det, self._cache)
         self._store_grads(grads)
         return d_in
+
+    def _holds_pass(self, direction, token):
+        """True when the cache is the one of pass ``token`` in ``direction``."""
+        return self._pass is not None and self._pass[:2] == (direction, token)
+
+    def _trace(self, direction, p, token=None):
+        """Like :meth:`_run`, and also every sublayer's output and log-det in the order applied.
+
+        Returns ``(out, log_det, outs, log_dets)``; ``outs[-1]`` is ``out``. The backward pass
+        afterwards is the one of this pass. A transform with sublayers overrides it.
+        """
+        out, log_det = self._run(direction, p, token)
+        return out, log_det, [out], [log_det]
+
+    # -- layers -----------------------------------------------------------------------------------
+    def sublayers(self):
+        """The numbered layers this transform stands for, in forward order (default ``[self]``).
+
+        Each is a Transform whose ``params`` are views of this transform's parameters.
+        """
+        return [self]
+
+    def last_log_dets(self):
+        """Per-sample log-det (N,) of every sublayer in the last pass, in sublayer order
+        (None for a layer never run). Valid until the next pass."""
+        return [self._last_log_det]
+
+    def layer_grads(self):
+        """The gradients of every sublayer (dicts keyed like its ``params``), in sublayer order."""
+        return [self.grads]
+
+    def _move_params_to(self, buffer):
+        """Copy every parameter into ``buffer`` (1-D float64, ``n_params()`` long) and keep it
+        there: afterwards each ``params`` entry is a view of ``buffer``.
+
+        The order is the one of the sublayers' ``params`` one after another; :class:`Flow`
+        calls this once, to give all its layers one parameter buffer (see ``Flow``). A
+        transform whose parameters are views of one array of its own overrides it.
+        """
+        start = 0
+        for name, a in self.params.items():
+            view = buffer[start:start + a.size].reshape(a.shape)
+            view[...] = a
+            self.params[name] = view
+            start += a.size
 
     # -- helpers ----------------------------------------------------------------------------------
     @property
@@ -111,26 +188,14 @@ class Transform:
                       for k in self.params}
 
     def _check_upstream(self, d_out, dlog_det, direction, name):
-        if self._cache is None or self._cache_direction != direction:
+        if self._pass is None or self._pass.direction != direction:
             call = "forward" if direction == "forward" else "inverse"
             back = "backward" if direction == "forward" else "inverse_backward"
+            last = self._pass.direction if self._pass is not None else "none"
             raise RuntimeError(f"{self.name}.{back}: call {call}() first; the last call was "
-                               f"{self._cache_direction or 'none'}(). {back} backpropagates through "
-                               f"the most recent {call}() call.")
-        n = self._cache_n()
-        d_out = as_batch(d_out, self.dim, name)
-        if d_out.shape[0] != n:
-            raise ValueError(f"{name}: expected shape ({n}, {self.dim}) to match the last {direction} "
-                             f"call, got {d_out.shape}.")
-        dlog_det = as_float_array(dlog_det, "dlog_det")
-        if dlog_det.ndim == 0:
-            dlog_det = np.full(n, float(dlog_det))
-        if dlog_det.shape != (n,):
-            raise ValueError(f"dlog_det: expected shape ({n},) (one entry per sample), got {dlog_det.shape}.")
-        return d_out, dlog_det
-
-    def _cache_n(self):
-        return self._cache["n"]
+                               f"{last}(). {back} backpropagates through the most recent "
+                               f"{call}() call.")
+        return check_upstream(d_out, dlog_det, self._pass.n, self.dim, name)
 
     def __repr__(self):
         cfg = ", ".join(f"{k}={v!r}" for k, v in self.config().items()
@@ -138,7 +203,7 @@ class Transform:
         return f"{self.name}({cfg})"
 
     # -- to be implemented ------------------------------------------------------------------------
-    def _forward(self, z):  # -> x, log_det, cache (a dict with at least "n")
+    def _forward(self, z):  # -> x, log_det, cache (a dict)
         raise NotImplementedError
 
     def _backward(self, dx, dlog_det, cache):  # -> dz, grads

@@ -44,23 +44,30 @@ implicit-function theorem gives ``q\, \delta a = w^\top \delta x + x^\top \delta
 So an adjoint ``da`` becomes ``r = da / q`` and contributes ``r\,w`` to ``dx``, ``\sum r x`` to
 ``dw``, ``\sum r`` to ``db`` and ``-\sum r h`` to ``dc``.
 
+Several layers at once. A planar flow stacks K such layers. :class:`PlanarChain` holds the K
+layers' parameters as rows of one array and runs them as one transform: on the ``"numpy"``
+backend its passes are the functions above applied layer after layer (``planar_chain_*``); on the
+``"numba"`` backend one compiled kernel call runs all K layers (:mod:`nfscratch.kernels.planar`,
+reached through the private module ``_planar_fast``). ``chain[k]`` is layer k as a
+:class:`Planar` whose parameters are views of the chain's row k, so a chain is indexed, plotted
+and gradient-checked layer by layer.
+
 References
 ----------
 Rezende, Mohamed, "Variational Inference with Normalizing Flows", ICML 2015, arXiv:1505.05770
 (Eq. 10-12 and Appendix A.1 for the invertibility condition).
 """
-import operator
-
 import numpy as np
 
-from ..kernels._checks import packed_view
 from ..nn import sigmoid, softplus
-from .._validate import as_rng
+from .._validate import MAX_ITERATIONS, as_rng, check_positive_float, check_positive_int
 from ..config import get_backend
+from . import _planar_fast as _fast
 from .base import Transform
 
-__all__ = ["planar_u_hat", "planar_forward", "planar_backward", "planar_inverse",
-           "planar_inverse_backward", "Planar"]
+__all__ = ["planar_u_hat", "planar_forward", "planar_backward", "solve_planar_a", "planar_inverse",
+           "planar_inverse_backward", "Planar", "planar_chain_forward", "planar_chain_backward",
+           "planar_chain_inverse", "planar_chain_inverse_backward", "PlanarChain"]
 
 NEWTON_TOL = 1e-13
 NEWTON_MAX_ITER = 100
@@ -175,6 +182,8 @@ def solve_planar_a(y, c, one_plus_c=None, tol=NEWTON_TOL, max_iter=NEWTON_MAX_IT
     Newton step. The slope ``1 + c (1 - h^2)`` is evaluated as ``h^2 + (1 + c)(1 - h^2)`` (see
     :func:`planar_u_hat`); pass ``one_plus_c`` when it is known more accurately than ``1 + c``.
     """
+    tol = check_positive_float(tol, "tol")
+    max_iter = check_positive_int(max_iter, "max_iter", maximum=MAX_ITERATIONS)
     if one_plus_c is None:
         one_plus_c = 1.0 + c
     finite = np.isfinite(y)
@@ -277,13 +286,8 @@ class Planar(Transform):
 
     def __init__(self, dim, rng=None, constrain=True):
         super().__init__(dim)
-        rng = as_rng(rng)
         self.constrain = bool(constrain)
-        w = rng.normal(0.0, 1.0, dim)
-        u_perp = rng.normal(0.0, 0.1, dim)
-        u_perp -= (u_perp @ w) / (w @ w) * w               # u_hat starts orthogonal to w
-        # constrained: w.u = log(e - 1) makes softplus(w.u) = 1, i.e. c = 0 and u_hat = u_perp
-        u = u_perp + np.log(np.expm1(1.0)) * w / (w @ w) if constrain else u_perp
+        u, w = _initial_u_w(self.dim, as_rng(rng), self.constrain)
         self.params = {"u": u, "w": w, "b": np.zeros(1)}
         self.zero_grads()
 
@@ -298,224 +302,262 @@ class Planar(Transform):
     def u_hat(self):
         return planar_u_hat(self.params["u"], self.params["w"], self.constrain)[0]
 
-    # With the "numba" backend every pass goes through the chain kernels (here with K = 1; a Flow
-    # runs consecutive planar layers as one chain). The cache says which path made it.
+    # On the "numba" backend the passes run the chain kernels with K = 1; the cache says which
+    # path made it, and the backward pass follows that path.
     def _forward(self, z):
         if get_backend() == "numba":
-            return _chain_layer_pass(self, "forward", z)
+            return _fast.planar_pass(self, "forward", z)
         return planar_forward(z, **self.params, constrain=self.constrain)
 
     def _backward(self, dx, dlog_det, cache):
-        if "chain" in cache:
-            return _chain_layer_backward(cache, dx, dlog_det)
+        if _fast.made(cache):
+            return _fast.planar_backward(cache, dx, dlog_det)
         return planar_backward(dx, dlog_det, cache)
 
     def _inverse(self, x):
         if get_backend() == "numba":
-            return _chain_layer_pass(self, "inverse", x)
+            return _fast.planar_pass(self, "inverse", x)
         return planar_inverse(x, **self.params, constrain=self.constrain)
 
     def _inverse_backward(self, dz, dlog_det, cache):
-        if "chain" in cache:
-            return _chain_layer_backward(cache, dz, dlog_det)
+        if _fast.made(cache):
+            return _fast.planar_backward(cache, dz, dlog_det)
         return planar_inverse_backward(dz, dlog_det, cache)
 
 
+def _initial_u_w(dim, rng, constrain):
+    """``(u, w)`` of a fresh layer: ``w ~ N(0, I)`` and ``u_hat`` small and orthogonal to ``w``."""
+    w = rng.normal(0.0, 1.0, dim)
+    u_perp = rng.normal(0.0, 0.1, dim)
+    u_perp -= (u_perp @ w) / (w @ w) * w               # u_hat starts orthogonal to w
+    # constrained: w.u = log(e - 1) makes softplus(w.u) = 1, i.e. c = 0 and u_hat = u_perp
+    u = u_perp + np.log(np.expm1(1.0)) * w / (w @ w) if constrain else u_perp
+    return u, w
+
+
 # ---------------------------------------------------------------------------------------------
-# the Numba path (backend "numba"): the same math for a whole chain of layers at once
+# K layers, one after another: the functions above in a loop
 # ---------------------------------------------------------------------------------------------
-# nfscratch.kernels.planar runs K consecutive planar layers in one call (forward, backward,
-# inverse and its backward); its NumPy twins are the vectorized form of the functions above.
-# Flow calls planar_chain_run / planar_chain_backprop for every run of consecutive Planar layers.
-# The kernels of a K = 32, batch-512 training step take ~85 us; everything here is written so
-# that the Python around them (gathering 96 parameter arrays, K caches, K gradient dicts) stays
-# well below that: one gather (or none, see _chain_params), no per-call argument checks for
-# arrays built here, row views made by NumPy rather than by a Python loop.
+def planar_chain_forward(z, u, w, b, constrain=True):
+    """Apply K planar layers, layer 0 first: :func:`planar_forward` K times.
 
-_KP = None
-_F64 = np.dtype(np.float64)
-_cache_of = operator.attrgetter("_cache")
+    Parameters
+    ----------
+    z : ndarray, shape (N, D)
+    u, w : ndarray, shape (K, D)
+    b : ndarray, shape (K,)
 
-
-def _kernels():
-    global _KP
-    if _KP is None:
-        from ..kernels import planar as kp  # imported on first use: it compiles/loads Numba code
-        _KP = kp
-    return _KP
-
-
-def _check_from_outside(name, a, shape, what):
-    """The chain calls its kernels without their argument checks (it builds their arguments
-    itself); an array that comes from outside the chain is checked here the same way."""
-    if type(a) is np.ndarray and a.dtype == _F64 and a.flags.c_contiguous and a.shape == shape:
-        return
-    from ..kernels import _checks as ck      # find what is wrong and say it
-    ck.same_shape("planar chain", name, ck.f64("planar chain", name, a, len(shape)), shape, what)
-
-
-def _chain_params(layers):
-    """Every layer's ``(u, w, b)`` side by side, ``theta`` (K, 2D + 1), ``constrain`` (K,) and
-    whether every layer is constrained.
-
-    A Flow keeps its parameters in one buffer, layer after layer (``Flow._pack_params``), so
-    for consecutive planar layers ``theta`` is a view of that buffer: nothing to gather. Finding
-    that out costs more than gathering, so the answer is kept on the first layer together with
-    the arrays it was found for, and reused while every layer still holds exactly those arrays
-    (and the same ``constrain`` flags). Otherwise the parameters are gathered in one copy.
+    Returns
+    -------
+    x : ndarray, shape (N, D)
+    log_det : ndarray, shape (N,)
+        The sum of the layers' log-dets, added in the order the layers are applied.
+    cache : dict
+        ``"layers"``: each layer's cache, in layer order; ``"log_dets"``: each layer's log-det.
     """
-    arrays = [a for t in layers for a in (t.params["u"], t.params["w"], t.params["b"])]
-    flags = [t.constrain for t in layers]
-    memo = getattr(layers[0], "_chain_memo", None)
-    if (memo is not None and len(memo[0]) == len(arrays) and all(map(operator.is_, memo[0], arrays))
-            and memo[1] == flags):
-        theta, constrain = memo[2], memo[3]
-        return (theta if theta is not None else _gather(layers, arrays)), constrain, memo[4]
-    K, D = len(layers), layers[0].dim
-    flat = packed_view(arrays)
-    fits = flat is not None and flat.size == K * (2 * D + 1)
-    theta = flat.reshape(K, 2 * D + 1) if fits else None
-    constrain = np.array(flags, dtype=np.int64)
-    layers[0]._chain_memo = (arrays, flags, theta, constrain, all(flags))
-    return (theta if theta is not None else _gather(layers, arrays)), constrain, all(flags)
+    caches, log_dets = [], []
+    log_det = np.zeros(z.shape[0])
+    for k in range(u.shape[0]):
+        z, ld, cache = planar_forward(z, u[k], w[k], b[k:k + 1], constrain)
+        log_det += ld
+        caches.append(cache)
+        log_dets.append(ld)
+    return z, log_det, {"layers": caches, "log_dets": log_dets}
 
 
-#: Arrays a chain pass keeps for its backward pass are reused between passes up to this size.
-KEEP_BYTES = 64 * 1024 * 1024
+def planar_chain_backward(dx, dlog_det, cache):
+    """Backward of :func:`planar_chain_forward`, last layer first: ``(dz, {"u", "w", "b"})``
+    with gradients of shapes (K, D), (K, D), (K,). Every layer gets the same ``dlog_det``."""
+    grads = [None] * len(cache["layers"])
+    for k in reversed(range(len(grads))):
+        dx, grads[k] = planar_backward(dx, dlog_det, cache["layers"][k])
+    return dx, _stack(grads)
 
 
-def _kept_arrays(layers, D, N):
-    """``(points (K, D, N), h (K, N), log_dets (K, N))`` for a pass of the chain ``layers``.
+def planar_chain_inverse(x, u, w, b, constrain=True):
+    """Undo K planar layers, layer K-1 first: :func:`planar_inverse` K times.
 
-    Reused from the same chain's previous pass (kept on its first layer): a new array of a few
-    MB costs a page fault every 4 KB when first written, which made the forward kernel 4x
-    slower at batch 4096 (1.86 ms instead of 0.46; 500 faults per training step). A pass
-    overwrites them exactly when it replaces these layers' caches, so a backward pass always
-    refers to the most recent pass; another chain starting with the same layer (e.g. that
-    layer called on its own) gets new arrays and leaves these alone. Above ``KEEP_BYTES``
-    (rare batches, for which keeping the memory would cost more than the faults) they are
-    new every time.
+    Returns ``(z, log_det, cache)`` as :func:`planar_chain_forward` does, with the log-dets
+    ``log|det dz/dx|`` summed in the order the layers are undone.
     """
-    K = len(layers)
-    n = K * N
-    if n * (D + 2) * 8 > KEEP_BYTES:
-        return np.empty((K, D, N)), np.empty((K, N)), np.empty((K, N))
-    kept = layers[0].__dict__.get("_chain_kept")
-    chain = tuple(layers)
-    if kept is None or kept[0] != chain or kept[2].size < n or kept[1].size < n * D:
-        kept = layers[0]._chain_kept = (chain, np.empty(n * D), np.empty(n), np.empty(n))
-    # the first K*N (K*D*N) entries of flat buffers: C-contiguous, as the kernels require
-    return kept[1][:n * D].reshape(K, D, N), kept[2][:n].reshape(K, N), kept[3][:n].reshape(K, N)
+    K = u.shape[0]
+    caches, log_dets = [None] * K, [None] * K
+    log_det = np.zeros(x.shape[0])
+    for k in reversed(range(K)):
+        x, log_dets[k], caches[k] = planar_inverse(x, u[k], w[k], b[k:k + 1], constrain)
+        log_det += log_dets[k]
+    return x, log_det, {"layers": caches, "log_dets": log_dets}
 
 
-def _gather(layers, arrays):
-    K, D = len(layers), layers[0].dim
-    theta = np.concatenate(arrays)
-    if theta.size != K * (2 * D + 1):
-        shapes = [tuple(map(np.shape, t.params.values())) for t in layers]
-        raise ValueError(f"Planar: expected parameters u ({D},), w ({D},) and b (1,) in each of "
-                         f"the {K} layers, got {shapes}.")
-    return theta.reshape(K, 2 * D + 1)
+def planar_chain_inverse_backward(dz, dlog_det, cache):
+    """Backward of :func:`planar_chain_inverse`, layer 0 first (the reverse of the pass)."""
+    grads = []
+    for layer_cache in cache["layers"]:
+        dz, g = planar_inverse_backward(dz, dlog_det, layer_cache)
+        grads.append(g)
+    return dz, _stack(grads)
 
 
-def _chain_pass(layers, direction, p):
-    """Run ``layers`` (consecutive Planar) in ``direction``; return ``(out, log_det, chain)``.
+def _stack(grads):
+    return {"u": np.stack([g["u"] for g in grads]), "w": np.stack([g["w"] for g in grads]),
+            "b": np.concatenate([g["b"] for g in grads])}
 
-    ``chain`` is the record of the pass that the backward pass needs (parameters, ``u_hat``,
-    the kernels' caches).
+
+class PlanarChain(Transform):
+    """K planar layers as one transform: ``x = f_{K-1}(... f_0(z))``, each ``f_k`` a planar map.
+
+    The numbers are those of K :class:`Planar` layers applied one after another (to ~1e-13); a
+    chain is faster because the ``"numba"`` backend runs all K layers in one kernel call.
+
+    Parameters
+    ----------
+    dim : int
+    n_layers : int
+        K.
+    rng : numpy.random.Generator or int, optional
+        Initial parameters, drawn layer after layer exactly as K ``Planar(dim, rng)`` would.
+    constrain : bool
+        The ``u_hat`` reparameterization in every layer (see :class:`Planar`).
+
+    Notes
+    -----
+    ``params`` are ``u`` (K, D), ``w`` (K, D) and ``b`` (K,): the columns of one array ``theta``
+    (K, 2D + 1) whose row k is ``(u_k, w_k, b_k)``, so that layer k's parameters are one piece of
+    memory. ``chain[k]`` (``len(chain)`` = K) is layer k as a :class:`Planar` whose ``params`` are
+    views of row k: writing into them writes into the chain (rebinding an entry detaches it).
+    ``sublayers()``, ``last_log_dets()`` and ``layer_grads()`` answer layer by layer, which is how
+    a :class:`~nfscratch.flow.Flow` numbers, plots and gradient-checks the K layers.
+
+    Examples
+    --------
+    >>> chain = PlanarChain(2, 4, rng=0)
+    >>> len(chain), chain[1].params["u"].shape, chain.params["u"].shape
+    (4, (2,), (4, 2))
+    >>> z = np.random.default_rng(1).normal(size=(5, 2))
+    >>> x, log_det = chain.forward(z)
+    >>> z_back, log_det_inv = chain.inverse(x)
+    >>> bool(np.allclose(z_back, z) and np.allclose(log_det, -log_det_inv))
+    True
     """
-    kp = _kernels()
-    p = np.ascontiguousarray(p)         # e.g. a permutation's output can be Fortran-ordered
-    D = layers[0].dim
-    _check_from_outside("p", p, (p.shape[0], D), "(N, D)")
-    theta, constrain, all_constrained = _chain_params(layers)
-    u, w, b = theta[:, :D].copy(), theta[:, D:2 * D].copy(), theta[:, 2 * D].copy()
-    # every argument below is built here, so the kernels run without their argument checks
-    u_hat, c, one_plus_c = kp.planar_u_hat_unchecked(u, w, constrain)
-    if not all_constrained:
-        for k in np.flatnonzero(constrain == 0):
-            _check_invertible(c[k], False)
-    kept = _kept_arrays(layers, D, p.shape[0])
-    if direction == "forward":
-        out, log_det, log_dets, points, h = kp.planar_chain_forward_unchecked(
-            p, u_hat, w, b, c, one_plus_c, *kept)
-    else:
-        out, log_det, log_dets, points, h, n_failed = kp.planar_chain_inverse_unchecked(
-            p, u_hat, w, b, c, one_plus_c, NEWTON_TOL, NEWTON_MAX_ITER, *kept)
-        if n_failed:
-            raise RuntimeError(f"planar inverse: the root-find did not converge in {NEWTON_MAX_ITER} "
-                               f"iterations for {n_failed} sample(s) (c = {c.min():.6g} at the "
-                               "lowest); is c close to -1?")
-    chain = {"direction": direction, "layers": layers, "u": u, "w": w, "constrain": constrain,
-             "u_hat": u_hat, "c": c, "one_plus_c": one_plus_c, "points": points, "h": h,
-             "log_dets": log_dets, "n": p.shape[0]}
-    return out, log_det, chain
 
+    analytic_inverse = False
 
-def _chain_backward(chain, d_out, dlog_det, ks):
-    """Backward through layers ``ks`` (a slice) of a chain pass: ``(d_in, du, dw, db)``."""
-    kp = _kernels()
-    d_out, dlog_det = np.ascontiguousarray(d_out), np.ascontiguousarray(dlog_det)
-    N, D = chain["n"], chain["u"].shape[1]
-    _check_from_outside("d_out", d_out, (N, D), "(N, D) of the pass")
-    _check_from_outside("dlog_det", dlog_det, (N,), "(N,) of the pass")
-    step = (kp.planar_chain_backward_unchecked if chain["direction"] == "forward"
-            else kp.planar_chain_inverse_backward_unchecked)
-    if ks == slice(None):
-        u, u_hat, w, c, opc, points, h, constrain = (chain[k] for k in (
-            "u", "u_hat", "w", "c", "one_plus_c", "points", "h", "constrain"))
-    else:
-        u, u_hat, w, c, opc, points, h, constrain = (chain[k][ks] for k in (
-            "u", "u_hat", "w", "c", "one_plus_c", "points", "h", "constrain"))
-    d_in, du_hat, dw_direct, db, dc = step(d_out, dlog_det, points, h, u_hat, w, c, opc)
-    du, dw = kp.planar_u_hat_backward_unchecked(du_hat, dc, u, w, constrain)
-    return d_in, du, dw + dw_direct, db
+    def __init__(self, dim, n_layers, rng=None, constrain=True):
+        super().__init__(dim)
+        K, D = check_positive_int(n_layers, "n_layers"), self.dim
+        rng = as_rng(rng)
+        self.constrain = bool(constrain)
+        theta = np.zeros(K * (2 * D + 1)).reshape(K, 2 * D + 1)   # rows of one flat buffer
+        for k in range(K):
+            theta[k, :D], theta[k, D:2 * D] = _initial_u_w(D, rng, self.constrain)
+        self._use_theta(theta)
 
+    @classmethod
+    def from_layers(cls, layers):
+        """A chain with the parameters (copied) of consecutive :class:`Planar` ``layers``.
 
-def _chain_layer_pass(layer, direction, p):
-    """One layer through the chain kernels (K = 1), when called on its own, not through Flow."""
-    out, log_det, chain = _chain_pass([layer], direction, p)
-    return out, log_det, {"n": chain["n"], "chain": chain, "k": 0}
+        This is how a flow built by hand from ``Planar`` layers gets the one-call kernel path:
+        ``Flow([PlanarChain.from_layers(layers)])``. The numbers are the same; the chain has its
+        own copy of the parameters, so train the chain (or a flow of it), not the old layers.
+        """
+        layers = list(layers)
+        if not layers or not all(type(t) is Planar for t in layers):
+            raise TypeError(f"layers: expected a non-empty list of Planar layers, got "
+                            f"{[type(t).__name__ for t in layers]}.")
+        dims, flags = {t.dim for t in layers}, {t.constrain for t in layers}
+        if len(dims) != 1 or len(flags) != 1:
+            raise ValueError(f"layers: expected the same dim and constrain in every layer, got dims "
+                             f"{[t.dim for t in layers]} and constrain {[t.constrain for t in layers]}.")
+        chain = cls(dims.pop(), len(layers), rng=0, constrain=flags.pop())
+        for k, t in enumerate(layers):
+            for name, p in t.params.items():
+                chain[k].params[name][...] = p
+        return chain
 
+    def _use_theta(self, theta):
+        """Make ``theta`` (K, 2D + 1) the parameters' memory; rebuild the views and layers."""
+        K, D = theta.shape[0], self.dim
+        self._theta = theta
+        self.params = {"u": theta[:, :D], "w": theta[:, D:2 * D], "b": theta[:, 2 * D]}
+        g = self._grad_theta = np.zeros_like(theta)
+        self.grads = {"u": g[:, :D], "w": g[:, D:2 * D], "b": g[:, 2 * D]}
+        self._layer_grads = [{"u": g[k, :D], "w": g[k, D:2 * D], "b": g[k, 2 * D:]} for k in range(K)]
+        self._layers = []
+        for k in range(K):       # Planar layers made around existing arrays, not initialized
+            layer = Planar.__new__(Planar)
+            Transform.__init__(layer, D)
+            layer.constrain = self.constrain
+            layer.params = {"u": theta[k, :D], "w": theta[k, D:2 * D], "b": theta[k, 2 * D:]}
+            layer.grads = dict(self._layer_grads[k])
+            self._layers.append(layer)
 
-def _chain_layer_backward(cache, d_out, dlog_det):
-    """Backward of one layer of a chain pass (when called on its own, not through Flow)."""
-    k = cache["k"]
-    d_in, du, dw, db = _chain_backward(cache["chain"], d_out, dlog_det, slice(k, k + 1))
-    return d_in, {"u": du[0], "w": dw[0], "b": db}
+    def config(self):
+        return {"dim": self.dim, "n_layers": len(self), "constrain": self.constrain}
 
+    @classmethod
+    def param_shapes(cls, dim, n_layers, **config):
+        K = check_positive_int(n_layers, "n_layers")
+        return {"u": (K, dim), "w": (K, dim), "b": (K,)}
 
-def planar_chain_run(layers, direction, p):
-    """Run consecutive Planar ``layers`` as one chain; set each layer's cache and log-det.
+    def __len__(self):
+        return len(self._layers)
 
-    ``p`` (N, D) is validated by the caller. Returns ``(out, log_det)`` where ``log_det`` (N,)
-    sums the layers' log-dets in the order they are applied. Every layer's cache is
-    ``{"n", "chain", "k"}``: the shared record of the pass and the layer's index in it.
-    """
-    layers = list(layers)
-    out, log_det, chain = _chain_pass(layers, direction, p)
-    n = chain["n"]
-    for k, (t, log_det_k) in enumerate(zip(layers, chain["log_dets"])):   # rows: views, made in C
-        t._cache = {"n": n, "chain": chain, "k": k}
-        t._cache_direction = direction
-        t._last_log_det = log_det_k
-    return out, log_det
+    def __getitem__(self, k):
+        return self._layers[k]
 
+    # -- the passes: the loops above, or one kernel call ----------------------------------------
+    def _forward(self, z):
+        if get_backend() == "numba":
+            return _fast.chain_pass(self, "forward", z)
+        return planar_chain_forward(z, **self.params, constrain=self.constrain)
 
-def planar_chain_backprop(layers, d_out, dlog_det):
-    """Backward through a :func:`planar_chain_run` pass of ``layers``; fill every layer's grads.
+    def _backward(self, dx, dlog_det, cache):
+        if _fast.made(cache):
+            return _fast.chain_backward(cache, dx, dlog_det)
+        return planar_chain_backward(dx, dlog_det, cache)
 
-    Returns ``d_in``, or None when the layers' caches are not one chain pass (then the caller
-    backpropagates layer by layer).
-    """
-    first = layers[0]._cache
-    chain = first.get("chain") if first else None
-    # the same layers in the same order, each still holding its cache of this pass (then its
-    # index "k" in the pass is its position here)
-    if chain is None or chain["layers"] != layers or not all(
-            cache is not None and cache.get("chain") is chain for cache in map(_cache_of, layers)):
-        return None
-    d_in, du, dw, db = _chain_backward(chain, d_out, dlog_det, slice(None))
-    for t, du_k, dw_k, db_k in zip(layers, du, dw, db.reshape(-1, 1)):   # rows: views
-        t.grads = {"u": du_k, "w": dw_k, "b": db_k}
-    return d_in
+    def _inverse(self, x):
+        if get_backend() == "numba":
+            return _fast.chain_pass(self, "inverse", x)
+        return planar_chain_inverse(x, **self.params, constrain=self.constrain)
+
+    def _inverse_backward(self, dz, dlog_det, cache):
+        if _fast.made(cache):
+            return _fast.chain_backward(cache, dz, dlog_det)
+        return planar_chain_inverse_backward(dz, dlog_det, cache)
+
+    # -- layer by layer ---------------------------------------------------------------------------
+    def sublayers(self):
+        return list(self._layers)
+
+    def last_log_dets(self):
+        if self._cache is None:
+            return [None] * len(self)
+        return list(self._cache["log_dets"])
+
+    def layer_grads(self):
+        return self._layer_grads
+
+    def _trace(self, direction, p, token=None):
+        out, log_det = self._run(direction, p, token)
+        cache, K = self._cache, len(self)
+        inputs = (_fast.layer_inputs(cache) if _fast.made(cache) else
+                  [c["z" if direction == "forward" else "x"] for c in cache["layers"]])
+        if direction == "forward":      # layer k's output is layer k+1's input
+            order, outs = range(K), inputs[1:] + [out]
+        else:                           # undoing layer k (K-1 first) gives layer k-1's input
+            order, outs = range(K - 1, -1, -1), inputs[:-1][::-1] + [out]
+        return out, log_det, outs, [np.array(cache["log_dets"][k]) for k in order]
+
+    # -- gradients live in one array too, so that each layer's are views of its row -------------
+    def _store_grads(self, grads):
+        for name, g in self.grads.items():
+            g[...] = grads[name]
+
+    def zero_grads(self):
+        self._grad_theta[...] = 0.0
+
+    def _move_params_to(self, buffer):
+        theta = buffer.reshape(self._theta.shape)
+        theta[...] = self._theta
+        self._use_theta(theta)

@@ -176,6 +176,18 @@ def _radial_terms(r, alpha, m):
     return s, t, t / s, q
 
 
+def _norm(d):
+    """Row norms ``|d_n|`` (N,). A row whose squares overflow (entries beyond ~1e154) is scaled
+    by its largest entry first, so any finite row has a finite norm."""
+    with np.errstate(over="ignore"):
+        r = np.sqrt(np.sum(d * d, axis=1))
+    big = np.isinf(r) & np.all(np.isfinite(d), axis=1)
+    if np.any(big):
+        scale = np.max(np.abs(d[big]), axis=1)
+        r[big] = scale * np.sqrt(np.sum((d[big] / scale[:, None]) ** 2, axis=1))
+    return r
+
+
 def _unit(d, r):
     """``d / r`` row by row, with 0 where ``r = 0`` (the gradient convention at the centre)."""
     pos = r > 0.0
@@ -219,7 +231,7 @@ def radial_forward(z, z0, log_alpha, beta, constrain=True):
     _check_invertible(alpha, m, beta_hat, constrain)
     D = z.shape[1]
     d = z - z0                                # (N, D)
-    r = np.sqrt(np.sum(d * d, axis=1))        # (N,)
+    r = _norm(d)                              # (N,)
     s, t, g, q = _radial_terms(r, alpha, m)
     x = z0 + g[:, None] * d                   # (N, D) = z + beta_hat h d
     log_det = (D - 1) * np.log(g) + np.log(q)
@@ -235,12 +247,14 @@ def radial_backward(dx, dlog_det, cache):
     alpha, m, beta_hat = cache["alpha"], cache["m"], cache["beta_hat"]
     D = d.shape[1]
     dl = dlog_det
-    dg = np.sum(dx * d, axis=1)                                       # (N,)
-    dr = -beta_hat * (dg / s**2 + dl * (D - 1) / (t * s) + dl * 2.0 * alpha / (q * s**3))
+    # written with 1/s, 1/t and dg/s so that no product overflows when |z - z0| is huge
+    i_s, i_t = 1.0 / s, 1.0 / t                                       # (N,)
+    dg_s = np.sum(dx * (d * i_s[:, None]), axis=1)                    # (N,) = dg / s
+    dr = -beta_hat * (dg_s * i_s + dl * (D - 1) * i_t * i_s + dl * 2.0 * alpha * i_s**3 / q)
     dz = g[:, None] * dx + dr[:, None] * _unit(d, r)                  # (N, D)
-    dm = float(np.sum(dg / s + dl * (D - 1) / t + dl * alpha / (q * s**2)))
-    dalpha = float(np.sum(-dg * g / s - dl * (D - 1) / s
-                          + dl * (r * (beta_hat - alpha) - alpha * m) / (q * s**3)))
+    dm = float(np.sum(dg_s + dl * (D - 1) * i_t + dl * alpha * i_s**2 / q))
+    dalpha = float(np.sum(-dg_s * g - dl * (D - 1) * i_s
+                          + dl * ((r * i_s) * (beta_hat - alpha) - alpha * m * i_s) * i_s**2 / q))
     grads = _params_backward(dalpha, dm, cache["log_alpha"], cache["beta"], cache["constrain"])
     grads["z0"] = np.sum(dx - dz, axis=0)
     return dz, grads
@@ -276,7 +290,7 @@ def radial_inverse(x, z0, log_alpha, beta, constrain=True):
     _check_invertible(alpha, m, beta_hat, constrain)
     D = x.shape[1]
     y = x - z0                                 # (N, D)
-    r_x = np.sqrt(np.sum(y * y, axis=1))       # (N,)
+    r_x = _norm(y)                             # (N,)
     r = solve_radial_r(r_x, alpha, m)          # (N,) radius on the base side
     s, t, g, q = _radial_terms(r, alpha, m)
     k = s / t                                  # (N,) = 1 / g
@@ -298,11 +312,13 @@ def radial_inverse_backward(dz, dlog_det, cache):
     D = y.shape[1]
     dl = dlog_det
     # z = z0 + k(r, alpha, m) y and log_det = -(D-1) log g - log q: explicit dependence first
-    dk = np.sum(dz * y, axis=1)                                            # (N,)
-    rho = beta_hat * (dk / t**2 + dl * (D - 1) / (t * s) + dl * 2.0 * alpha / (q * s**3))
-    dm = float(np.sum(-dk * k / t - dl * (D - 1) / t - dl * alpha / (q * s**2)))
-    dalpha = float(np.sum(dk / t + dl * (D - 1) / s
-                          - dl * (r * (beta_hat - alpha) - alpha * m) / (q * s**3)))
+    # (with 1/s, 1/t and dk/t, as in radial_backward, so that nothing overflows)
+    i_s, i_t = 1.0 / s, 1.0 / t                                            # (N,)
+    dk_t = np.sum(dz * (y * i_t[:, None]), axis=1)                         # (N,) = dk / t
+    rho = beta_hat * (dk_t * i_t + dl * (D - 1) * i_t * i_s + dl * 2.0 * alpha * i_s**3 / q)
+    dm = float(np.sum(-dk_t * k - dl * (D - 1) * i_t - dl * alpha * i_s**2 / q))
+    dalpha = float(np.sum(dk_t + dl * (D - 1) * i_s
+                          - dl * ((r * i_s) * (beta_hat - alpha) - alpha * m * i_s) * i_s**2 / q))
     # then r(r_x, alpha, m) through r g(r, alpha, m) = r_x:  q dr = dr_x + (r g/s) dalpha - (r/s) dm
     a = rho / q                                                            # (N,)
     dr_x = a
