@@ -245,7 +245,7 @@ def test_tied_parameters_are_not_split_and_a_repeated_layer_is_refused():
 
 
 def test_a_chain_and_its_layers_share_one_buffer_in_a_flow():
-    from nfscratch.optim import packed_view
+    from nfscratch.kernels._checks import packed_view
     chain = PlanarChain(2, 3, rng=0)
     flow = Flow([Planar(2, rng=1), chain, Reverse(2)])
     flat = packed_view(flow.params().values())
