@@ -249,7 +249,7 @@ def doctor(flow, x=None, *, n=2000, n_jacobian=8, rng=0, verbose=True):
         if x.shape[0] > n:
             x = x[rng.choice(x.shape[0], n, replace=False)]
 
-    layers = list(flow.transforms)
+    layers = list(flow.layers)
     reports = [LayerReport(i, t.name) for i, t in enumerate(layers)]
     # the points that reach each layer: forward from the base, inverse from the data
     inputs = {"forward": _inputs(layers, z, "forward", reports),
@@ -291,7 +291,7 @@ def doctor(flow, x=None, *, n=2000, n_jacobian=8, rng=0, verbose=True):
 
 def _run_flow_samples(flow, z):
     p = z
-    for t in flow.transforms:
+    for t in flow.layers:
         res = _run(t, "forward", p)
         if isinstance(res, Exception):
             return z

@@ -82,10 +82,23 @@ def test_negative_nll_is_explained():
 def test_planar_margin_reported_when_available():
     flow = models.planar_flow(2, 3, rng=0)
     report = doctor(flow, rng=0, verbose=False)
-    margins = [l.margin for l in report.layers]
-    if all(m is None for m in margins):
-        pytest.skip("planar layers do not report an invertibility margin yet")
-    assert all(m > 0 for m in margins)
+    assert len(report.layers) == 3 and all(0 < l.margin <= 1 for l in report.layers)
+    # push layer 1 to the edge of invertibility: w.u -> -30 makes 1 + c = softplus(-30) ~ 1e-13
+    layer = flow[1]
+    w = layer.params["w"]
+    layer.params["u"][...] = -30.0 * w / (w @ w)
+    report = doctor(flow, rng=0, verbose=False)
+    assert report.layers[1].margin < 1e-10
+    assert 1 in report.problem_layers()
+    assert "layer 1 (Planar): its invertibility margin" in str(report)
+
+
+def test_radial_margin():
+    flow = models.radial_flow(2, 2, rng=0)
+    flow[0].params["beta"][...] = -40.0      # m = softplus(-40) ~ 4e-18: nearly not invertible
+    report = doctor(flow, rng=0, verbose=False)
+    assert report.layers[0].margin < 1e-12 and report.layers[1].margin > 1e-3
+    assert 0 in report.problem_layers()
 
 
 def test_top_level_function_and_bad_arguments():

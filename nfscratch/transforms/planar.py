@@ -302,6 +302,11 @@ class Planar(Transform):
     def u_hat(self):
         return planar_u_hat(self.params["u"], self.params["w"], self.constrain)[0]
 
+    def invertibility_margin(self):
+        """The smallest Jacobian determinant over all inputs, ``min(1, 1 + c)``: 0 is the limit
+        where the layer stops being invertible (what :func:`nfscratch.doctor` reports)."""
+        return min(1.0, planar_u_hat(self.params["u"], self.params["w"], self.constrain)[2])
+
     # On the "numba" backend the passes run the chain kernels with K = 1; the cache says which
     # path made it, and the backward pass follows that path.
     def _forward(self, z):

@@ -379,6 +379,13 @@ class Radial(Transform):
     def beta_hat(self):
         return float(self._alpha_m_beta_hat()[2])
 
+    def invertibility_margin(self):
+        """The smallest radial slope ``q`` over all inputs, ``min(1, m / alpha)`` (at the centre
+        when ``beta_hat < 0``): 0 is the limit where the layer stops being invertible (what
+        :func:`nfscratch.doctor` reports)."""
+        alpha, m, _ = self._alpha_m_beta_hat()
+        return min(1.0, float(m / alpha))
+
     def _alpha_m_beta_hat(self):
         return radial_params(self.params["log_alpha"], self.params["beta"], self.constrain)
 
