@@ -64,13 +64,18 @@ layer = Planar(2, rng=0)
 layer.params["u"][:] = [1.2, 0.6]
 layer.params["w"][:] = [2.0, 1.0]
 layer.params["b"][:] = [0.0]
-show(film_strip(Flow([layer]), n_samples=800, title="one planar layer, u = (1.2, 0.6), "
-                                                     "w = (2, 1), b = 0"), "one_layer")
+u_hat = layer.u_hat          # the vector the layer really moves points along (section 3)
+print(f"u = {layer.params['u']}, u_hat = {np.round(u_hat, 3)}")
+show(film_strip(Flow([layer]), n_samples=800,
+                title=f"one planar layer, u_hat = ({u_hat[0]:.2f}, {u_hat[1]:.2f}) "
+                      f"(from u = (1.2, 0.6)), w = (2, 1), b = 0"), "one_layer")
 
 # %% [markdown]
-# *Look at:* points on the two sides of the line $w^\top z + b = 0$ (the diagonal through the
-# origin here) are pushed apart along $u$, up-right and down-left, opening a paler band of low
-# density along that line; far from it the layer is nearly a plain shift by $\pm u$.
+# *Look at:* points on the two sides of the line $w^\top z + b = 0$ (here $2 z_1 + z_2 = 0$,
+# through the origin) are pushed apart along $\hat u$ — the layer uses a corrected $\hat u$
+# instead of $u$ to stay invertible (section 3 explains it; both are printed above) —
+# up-right and down-left, opening a paler band of low density along that line; far from it the
+# layer is nearly a plain shift by $\pm \hat u$.
 #
 # ## 2. The log-determinant, in $O(D)$
 #
@@ -183,25 +188,64 @@ except ValueError as err:
 # knows $\log Z$ of each $U_i$ by quadrature, so we can report a **true KL in nats**, where 0
 # means a perfect fit. (The energies carry a wall outside $[-4, 4]^2$; see the README.)
 #
-# $U_1$ has two separated modes. Reverse KL is *mode-seeking*: $q$ pays dearly for mass where
-# $p$ has none and little for missing mass where $p$ has some, so a flow can settle on one mode
-# and never find the other — a KL of about $\ln 2 \approx 0.69$ nats. Whether it does depends
-# on where it starts. nfscratch's planar layers start as the identity, so $q$ starts as the wide
-# base Gaussian and usually reaches both lobes; with an earlier initialization whose layers
-# shrank $q$ to a narrow blob, 3 of 5 seeds stopped at $\approx \ln 2$. The remedy used by
-# Rezende & Mohamed is **annealing**: train against $\beta U$ with $\beta$ rising from $0.01$ to
-# $1$, so that early on the target is nearly flat and $q$ spreads out first
-# (`fit(..., anneal=steps)`). Compare the two runs below: annealing ends lower, and it is also
-# steadier — over 8 seeds we measured 0.02–0.20 nats without it and 0.01–0.03 with it.
+# Reverse KL is *mode-seeking*: $q$ pays dearly for mass where $p$ has none and little for
+# missing mass where $p$ has some, so a flow can settle on one mode of a two-mode target and
+# never find the other — at a KL of about $\ln 2 \approx 0.69$ nats when the two modes weigh
+# the same. Whether it does depends on where it starts. nfscratch's planar layers start as the
+# identity, so $q$ starts as the base Gaussian; the two lobes of $U_1$ lie on either side of it
+# and a fresh flow usually reaches both. The failure needs a mode far from where the base puts
+# its mass: below, two Gaussians of equal weight (std 0.5) at $(1, 1)$ and $(-4, -3)$, trained
+# from several seeds.
+#
+# The remedy used by Rezende & Mohamed is **annealing**: train against $\beta U$ with $\beta$
+# rising from $0.01$ to $1$, so that early on the target is nearly flat and $q$ spreads out
+# first (`fit(..., anneal=steps)`). The runs below count, over seeds, how often the far mode
+# is dropped with and without it. (Tutorial 04b puts maximum likelihood beside them.)
 
 # %%
-def kl_nats(flow, energy, n, seed=123):
+def kl_nats(flow, energy, n, seed=123, log_z=None):
     """Monte-Carlo KL(q || p) in nats and its standard error, with fresh samples."""
     x, log_q = flow.sample_and_log_prob(n, rng=seed)
-    terms = log_q + energy.energy(x) + energy.log_normalizer()
+    terms = log_q + energy.energy(x) + (energy.log_normalizer() if log_z is None else log_z)
     return float(terms.mean()), float(terms.std() / np.sqrt(n))
 
 
+MEANS, SIGMA = np.array([[1.0, 1.0], [-4.0, -3.0]]), 0.5
+
+
+def two_modes_u(x):                          # U = -log p, normalized: log Z = 0
+    sq = np.sum((x[:, None, :] - MEANS[None]) ** 2, axis=2)
+    return -np.logaddexp(*(-0.5 * sq / SIGMA**2).T) - np.log(0.5 / (2 * np.pi * SIGMA**2))
+
+
+def two_modes_grad(x):
+    sq = np.sum((x[:, None, :] - MEANS[None]) ** 2, axis=2)
+    resp = np.exp(-0.5 * sq / SIGMA**2 - np.logaddexp(*(-0.5 * sq / SIGMA**2).T)[:, None])
+    return np.einsum("nk,nkd->nd", resp, x[:, None, :] - MEANS[None]) / SIGMA**2
+
+
+two_modes = datasets.Energy.from_functions("two modes", 2, two_modes_u, two_modes_grad)
+dropped = {"no annealing": 0, "annealing": 0}
+seeds = range(2 if QUICK else 6)
+for seed in seeds:
+    for label in dropped:
+        fl = models.planar_flow(2, 16, rng=seed)
+        fit(fl, target=two_modes, steps=STEPS, lr=1e-2, rng=seed,
+            anneal=ANNEAL if label == "annealing" else None)
+        x = fl.sample(5000, rng=seed)
+        far = np.mean(np.sum((x - MEANS[1]) ** 2, 1) < np.sum((x - MEANS[0]) ** 2, 1))
+        kl, _ = kl_nats(fl, two_modes, N_KL, log_z=0.0)
+        dropped[label] += far < 0.05
+        print(f"seed {seed}, {label:13s}: share of samples at the far mode {far:.2f} "
+              f"(target 0.50), KL = {kl:.3f} nats")
+for label, count in dropped.items():
+    print(f"{label}: far mode dropped in {count} of {len(seeds)} seeds")
+
+# %% [markdown]
+# *Read:* a dropped mode shows as a far-mode share near 0 and a KL near $\ln 2$; the last two
+# lines count them. Now $U_1$, with and without annealing:
+
+# %%
 U1 = datasets.energy("U1")
 flow_plain = models.planar_flow(2, K, rng=0)
 hist_plain = fit(flow_plain, target=U1, steps=STEPS, batch_size=256, lr=1e-2, rng=1)

@@ -134,8 +134,11 @@ print(f"at D = {int(D[-1])}, dense / triangular = {rows[-1, 2] / rows[-1, 3]:,.0
 #
 # - An image of $28 \times 28$ pixels has $D = 784$. A dense log-det is then roughly
 #   $\tfrac23 \cdot 784^3 \approx 3 \times 10^8$ flops **per sample per layer**, before building
-#   the Jacobian at all — which itself needs $D$ backward passes. A coupling layer pays
-#   $784$ additions.
+#   the Jacobian at all — which itself needs $D$ backward passes. A coupling layer's log-det
+#   is a sum of the $392$ log-scales its conditioner outputs: the determinant itself costs
+#   nothing beyond the conditioner's forward pass, which the layer must run anyway to transform
+#   $x$: for a conditioner $392 \to H \to H \to 784$ (a scale and a shift for each of 392
+#   features) about $392H + H^2 + 784H$ multiply-adds per sample — linear in $D$, not cubic.
 # - So flow architectures are catalogues of Jacobian structures with cheap determinants:
 #   triangular (coupling, autoregressive), identity plus low rank (planar, Sylvester), diagonal
 #   (elementwise, ActNorm), $\pm 1$ (permutations), or an LU-parameterized matrix whose
