@@ -31,7 +31,7 @@ from matplotlib.ticker import MaxNLocator
 __all__ = ["Grid", "make_grid", "check_flow_2d", "parse_limits", "check_grid_size",
            "auto_limits", "default_ncols", "density_norm", "signed_norm", "new_figure", "layer_label",
            "DENSITY_CMAP", "SIGNED_CMAP", "MAGNITUDE_CMAP", "STYLES", "style", "styled",
-           "current_style", "check_style", "style_scale", "check_output_file", "atomic_output", "save_figure"]
+           "current_style", "check_style", "style_scale", "compact_titles", "check_output_file", "atomic_output", "save_figure"]
 
 # One colour map per quantity, for every figure of the package (and the tutorials):
 # a density is always DENSITY_CMAP, a signed quantity (log-dets, Jacobian entries, differences)
@@ -206,15 +206,16 @@ def signed_norm(values):
 # ----------------------------------------------------------------------------------------------
 # Font sizes in the figure code are relative ("small", "x-small"), so a style changes them all
 # through rcParams["font.size"]. "scale" multiplies every figure's size in inches, so larger
-# fonts keep the same room; "max_ticks" caps the ticks per axis (None: matplotlib's choice).
+# fonts keep the same room; "max_ticks" caps the ticks per axis (None: matplotlib's choice);
+# "compact" asks for shorter panel titles (fonts grow faster than the panels).
 _SLIDES_RC = {"font.size": 17.0, "axes.titlesize": "medium", "axes.labelsize": "medium",
               "xtick.labelsize": "small", "ytick.labelsize": "small", "legend.fontsize": "small",
               "figure.titlesize": "large", "lines.linewidth": 2.0, "axes.linewidth": 1.2,
               "xtick.major.width": 1.2, "ytick.major.width": 1.2}
 STYLES = {
     "default": {"rc": {k: matplotlib.rcParamsDefault[k] for k in _SLIDES_RC},
-                "scale": 1.0, "max_ticks": None},
-    "slides": {"rc": _SLIDES_RC, "scale": 1.45, "max_ticks": 4},
+                "scale": 1.0, "max_ticks": None, "compact": False},
+    "slides": {"rc": _SLIDES_RC, "scale": 1.45, "max_ticks": 4, "compact": True},
 }
 _current_style = contextvars.ContextVar("nfscratch_plot_style", default="default")
 
@@ -260,6 +261,11 @@ def style(name="slides"):
 def style_scale():
     """Size factor of the style in force, for marker sizes and line widths given in points."""
     return STYLES[current_style()]["scale"]
+
+
+def compact_titles():
+    """True when the style in force wants short panel titles."""
+    return STYLES[current_style()]["compact"]
 
 
 def _fewer_ticks(fig):

@@ -21,8 +21,8 @@ import numpy as np
 from matplotlib import colormaps
 
 from .._validate import as_batch, check_positive_int
-from ._common import (DENSITY_CMAP, auto_limits, check_flow_2d, default_ncols, density_norm,
-                      new_figure, parse_limits, style_scale, styled)
+from ._common import (DENSITY_CMAP, auto_limits, check_flow_2d, compact_titles, default_ncols,
+                      density_norm, new_figure, parse_limits, style_scale, styled)
 from .grid import check_layers, layer_densities
 
 __all__ = ["start_colours", "grid_lines", "WarpPaths", "warp_paths", "film_strip"]
@@ -138,7 +138,11 @@ def _panel_title(paths, j_prev, j, flow):
         return "base $z_0$" if paths.direction == "forward" else f"data $x = z_{{{k}}}$"
     steps = range(j_prev, j)
     mean_ld = sum(float(np.mean(paths.step_log_det[s])) for s in steps)
-    what = "log|det dx/dz|" if paths.direction == "forward" else "log|det dz/dx|"
+    compact = compact_titles()
+    if compact:
+        what = "log-det"
+    else:
+        what = "log|det dx/dz|" if paths.direction == "forward" else "log|det dz/dx|"
     if paths.direction == "forward":
         ks = [paths.layer_counts[s + 1] for s in steps]
     else:
@@ -150,7 +154,7 @@ def _panel_title(paths, j_prev, j, flow):
         head = (f"{'after' if paths.direction == 'forward' else 'undo'} {min(ks)}-{max(ks)}: "
                 f"{'/'.join(names)}")
     end = "\n(= base)" if paths.direction == "inverse" and k == 0 else ""
-    stat = "mean" if len(ks) == 1 else "Σ of means,"
+    stat = "mean" if len(ks) == 1 else ("Σ mean" if compact else "Σ of means,")
     mean_ld = 0.0 if abs(mean_ld) < 0.005 else mean_ld     # no "-0.00"
     return f"{head}{end}\n{stat} {what} {'+' if mean_ld >= 0 else ''}{mean_ld:.2f}"
 
