@@ -122,6 +122,7 @@ def _unwritable_dir(tmp_path):
 
 
 def _bad_cases(tmp_path):
+    from nfscratch.plotting import ffmpeg_available
     existing = tmp_path / "existing.png"
     existing.write_bytes(b"keep me")
     (tmp_path / "existing.json").write_bytes(b"keep me")
@@ -150,7 +151,8 @@ def _bad_cases(tmp_path):
         (["plot", "animate", "--demo", "moons", "-o", str(tmp_path / "a.png")], 2, ".gif or .mp4"),
         (["plot", "animate", "--demo", "moons", "-o", str(tmp_path / "a.gif"), "--fps", "0"], 2,
          "--fps"),
-    ]
+    ] + ([] if ffmpeg_available() else
+         [(["plot", "animate", "--demo", "moons", "-o", str(tmp_path / "a.mp4")], 2, "ffmpeg")])
 
 
 def test_no_command_ends_in_a_traceback(tmp_path, capsys):
@@ -223,3 +225,19 @@ def test_bench_json_is_written_whole_and_only_on_success(tmp_path, monkeypatch, 
     assert main(["bench", "--quick", "--json", str(path)]) == 2      # exists: refused
     assert main(["bench", "--quick", "--json", str(path), "--overwrite"]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_long_commands_show_progress_on_a_terminal(tmp_path, capsys, monkeypatch):
+    # a terminal is what turns the bars on by default; --no-progress turns them off
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    argv = ["plot", "animate", "--demo", "moons", "--steps", "3", "--frames-per-layer", "1",
+            "--dpi", "20", "-o", str(tmp_path / "a.gif")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "fit (nll)" in err and "frames of a.gif" in err          # training, then drawing
+    assert main(argv[:-1] + [str(tmp_path / "b.gif"), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "fit (" not in err and "frames of" not in err
+    assert main(["train", "--energy", "U1", "--layers", "2", "--steps", "3",
+                 "-o", str(tmp_path / "m.npz")]) == 0
+    assert "fit (reverse_kl)" in capsys.readouterr().err

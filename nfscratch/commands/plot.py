@@ -109,6 +109,9 @@ def run(args):
         output_file(out, args.overwrite, "--out")     # before training or drawing
         if args.kind == "animate" and out.suffix.lower() not in (".gif", ".mp4"):
             raise UsageError(f"--out: expected a file name ending in .gif or .mp4, got {out}.")
+        if out.suffix.lower() == ".mp4" and not plotting.ffmpeg_available():
+            raise UsageError(f"--out: {out} asks for an MP4, which needs ffmpeg, and ffmpeg was "
+                             "not found; install it or write a .gif.")
         if args.flow:
             from .. import io
             flow, target = io.load(args.flow), None
