@@ -4,7 +4,9 @@ Trains a few small flows with fixed seeds and draws every picture the README and
 show, into this folder (or ``--out``). The whole run takes about two minutes on two cores;
 ``--quick`` trains briefly and draws at low resolution, for a smoke test.
 
-Which file shows what is listed in ``FIGURES`` below and in ``figures/README.md``.
+Which file shows what is listed in ``FIGURES`` below and in ``figures/README.md``. Every file is
+replaced in one step (written to a temporary name, then renamed), so an interrupted run leaves
+the previous figures intact.
 """
 import argparse
 import sys
@@ -27,6 +29,7 @@ SEED = 0
 FIGURES = {
     "moons_strip.png": "RealNVP (8 couplings) on two moons, base -> data, every layer",
     "moons_strip_inverse.png": "the same flow in the normalizing direction, data -> base",
+    "moons_strip_slides.png": "the same strip for a slide: style='slides', layers 0, 2, .., 8",
     "moons_layer_densities.png": "exact density after every layer, each panel's mass on its grid",
     "moons_target_vs_model.png": "two-moons histogram beside the RealNVP density, test NLL",
     "moons_warp.gif": "animation of the two-moons warp, moving smoothly between layers",
@@ -49,7 +52,7 @@ def train_data(name, steps, rng):
     train = datasets.sample(name, 4096, rng, **({"noise": 0.05} if name == "two_moons" else {}))
     test = datasets.sample(name, 4096, rng, **({"noise": 0.05} if name == "two_moons" else {}))
     flow = models.realnvp(2, n_layers=8, hidden=(64, 64), rng=rng)
-    hist = fit(flow, data=train, steps=steps, batch_size=256, lr=2e-3, rng=rng, progress=False)
+    hist = fit(flow, data=train, steps=steps, batch_size=256, lr=2e-3, rng=rng, progress=None)
     return flow, hist, test, -float(np.mean(flow.log_prob(test)))
 
 
@@ -60,7 +63,7 @@ def train_energy(name, steps, rng):
     # annealing (beta rising to 1 over the first third of training, as in the demo) keeps the
     # flow from settling on one lobe of a two-lobed target (U1), which would cost about ln 2 nats
     hist = fit(flow, target=target, steps=steps, batch_size=256, lr=1e-2, clip=100.0,
-               anneal=steps // 3, rng=rng, progress=False)
+               anneal=steps // 3, rng=rng, progress=None)
     x, log_q = flow.sample_and_log_prob(20000, rng)
     kl = float(np.mean(log_q + target.energy(x)) + target.log_normalizer())
     return flow, hist, target, kl
@@ -82,7 +85,7 @@ def energy_grid_figure(results, grid_size):
         for row, (img, label) in enumerate(((p, f"{name}: exp(-{name}) / Z"),
                                             (q, f"planar K=32: KL = {kl:.3f} nats"))):
             ax = axes[row, col]
-            im = ax.imshow(img, origin="lower", extent=grid.extent, cmap="viridis", vmin=0,
+            im = ax.imshow(img, origin="lower", extent=grid.extent, cmap=P.DENSITY_CMAP, vmin=0,
                            vmax=vmax, interpolation="antialiased")
             ax.set_title(label, fontsize=10)
             ax.tick_params(labelsize=7)
@@ -103,13 +106,13 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     quick = args.quick
     dpi = 50 if quick else 100
-    strip_dpi = 50 if quick else 80        # the strips are wide: 80 dpi is ~1700 px
+    strip_dpi = 50 if quick else 90        # strips wrap at 5 panels: 90 dpi is ~1100 px wide
     steps_data, steps_energy = (100, 100) if quick else (2000, 2500)
     grid = 40 if quick else 120
     t0 = time.perf_counter()
 
     def save(fig, name, **kw):
-        fig.savefig(out / name, dpi=kw.get("dpi", dpi))
+        P.save_figure(fig, out / name, dpi=kw.get("dpi", dpi), overwrite=True)
         print(f"  {name:34s} {(out / name).stat().st_size / 1024:7.0f} KB   "
               f"{time.perf_counter() - t0:6.1f} s")
 
@@ -125,11 +128,15 @@ def main(argv=None):
                       title="the same flow, normalizing direction (data → base): the test "
                             "points become Gaussian; colour = angle in data space"),
          "moons_strip_inverse.png", dpi=strip_dpi)
+    save(P.film_strip(flow, layers=[0, 2, 4, 6, 8], n_samples=800, grid_size=grid, rng=SEED,
+                      style="slides", title="RealNVP on two moons: base → data"),
+         "moons_strip_slides.png", dpi=strip_dpi)
     save(P.plot_layer_densities(flow, grid_size=grid, ncols=5), "moons_layer_densities.png")
     save(P.target_vs_model(flow, data=test, metric_name="test NLL", metric=nll,
                            grid_size=2 * grid), "moons_target_vs_model.png")
     P.animate_warp(flow, out / "moons_warp.gif", frames_per_layer=3 if quick else 5,
-                   mesh_size=30 if quick else 70, dpi=40 if quick else 72, rng=SEED)
+                   mesh_size=30 if quick else 70, dpi=40 if quick else 72, rng=SEED,
+                   overwrite=True)
     print(f"  {'moons_warp.gif':34s} {(out / 'moons_warp.gif').stat().st_size / 1024:7.0f} KB"
           f"   {time.perf_counter() - t0:6.1f} s")
     save(P.layer_diagnostics(hist, flow, test, title="RealNVP on two moons: per-layer diagnostics"),

@@ -16,11 +16,13 @@ from nfscratch import Flow, io
 from nfscratch.cli import main
 from nfscratch.datasets import energy, two_moons
 from nfscratch.models import planar_flow
-from nfscratch.plotting import (WarpMovie, animate_warp, film_strip, grid_lines,
-                                layer_densities, layer_diagnostics, log_density_after,
-                                numerical_jacobian, plot_density, plot_jacobian,
-                                plot_layer_densities, target_vs_model, training_curves)
+from nfscratch.plotting import (DENSITY_CMAP, SIGNED_CMAP, WarpMovie, animate_warp, film_strip,
+                                grid_lines, layer_densities, layer_diagnostics,
+                                log_density_after, numerical_jacobian, plot_density,
+                                plot_jacobian, plot_layer_densities, save_figure, style,
+                                target_vs_model, training_curves)
 from nfscratch.plotting._common import make_grid
+from nfscratch.plotting.animate import default_frames_per_layer
 from nfscratch.train import fit
 from nfscratch.transforms import (AffineCoupling, ElementwiseAffine, Permute, Planar, Radial,
                                   Reverse)
@@ -163,6 +165,112 @@ def test_animation_writes_readable_gif_with_expected_frames(tmp_path, flow):
         assert im.convert("RGB").getextrema() != ((255, 255),) * 3      # not blank
 
 
+def _gif_frames(path):
+    """Every frame of a GIF as an RGB array (H, W, 3), composed as a viewer shows it."""
+    frames = []
+    with Image.open(path) as im:
+        for i in range(im.n_frames):
+            im.seek(i)
+            frames.append(np.asarray(im.convert("RGB")))
+    return frames
+
+
+def _tick_label_strips(frame):
+    """Pixels left of and below the movie's axes (fixed at (0.12, 0.08, 0.66, 0.78) of the
+    figure): the tick labels, which change whenever the axes' limits do."""
+    H, W, _ = frame.shape
+    below = frame[int(H * 0.93):, int(W * 0.12):int(W * 0.78)]
+    left = frame[int(H * 0.15):int(H * 0.91), :int(W * 0.115)]
+    return below, left
+
+
+@pytest.mark.parametrize("direction", ["forward", "inverse"])
+def test_gif_axes_stay_fixed_and_frame_0_is_the_base(tmp_path, direction):
+    flow = _mixed()
+    movie = WarpMovie(flow, direction=direction, frames_per_layer=2, mesh_size=12, n_samples=30)
+    boxes = np.array([movie.state(i).box for i in range(movie.n_frames)])
+    assert np.all(boxes == boxes[0])                                  # one view box
+    first = movie.state(0).title
+    assert ("base" in first) if direction == "forward" else ("data" in first)
+    assert "base" in movie.state(movie.n_frames - 1).title or direction == "forward"
+    # read back from the file: the tick labels are the same pixels in every frame
+    path = animate_warp(flow, tmp_path / "w.gif", direction=direction, frames_per_layer=2,
+                        mesh_size=12, n_samples=30, dpi=60)
+    strips = [_tick_label_strips(f) for f in _gif_frames(path)]
+    assert len(strips) == movie.n_frames
+    assert strips[0][0].min() < 128 and strips[0][1].min() < 128     # the labels are there
+    for below, left in strips[1:]:
+        np.testing.assert_array_equal(below, strips[0][0])
+        np.testing.assert_array_equal(left, strips[0][1])
+
+
+def test_gif_test_would_see_moving_axes(tmp_path):
+    # the check above is not vacuous: a movie that follows its samples changes its tick labels
+    path = animate_warp(_mixed(), tmp_path / "f.gif", frames_per_layer=2, mesh_size=12,
+                        n_samples=30, dpi=60, follow=True)
+    strips = [_tick_label_strips(f) for f in _gif_frames(path)]
+    assert any(not np.array_equal(b, strips[0][0]) or not np.array_equal(lf, strips[0][1])
+               for b, lf in strips[1:])
+
+
+def test_default_gif_size_stays_under_2_mb(tmp_path):
+    # the default frame count is bounded whatever the depth (the U2 demo flow has 32 layers) ...
+    assert [default_frames_per_layer(K) for K in (1, 8, 32, 200)] == [8, 8, 3, 2]
+    assert all(K * default_frames_per_layer(K) + 1 <= 101 for K in range(1, 51))
+    # ... and a frame at the default size and resolution, with a flow that warps hard, is small
+    # enough that 101 of them stay under 2 MB (a full-length movie is too slow for a test)
+    flow = planar_flow(2, n_layers=2, rng=0)
+    rng = np.random.default_rng(1)
+    for t in flow:
+        t.params["u"][...] = rng.normal(0.0, 1.5, 2)
+        t.params["w"][...] = rng.normal(0.0, 1.5, 2)
+    path = animate_warp(flow, tmp_path / "w.gif")
+    with Image.open(path) as im:
+        n, size = im.n_frames, im.size
+    assert n == 2 * 8 + 1 and size == (367, 324)
+    assert path.stat().st_size / n * 101 < 2e6, path.stat().st_size
+
+
+def test_gif_is_written_whole_and_never_replaces_a_file_unasked(tmp_path, monkeypatch):
+    flow = _planar()
+    path = tmp_path / "w.gif"
+    path.write_bytes(b"old movie")
+    with pytest.raises(FileExistsError, match="path: .* already exists; pass overwrite=True"):
+        animate_warp(flow, path, frames_per_layer=1, mesh_size=8, n_samples=10, dpi=20)
+    assert path.read_bytes() == b"old movie"
+    calls = []
+
+    def fail_on_third_frame(self, ax, i):       # an error halfway through writing
+        calls.append(i)
+        if i == 2:
+            raise RuntimeError("interrupted")
+        return WarpMovie._draw(self, ax, i)
+    monkeypatch.setattr(WarpMovie, "draw", fail_on_third_frame)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        animate_warp(flow, path, frames_per_layer=1, mesh_size=8, n_samples=10, dpi=20,
+                     overwrite=True)
+    assert calls == [0, 1, 2] and path.read_bytes() == b"old movie"
+    assert [p.name for p in tmp_path.iterdir()] == ["w.gif"]          # no temporary left
+    monkeypatch.undo()
+    animate_warp(flow, path, frames_per_layer=1, mesh_size=8, n_samples=10, dpi=20,
+                 overwrite=True)
+    with Image.open(path) as im:
+        assert im.format == "GIF" and im.n_frames == len(flow) + 1
+
+
+def test_save_figure_refuses_existing_and_directories(tmp_path):
+    fig = plot_density(_planar(), grid_size=10)
+    path = save_figure(fig, tmp_path / "d.png", dpi=20)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="already exists"):
+        save_figure(fig, path)
+    with pytest.raises(IsADirectoryError, match="expected a file name"):
+        save_figure(fig, tmp_path)
+    assert path.read_bytes() == before
+    save_figure(fig, path, dpi=30, overwrite=True)
+    assert path.read_bytes() != before and len(list(tmp_path.iterdir())) == 1
+
+
 def test_movie_keyframes_are_exact(flow):
     movie = WarpMovie(flow, frames_per_layer=3, mesh_size=10, n_samples=15)
     mesh0 = movie.mesh[0]
@@ -260,6 +368,80 @@ def test_coupling_jacobian_is_triangular_after_reordering():
 
 
 # ----------------------------------------------------------------------------------------------
+# figures for slides: one colour map per quantity, wrapping, the slides style
+# ----------------------------------------------------------------------------------------------
+def _short_kl_history():
+    return fit(planar_flow(2, n_layers=3, rng=0), target=energy("U1"), steps=60, batch_size=32,
+               anneal=30, rng=0, progress=False, record_every=5)
+
+
+def test_one_colour_map_per_quantity():
+    flow = _coupling()
+    density_images = [
+        *film_strip(flow, grid_size=10, n_samples=20).axes[0].images,
+        *plot_density(flow, grid_size=10).axes[0].images,
+        *plot_layer_densities(flow, grid_size=10).axes[0].images,
+        *target_vs_model(flow, data=two_moons(200, rng=0), grid_size=10).axes[0].images,
+        *target_vs_model(flow, energy=energy("U2"), grid_size=10).axes[1].images,
+    ]
+    assert len(density_images) == 5
+    assert {im.get_cmap().name for im in density_images} == {DENSITY_CMAP}
+    assert WarpMovie(flow, mesh_size=8, n_samples=10).cmap == DENSITY_CMAP
+    hist = fit(flow, data=two_moons(128, rng=0), steps=10, batch_size=32, rng=0,
+               progress=False, record_every=2)
+    (log_det_image,) = layer_diagnostics(hist).axes[0].images          # signed: centred on 0
+    assert log_det_image.get_cmap().name == SIGNED_CMAP
+    norm = log_det_image.norm
+    assert norm.vcenter == 0.0 and norm.vmin == -norm.vmax
+    assert SIGNED_CMAP != DENSITY_CMAP
+
+
+@pytest.mark.parametrize("n_layers, ncols, rows", [(8, None, 2), (8, 3, 3), (3, None, 1),
+                                                    (3, 10, 1)])
+def test_film_strip_wraps_into_rows(n_layers, ncols, rows):
+    fig = film_strip(planar_flow(2, n_layers=n_layers, rng=0), grid_size=8, n_samples=10,
+                     ncols=ncols)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.images]
+    assert len(panels) == n_layers + 1
+    fig.canvas.draw()
+    tops = {round(ax.get_position().y1, 3) for ax in panels}
+    assert len(tops) == rows
+
+
+def test_slides_style_larger_fonts_fewer_ticks_and_it_ends():
+    flow = _planar()
+    plain = film_strip(flow, grid_size=8, n_samples=10)
+    with style("slides"):
+        big = film_strip(flow, grid_size=8, n_samples=10)
+        curves = training_curves(_short_kl_history())
+    same = film_strip(flow, grid_size=8, n_samples=10, style="slides")
+    after = film_strip(flow, grid_size=8, n_samples=10)
+    for fig in (big, same):
+        assert fig.axes[0].title.get_fontsize() > 1.5 * plain.axes[0].title.get_fontsize()
+        assert fig.get_size_inches()[0] > 1.3 * plain.get_size_inches()[0]
+    assert after.axes[0].title.get_fontsize() == plain.axes[0].title.get_fontsize()
+    for fig in (big, curves):
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if ax.get_xscale() == "linear" and ax.get_label() != "<colorbar>":
+                assert len([t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]) <= 5
+    with pytest.raises(ValueError, match=r"style: expected one of \['default', 'slides'\]"):
+        film_strip(flow, style="poster")
+
+
+def test_annealing_label_is_clear_of_the_zero_line():
+    fig = training_curves(_short_kl_history())
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    (label,) = [t for t in ax.texts if "annealing" in t.get_text()]
+    box = label.get_window_extent()
+    (zero,) = [ln for ln in ax.lines if list(ln.get_ydata()) == [0.0, 0.0]]
+    y0 = ax.transData.transform((0.0, 0.0))[1]
+    assert not box.y0 - 2 <= y0 <= box.y1 + 2, (box, y0)
+    assert label.zorder > zero.zorder and label.get_bbox_patch() is not None
+
+
+# ----------------------------------------------------------------------------------------------
 # bad input
 # ----------------------------------------------------------------------------------------------
 def test_three_dimensional_flow_is_refused():
@@ -314,6 +496,26 @@ def test_cli_plot_on_saved_flow(tmp_path, capsys):
     with Image.open(tmp_path / "a.gif") as im:
         assert im.n_frames == len(_mixed()) + 1
     assert f"wrote {tmp_path / 'a.gif'}" in capsys.readouterr().out
+
+
+def test_cli_plot_refuses_to_overwrite_and_has_slide_options(tmp_path, capsys):
+    path = io.save(_mixed(), tmp_path / "flow.npz")
+    out = tmp_path / "w.png"
+    out.write_bytes(b"keep")
+    base = ["plot", "warp", "--flow", str(path), "--out", str(out), "--dpi", "30"]
+    assert main(base) == 2
+    assert "--out: " in capsys.readouterr().err and out.read_bytes() == b"keep"
+    assert main(base + ["--overwrite", "--style", "slides", "--ncols", "4"]) == 0
+    with Image.open(out) as im:
+        w, h = im.size
+    assert main(base + ["--overwrite", "--ncols", "7"]) == 0
+    with Image.open(out) as im:
+        assert im.size[0] > w and im.size[1] < h     # one row of 7 panels instead of 2 rows
+    anim = tmp_path / "a.gif"
+    anim.write_bytes(b"keep")
+    assert main(["plot", "animate", "--flow", str(path), "--out", str(anim)]) == 2
+    assert anim.read_bytes() == b"keep"
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_cli_refuses_3d_flow(tmp_path, capsys):

@@ -5,13 +5,14 @@
 2. Variational inference: 32 planar layers learn the energy U1 of Rezende & Mohamed (2015) by
    reverse KL (with annealing); the KL is reported in nats using U1's log-normalizer.
 
-Figures (data vs model) and the trained flows go to a fresh folder ``<out>/demo-NNN``.
+Figures (data vs model) and the trained flows go to a fresh folder ``<out>/demo-NNN``, so a
+run never replaces the files of an earlier one; ``--out`` is checked before training starts.
 """
 import time
 
 import numpy as np
 
-from ._common import fresh_run_dir
+from ._common import add_progress_flag, fresh_run_dir, non_negative_int, output_folder
 
 
 def register(sub):
@@ -20,9 +21,9 @@ def register(sub):
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="nfscratch_out",
                    help="parent folder of the run's outputs (default: ./nfscratch_out)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--quick", action="store_true", help="train briefly (for smoke tests)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -71,7 +72,7 @@ def train_u1(seed, steps, progress):
 def run(args):
     from .. import io
     progress = False if args.no_progress else None
-    out = fresh_run_dir(args.out, "demo")
+    out = fresh_run_dir(output_folder(args.out, "--out"), "demo")
     print(f"nfscratch demo: writing to {out}/")
     t0 = time.perf_counter()
 
@@ -88,35 +89,27 @@ def run(args):
     io.save(flow_m, out / "moons_realnvp.npz")
     io.save(flow_u, out / "u1_planar.npz")
     written = ["moons_realnvp.npz", "u1_planar.npz"]
-    written += write_figures(out, flow_m, hist_m, test, nll, flow_u, hist_u, target, kl)
+    written += write_figures(out, flow_m, hist_m, test, nll, flow_u, hist_u, target, kl,
+                             progress)
     print(f"done in {time.perf_counter() - t0:.1f} s; wrote " + ", ".join(written))
     return 0
 
 
-def write_figures(out, flow_m, hist_m, test, nll, flow_u, hist_u, target, kl):
-    """Write the demo's figures; return their file names."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from ..plotting import target_vs_model
+def write_figures(out, flow_m, hist_m, test, nll, flow_u, hist_u, target, kl, progress=None):
+    """Write the demo's figures into the fresh folder ``out``; return their file names."""
+    from ..plotting import animate_warp, film_strip, save_figure, target_vs_model
 
-    written = []
-    fig = target_vs_model(flow_m, data=test, metric_name="test NLL", metric=nll)
-    fig.savefig(out / "moons_density.png", dpi=120)
-    plt.close(fig)
-    written.append("moons_density.png")
-    fig = target_vs_model(flow_u, energy=target, metric_name="KL", metric=kl)
-    fig.savefig(out / "u1_density.png", dpi=120)
-    plt.close(fig)
-    written.append("u1_density.png")
-    from ..plotting import animate_warp, film_strip
-    fig = film_strip(flow_m)                  # one panel per layer, base -> data
-    fig.savefig(out / "moons_warp.png", dpi=90)
-    written.append("moons_warp.png")
     K = len(flow_u)
-    fig = film_strip(flow_u, layers=sorted({0, 1, 2, 4, 8, 16, K} & set(range(K + 1))))
-    fig.savefig(out / "u1_warp.png", dpi=90)
-    written.append("u1_warp.png")
-    animate_warp(flow_m, out / "moons_warp.gif", frames_per_layer=4)
-    written.append("moons_warp.gif")
-    return written
+    figures = {
+        "moons_density.png": lambda: target_vs_model(flow_m, data=test, metric_name="test NLL",
+                                                     metric=nll),
+        "u1_density.png": lambda: target_vs_model(flow_u, energy=target, metric_name="KL",
+                                                  metric=kl),
+        "moons_warp.png": lambda: film_strip(flow_m),     # one panel per layer, base -> data
+        "u1_warp.png": lambda: film_strip(flow_u, layers=sorted({0, 1, 2, 4, 8, 16, K}
+                                                                & set(range(K + 1)))),
+    }
+    for name, make in figures.items():
+        save_figure(make(), out / name, dpi=90 if "warp" in name else 120)
+    animate_warp(flow_m, out / "moons_warp.gif", frames_per_layer=4, progress=progress)
+    return [*figures, "moons_warp.gif"]

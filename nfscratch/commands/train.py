@@ -1,7 +1,16 @@
-"""``nfscratch train``: train a built-in architecture on a toy dataset or an energy and save it."""
+"""``nfscratch train``: train a built-in architecture on a toy dataset or an energy and save it.
+
+Where the flow goes is checked before training (a folder, an existing file without
+``--overwrite``, a missing or read-only folder: one line, exit code 2), and a flow that diverged
+is never saved: a non-finite loss during training (``fit`` raises ``TrainingDiverged``) or
+non-finite parameters or metric after it end the command with exit code 1 and name the layer.
+"""
 import sys
 
 import numpy as np
+
+from ._common import (UsageError, add_progress_flag, non_negative_int, output_file,
+                      positive_float, positive_int)
 
 MODELS = ("realnvp", "nice", "planar", "maf", "iaf")
 
@@ -15,18 +24,20 @@ def register(sub):
     src.add_argument("--energy", help="U1, U2, U3 or U4")
     p.add_argument("--model", choices=MODELS, default=None,
                    help="architecture (default: realnvp for data, planar for energies)")
-    p.add_argument("--layers", type=int, default=None, help="number of layers")
-    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64],
+    p.add_argument("--layers", type=positive_int, default=None, help="number of layers")
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=[64, 64],
                    help="conditioner hidden widths (couplings, maf, iaf)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--clip", type=float, default=None, help="clip the gradient norm")
-    p.add_argument("--n-data", type=int, default=8192, help="training set size (datasets)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int, default=2000)
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="learning rate (default 2e-3 for data, 1e-2 for energies)")
+    p.add_argument("--clip", type=positive_float, default=None, help="clip the gradient norm")
+    p.add_argument("--n-data", type=positive_int, default=8192,
+                   help="training set size (datasets)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--output", "-o", required=True, help="where to save the flow (.npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -46,7 +57,8 @@ def build(model, layers, hidden, rng):
 
 
 def run(args):
-    """Train and save; a bad argument is reported in one line with exit code 2."""
+    """Train and save; a bad argument is reported in one line with exit code 2, a diverged
+    training run with exit code 1, and neither saves anything."""
     try:
         return _run(args)
     except (ValueError, TypeError, FileNotFoundError) as exc:
@@ -54,39 +66,75 @@ def run(args):
         return 2
 
 
+def _non_finite_layer(flow):
+    """``(index, name)`` of the first layer with a non-finite parameter, or None."""
+    for i, t in enumerate(flow.transforms):
+        for name, value in t.params.items():
+            if not np.all(np.isfinite(value)):
+                return i, f"{t.name}, parameter {name!r}"
+    return None
+
+
+def _diverged(message):
+    print(f"nfscratch train: training diverged: {message} Nothing was saved.", file=sys.stderr)
+    return 1
+
+
 def _run(args):
     from pathlib import Path
 
     from .. import datasets, io
-    from ..train import fit
+    from ..train import TrainingDiverged, fit
     out = Path(args.output)
+    if out.is_dir():     # appending ".npz" would silently write beside it instead
+        raise UsageError(f"--output: expected a file name, got the directory {out}; pass e.g. "
+                         f"{out / 'flow.npz'}.")
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
-    if out.exists() and not args.overwrite:  # refuse before spending minutes training
-        print(f"nfscratch train: {out} already exists; pass --overwrite to replace it.")
-        return 2
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"--output: the directory {out.parent} does not exist.")
-    if args.lr is not None and not args.lr > 0:
-        raise ValueError(f"--lr: expected a positive learning rate, got {args.lr}.")
+    out = output_file(out, args.overwrite, "--output")   # before spending minutes training
     rng = np.random.default_rng(args.seed)
     progress = False if args.no_progress else None
-    if args.dataset:
-        data = datasets.sample(args.dataset, args.n_data, rng)
-        test = datasets.sample(args.dataset, args.n_data, rng)
-        flow = build(args.model or "realnvp", args.layers, args.hidden, rng)
-        hist = fit(flow, data=data, steps=args.steps, batch_size=args.batch_size,
-                   lr=args.lr or 2e-3, clip=args.clip, rng=rng, progress=progress)
-        print(f"final train loss {hist.loss[-1]:.4f}; test NLL "
-              f"{-np.mean(flow.log_prob(test)):.4f} nats")
-    else:
-        target = datasets.energy(args.energy)
-        flow = build(args.model or "planar", args.layers, args.hidden, rng)
-        hist = fit(flow, target=target, steps=args.steps, batch_size=args.batch_size,
-                   lr=args.lr or 1e-2, clip=args.clip, rng=rng, progress=progress)
-        x, log_q = flow.sample_and_log_prob(20000, rng)
-        kl = np.mean(log_q + target.energy(x)) + target.log_normalizer()
-        print(f"KL(q || p) {kl:.4f} nats")
+    try:
+        if args.dataset:
+            data = datasets.sample(args.dataset, args.n_data, rng)
+            test = datasets.sample(args.dataset, args.n_data, rng)
+            flow = build(args.model or "realnvp", args.layers, args.hidden, rng)
+        else:
+            target = datasets.energy(args.energy)
+            flow = build(args.model or "planar", args.layers, args.hidden, rng)
+    except (ValueError, TypeError) as exc:      # unknown names, impossible sizes
+        raise UsageError(str(exc)) from None
+    try:
+        if args.dataset:
+            hist = fit(flow, data=data, steps=args.steps, batch_size=args.batch_size,
+                       lr=args.lr or 2e-3, clip=args.clip, rng=rng, progress=progress)
+        else:
+            hist = fit(flow, target=target, steps=args.steps, batch_size=args.batch_size,
+                       lr=args.lr or 1e-2, clip=args.clip, rng=rng, progress=progress)
+    except TrainingDiverged as exc:
+        return _diverged(str(exc))
+    # fit may return normally with parameters that are finite but useless (e.g. --lr 1e300 for
+    # one step): a non-finite parameter, final loss or metric is a divergence all the same
+    advice = "Try a smaller --lr or --clip."
+    bad = _non_finite_layer(flow)
+    if bad is not None:
+        return _diverged(f"layer {bad[0]} ({bad[1]}) is not finite after training. {advice}")
+    try:
+        with np.errstate(all="ignore"):
+            if args.dataset:
+                metric = -float(np.mean(flow.log_prob(test)))
+            else:
+                x, log_q = flow.sample_and_log_prob(20000, rng)
+                metric = float(np.mean(log_q + target.energy(x)) + target.log_normalizer())
+    except (ValueError, FloatingPointError) as exc:     # e.g. samples that overflowed to inf
+        return _diverged(f"the trained flow cannot be evaluated ({exc}). {advice}")
+    name = "test NLL" if args.dataset else "KL(q || p)"
+    if not (np.isfinite(hist.loss[-1]) and np.isfinite(metric)):
+        return _diverged(f"the final training loss is {hist.loss[-1]} and the {name} is "
+                         f"{metric}, not finite. {advice}")
+    report = (f"final train loss {hist.loss[-1]:.4f}; test NLL {metric:.4f} nats"
+              if args.dataset else f"KL(q || p) {metric:.4f} nats")
+    print(report)
     path = io.save(flow, out, overwrite=args.overwrite)
     print(f"saved {path}")
     return 0

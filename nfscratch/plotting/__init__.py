@@ -15,7 +15,22 @@ given); nothing here calls ``plt.show()`` or writes anything unasked. Figures ar
   diagnostics.
 * :mod:`~nfscratch.plotting.jacobian` -- one layer's Jacobian, its structure, the cost of its
   log-det.
+
+Pictures for a course
+---------------------
+* One colour map per quantity, in every figure: densities in :data:`DENSITY_CMAP` (light at 0),
+  signed quantities -- log-dets, Jacobian entries, differences -- in :data:`SIGNED_CMAP` centred
+  on 0 (:func:`signed_norm`), gradient sizes in :data:`MAGNITUDE_CMAP`.
+* Slides: ``with plotting.style("slides"): fig = film_strip(flow)`` (or ``style="slides"`` on any
+  figure function) draws larger fonts, thicker lines, fewer ticks, on a proportionally larger
+  figure; panels wrap after ``ncols`` a row (default at most 5). On the command line:
+  ``nfscratch plot warp --style slides --ncols 4``.
+* Files: :func:`animate_warp` refuses to replace an existing file unless ``overwrite=True`` and
+  writes through a temporary file, so an interrupted run never leaves half a GIF; its axes stay
+  fixed across frames and frame 0 is the base.
 """
+from ._common import (DENSITY_CMAP, MAGNITUDE_CMAP, SIGNED_CMAP, STYLES, save_figure,
+                      signed_norm, style)
 from .animate import WarpMovie, animate_warp, ffmpeg_available, warp_animation
 from .compare import target_vs_model
 from .curves import layer_diagnostics, training_curves
@@ -25,7 +40,8 @@ from .jacobian import numerical_jacobian, plot_jacobian
 from .show import show
 from .warp import film_strip, grid_lines, start_colours, warp_paths
 
-__all__ = ["target_vs_model", "DensityPanel", "layer_densities", "log_density_after",
+__all__ = ["DENSITY_CMAP", "SIGNED_CMAP", "MAGNITUDE_CMAP", "STYLES", "style", "signed_norm",
+           "save_figure", "target_vs_model", "DensityPanel", "layer_densities", "log_density_after",
            "plot_density", "plot_layer_densities", "film_strip", "grid_lines", "start_colours",
            "warp_paths", "WarpMovie", "animate_warp", "warp_animation", "ffmpeg_available",
            "training_curves", "layer_diagnostics", "numerical_jacobian", "plot_jacobian"]

@@ -7,16 +7,41 @@ for the integral of ``p`` over the box (the mass check every density panel repor
 
 Figures are built with :class:`matplotlib.figure.Figure` directly, not through ``pyplot``: no
 global state, nothing shown, nothing to close, and it works on a machine without a screen.
-"""
-from dataclasses import dataclass
-import numbers
 
+It also holds what every figure shares so that a course's pictures agree with each other: one
+colour map per quantity (:data:`DENSITY_CMAP`, :data:`SIGNED_CMAP`, :data:`MAGNITUDE_CMAP`), the
+figure styles (:func:`style`: ``"default"`` for reading on screen, ``"slides"`` for a projector),
+and files written whole or not at all (:func:`atomic_output`).
+"""
+import contextlib
+import contextvars
+from dataclasses import dataclass
+import functools
+import numbers
+import os
+from pathlib import Path
+import tempfile
+
+import matplotlib
 import numpy as np
-from matplotlib.colors import LogNorm, Normalize
+from matplotlib.colors import LogNorm, Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["Grid", "make_grid", "check_flow_2d", "parse_limits", "check_grid_size",
-           "auto_limits", "density_norm", "new_figure", "layer_label"]
+           "auto_limits", "default_ncols", "density_norm", "signed_norm", "new_figure", "layer_label",
+           "DENSITY_CMAP", "SIGNED_CMAP", "MAGNITUDE_CMAP", "STYLES", "style", "styled",
+           "current_style", "check_style", "style_scale", "compact_titles", "check_output_file", "atomic_output", "save_figure"]
+
+# One colour map per quantity, for every figure of the package (and the tutorials):
+# a density is always DENSITY_CMAP, a signed quantity (log-dets, Jacobian entries, differences)
+# always SIGNED_CMAP centred on 0 (use signed_norm), a positive size that is not a density
+# (gradient norms) MAGNITUDE_CMAP. The density map is light at 0 so that grid lines and the
+# coloured samples drawn on top stay visible; the signed map avoids blue so that blue always
+# means density.
+DENSITY_CMAP = "Blues"
+SIGNED_CMAP = "PuOr_r"
+MAGNITUDE_CMAP = "viridis"
 
 
 @dataclass
@@ -167,9 +192,192 @@ def density_norm(densities, log=True, decades=3.0):
     return Normalize(vmin=0.0, vmax=vmax, clip=True)
 
 
+def signed_norm(values):
+    """A colour norm for a signed quantity: symmetric around 0, 0 at the map's neutral middle."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.abs(values[np.isfinite(values)])
+    lim = float(finite.max()) if finite.size else 0.0
+    lim = lim if lim > 0 else 1.0
+    return TwoSlopeNorm(0.0, -lim, lim)
+
+
+# ----------------------------------------------------------------------------------------------
+# figure styles
+# ----------------------------------------------------------------------------------------------
+# Font sizes in the figure code are relative ("small", "x-small"), so a style changes them all
+# through rcParams["font.size"]. "scale" multiplies every figure's size in inches, so larger
+# fonts keep the same room; "max_ticks" caps the ticks per axis (None: matplotlib's choice);
+# "compact" asks for shorter panel titles (fonts grow faster than the panels).
+_SLIDES_RC = {"font.size": 17.0, "axes.titlesize": "medium", "axes.labelsize": "medium",
+              "xtick.labelsize": "small", "ytick.labelsize": "small", "legend.fontsize": "small",
+              "figure.titlesize": "large", "lines.linewidth": 2.0, "axes.linewidth": 1.2,
+              "xtick.major.width": 1.2, "ytick.major.width": 1.2}
+STYLES = {
+    "default": {"rc": {k: matplotlib.rcParamsDefault[k] for k in _SLIDES_RC},
+                "scale": 1.0, "max_ticks": None, "compact": False},
+    "slides": {"rc": _SLIDES_RC, "scale": 1.45, "max_ticks": 4, "compact": True},
+}
+_current_style = contextvars.ContextVar("nfscratch_plot_style", default="default")
+
+
+def current_style():
+    """Name of the style in force (``"default"`` outside any :func:`style` block)."""
+    return _current_style.get()
+
+
+def check_style(name):
+    """Return ``name`` if it is a known style; raise a ValueError naming the choices otherwise."""
+    if not isinstance(name, str) or name not in STYLES:
+        raise ValueError(f"style: expected one of {sorted(STYLES)}, got {name!r}.")
+    return name
+
+
+@contextlib.contextmanager
+def style(name="slides"):
+    """Draw every figure made inside the block in the style ``name``.
+
+    ``"slides"``: fonts about 1.7 times larger, figures 1.45 times larger (so panels keep their
+    room), thicker lines and at most 4 ticks per axis, for a projector at the back of a room.
+    ``"default"``: matplotlib's sizes, for reading on a screen or on paper. Every figure function
+    of :mod:`nfscratch.plotting` also takes ``style=`` for one figure.
+
+    Examples
+    --------
+    >>> from nfscratch.models import planar_flow
+    >>> from nfscratch.plotting import film_strip
+    >>> with style("slides"):
+    ...     fig = film_strip(planar_flow(2, 2, rng=0), grid_size=10, n_samples=20)
+    >>> fig.axes[0].title.get_fontsize() > 12
+    True
+    """
+    token = _current_style.set(check_style(name))
+    try:
+        with matplotlib.rc_context(STYLES[name]["rc"]):
+            yield
+    finally:
+        _current_style.reset(token)
+
+
+def style_scale():
+    """Size factor of the style in force, for marker sizes and line widths given in points."""
+    return STYLES[current_style()]["scale"]
+
+
+def compact_titles():
+    """True when the style in force wants short panel titles."""
+    return STYLES[current_style()]["compact"]
+
+
+def _fewer_ticks(fig):
+    """Cap the ticks of every linear axis of ``fig`` at the style's ``max_ticks``."""
+    n = STYLES[current_style()]["max_ticks"]
+    if n is None:
+        return
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            locator = axis.get_major_locator()
+            if isinstance(locator, MaxNLocator):     # not fixed labels, not log axes
+                locator.set_params(nbins=n)
+
+
+def styled(func):
+    """Give a figure function a ``style=None`` keyword: draw it inside :func:`style` (None: the
+    style in force) and cap its ticks; the function returns a Figure (or a path, for files)."""
+    @functools.wraps(func)
+    def wrapper(*args, style=None, **kw):
+        with _use(style):
+            out = func(*args, **kw)
+            if isinstance(out, Figure):
+                _fewer_ticks(out)
+        return out
+    return wrapper
+
+
+def _use(name):
+    return contextlib.nullcontext() if name is None else style(name)
+
+
 def new_figure(width, height, **kw):
-    """A headless Figure with constrained layout (labels never overlap or get cut)."""
-    return Figure(figsize=(width, height), layout="constrained", **kw)
+    """A headless Figure with constrained layout (labels never overlap or get cut), its size
+    in inches scaled by the style in force."""
+    scale = STYLES[current_style()]["scale"]
+    return Figure(figsize=(width * scale, height * scale), layout="constrained", **kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# writing files: refuse to replace unless asked; never leave half a file
+# ----------------------------------------------------------------------------------------------
+def check_output_file(path, *, overwrite=False, name="path", probe=False):
+    """Return ``path`` as a Path if a file may be written there; raise a clear error otherwise.
+
+    Refuses a directory, an existing file (unless ``overwrite``), a missing parent directory
+    and, with ``probe=True``, a directory where no file can be created (checked by creating and
+    removing an empty temporary file: permission bits alone miss read-only file systems and
+    a process running as root). Call it before long work, so nothing is computed for nothing.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{name}: expected a file name, got the directory {path}.")
+    if path.exists() and not overwrite:
+        hint = "--overwrite" if name.startswith("--") else "overwrite=True"
+        raise FileExistsError(f"{name}: {path} already exists; pass {hint} to replace it "
+                              "(nothing was written).")
+    parent = path.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"{name}: the directory {parent} does not exist; create it "
+                                "first or write elsewhere.")
+    if probe:
+        try:
+            fd, tmp = tempfile.mkstemp(dir=parent, prefix=".nfscratch-probe-")
+        except OSError as exc:
+            raise PermissionError(f"{name}: cannot write into the directory {parent} "
+                                  f"({exc.strerror or exc}); choose a writable place.") from None
+        os.close(fd)
+        os.unlink(tmp)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path, *, overwrite=False, name="path"):
+    """Yield a temporary path beside ``path``; on success rename it to ``path`` in one step.
+
+    A crash or an error while writing leaves ``path`` as it was (absent, or the old file)
+    and removes the temporary file. The temporary name keeps the suffix, so writers that pick
+    the format from it (``savefig``, the GIF writer) still do.
+    """
+    path = check_output_file(path, overwrite=overwrite, name=name)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)       # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_figure(fig, path, *, dpi=None, overwrite=False, name="path"):
+    """``fig.savefig`` through :func:`atomic_output`; returns the path written."""
+    path = Path(path)
+    with atomic_output(path, overwrite=overwrite, name=name) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    return path
+
+
+def default_ncols(n, max_cols=5):
+    """Columns for ``n`` panels: at most ``max_cols`` a row, rows as even as possible.
+
+    Examples
+    --------
+    >>> [default_ncols(n) for n in (1, 4, 5, 6, 7, 9, 33)]
+    [1, 4, 5, 3, 4, 5, 5]
+    """
+    rows = -(-n // max_cols)
+    return -(-n // rows)
 
 
 def layer_label(flow, k):

@@ -17,22 +17,48 @@ A layer whose straight path would fold the plane (the determinant crosses 0, as 
 coordinates, whose determinant is -1) has no such smooth path; it is shown as a jump halfway
 through its frames, and its title says so.
 
+The view box is the same in every frame (fitted once to the samples of all layers), so
+what moves on screen is the flow and never the axes; frame 0 is the base (forward) or the data
+(inverse), and the first and last frames are held a little longer.
+
 The file is written with matplotlib's animation writers: pillow for ``.gif`` (always
-available), ffmpeg for ``.mp4`` (only when ffmpeg is installed).
+available), ffmpeg for ``.mp4`` (only when ffmpeg is installed). A GIF's size grows with its
+number of frames, so by default a deep flow gets fewer frames per layer (see
+:func:`default_frames_per_layer`), which keeps the files of the built-in demos under ~2 MB.
 """
 import pathlib
+import sys
 from typing import NamedTuple
 
 import numpy as np
 from matplotlib import animation, colormaps
+from matplotlib.collections import LineCollection
 
 from .._validate import check_positive_int
-from ._common import auto_limits, check_flow_2d, density_norm, parse_limits
+from ._common import (DENSITY_CMAP, STYLES, atomic_output, auto_limits, check_flow_2d,
+                      check_output_file, check_style, current_style, density_norm, parse_limits,
+                      style, style_scale)
 from .warp import start_colours
 
-__all__ = ["Frame", "WarpMovie", "warp_animation", "animate_warp", "ffmpeg_available"]
+_style = style      # WarpMovie's own ``style`` attribute and argument hide the function
+
+__all__ = ["Frame", "WarpMovie", "warp_animation", "animate_warp", "ffmpeg_available",
+           "default_frames_per_layer"]
 
 _FD_STEP = 1e-5
+_HOLD_MS = 900      # how long the first (base) and the last frame stay on screen
+
+
+def default_frames_per_layer(n_layers, max_frames=100):
+    """Frames per layer when none is asked: 8 for a shallow flow, fewer for a deep one, so the
+    movie has about ``max_frames`` frames at most (and at least 2 frames a layer).
+
+    Examples
+    --------
+    >>> [default_frames_per_layer(K) for K in (1, 8, 16, 32, 100)]
+    [8, 8, 6, 3, 2]
+    """
+    return int(np.clip(max_frames // max(n_layers, 1), 2, 8))
 
 
 def ffmpeg_available():
@@ -60,7 +86,7 @@ class _CompactGifWriter(animation.PillowWriter):
     colours and a grey ramp (text, grid lines), so every colour drawn has a close entry.
     """
 
-    def __init__(self, *args, cmap="Blues", colors=(32, 24, 16), **kw):
+    def __init__(self, *args, cmap=DENSITY_CMAP, colors=(32, 24, 16), **kw):
         super().__init__(*args, **kw)
         self.cmap, self.colors = cmap, colors
 
@@ -80,8 +106,10 @@ class _CompactGifWriter(animation.PillowWriter):
         pal = self._palette()
         frames = [im.convert("RGB").quantize(palette=pal, dither=Image.Dither.NONE)
                   for im in self._frames]
+        duration = [int(1000 / self.fps)] * len(frames)
+        duration[0] = duration[-1] = max(duration[0], _HOLD_MS)   # pause on the base and the end
         frames[0].save(self.outfile, save_all=True, append_images=frames[1:],
-                       duration=int(1000 / self.fps), loop=0, optimize=True)
+                       duration=duration, loop=0, optimize=True)
 
 
 def _smoothstep(s):
@@ -106,34 +134,45 @@ class WarpMovie:
     flow : Flow
         A 2-D flow.
     direction : {"forward", "inverse"}
-    frames_per_layer : int
+    frames_per_layer : int, optional
         Frames from one layer to the next; the movie has ``K * frames_per_layer + 1`` frames.
+        Default :func:`default_frames_per_layer` (8, fewer for deep flows).
     mesh_size : int
         Vertices per axis of the moving mesh that carries the density.
     start_limits : optional
         Box of the mesh in the starting space. Default ``[-4, 4]^2`` forward (beyond it the
         base density is below 1e-3 of its peak), and the box of the model's samples inverse.
     limits : optional
-        Fixed view box. Default: see ``follow``.
+        Fixed view box. Default: one square box fitted to the samples of every layer.
     follow : bool
-        Without ``limits``: True moves the view box with the samples (fitted at every layer and
-        interpolated in between, so a layer that stretches far out stays in view); False keeps
-        one box fitted to all layers.
+        Without ``limits``: True moves the view box with the samples instead (fitted at every
+        layer and interpolated in between), for a flow with a layer that stretches far out; the
+        axes then change from frame to frame.
     n_samples : int
     n_lines : int
         Grid lines per direction (a subset of the mesh lines).
     colour_by : {"angle", "quadrant"}
     rng : Generator or int
+    log, decades : bool, float
+        Log colour scale of the density over ``decades`` powers of ten.
+    cmap : str
+        Default: the package's density map, :data:`~nfscratch.plotting.DENSITY_CMAP`.
+    style : {"default", "slides"}, optional
+        Figure style of every frame (see :func:`~nfscratch.plotting.style`); default the one in
+        force when the movie is made.
     """
 
-    def __init__(self, flow, direction="forward", frames_per_layer=8, mesh_size=70,
+    def __init__(self, flow, direction="forward", frames_per_layer=None, mesh_size=70,
                  start_limits=None, limits=None, n_samples=400, n_lines=11, colour_by="angle",
-                 rng=0, log=True, decades=3.0, cmap="Blues", follow=True):
+                 rng=0, log=True, decades=3.0, cmap=DENSITY_CMAP, follow=False, style=None):
         check_flow_2d(flow)
         if direction not in ("forward", "inverse"):
             raise ValueError(f"direction: expected 'forward' or 'inverse', got {direction!r}.")
         self.flow, self.direction = flow, direction
-        self.frames_per_layer = check_positive_int(frames_per_layer, "frames_per_layer")
+        self.style = current_style() if style is None else check_style(style)
+        self.frames_per_layer = (default_frames_per_layer(len(flow.transforms))
+                                 if frames_per_layer is None
+                                 else check_positive_int(frames_per_layer, "frames_per_layer"))
         M = check_positive_int(mesh_size, "mesh_size")
         if M < 4:
             raise ValueError(f"mesh_size: expected at least 4 vertices per axis, got {M}.")
@@ -214,13 +253,26 @@ class WarpMovie:
             log_p = self.log_p[j] - np.log(np.abs(det))
         verb = "layer" if self.direction == "forward" else "undo layer"
         k = j + 1 if self.direction == "forward" else self.K - j
-        title = (f"{verb} {k}/{self.K}: {self.names[j]}{note}\n"
-                 f"progress {j + r / self.frames_per_layer:.2f} of {self.K}")
+        forward = self.direction == "forward"
+        if i == 0:
+            title = ("base $z_0$: standard normal" if forward else "data: samples of the model")
+            title += f"\nbefore {verb} {k}/{self.K}"
+        elif i == self.n_frames - 1:
+            title = (f"after all {self.K} layers: the model" if forward
+                     else f"base $z_0$: all {self.K} layers undone")
+            title += f"\n{self.K} of {self.K}"
+        else:
+            title = (f"{verb} {k}/{self.K}: {self.names[j]}{note}\n"
+                     f"progress {j + r / self.frames_per_layer:.2f} of {self.K}")
         box = (1 - s) * np.asarray(self.limits[j]) + s * np.asarray(self.limits[j + 1])   # (2, 2)
         return Frame(mesh, log_p, samples, title, box)
 
     def draw(self, ax, i):
         """Clear ``ax`` and draw frame ``i``."""
+        with _style(self.style):
+            self._draw(ax, i)
+
+    def _draw(self, ax, i):
         frame = self.state(i)
         mesh, log_p, samples = frame.mesh, frame.log_p, frame.samples
         M = self.shape[0]
@@ -230,28 +282,37 @@ class WarpMovie:
             C = np.exp(np.nan_to_num(log_p, nan=-np.inf)).reshape(M, M)
         ax.set_facecolor(self._floor)
         ax.pcolormesh(X, Y, C, shading="gouraud", norm=self.norm, cmap=self.cmap, rasterized=True)
-        for r in self.line_rows:
-            ax.plot(X[r], Y[r], color="0.25", lw=0.5, alpha=0.55)
-            ax.plot(X[:, r], Y[:, r], color="0.25", lw=0.5, alpha=0.55)
-        ax.scatter(samples[:, 0], samples[:, 1], s=4, c=self.colours, linewidths=0)
+        scale = style_scale()
+        # every grid line in one artist: one ax.plot per line costs more than the rest of the frame
+        lines = [np.column_stack([X[r], Y[r]]) for r in self.line_rows]        # (M, 2) each
+        lines += [np.column_stack([X[:, r], Y[:, r]]) for r in self.line_rows]
+        ax.add_collection(LineCollection(lines, colors="0.25", linewidths=0.5 * scale,
+                                         alpha=0.55, gid="grid-lines"), autolim=False)
+        ax.scatter(samples[:, 0], samples[:, 1], s=4 * scale ** 2, c=self.colours, linewidths=0)
         ax.set_xlim(frame.box[0])
         ax.set_ylim(frame.box[1])
         ax.set_aspect("equal")
-        ax.set_title(frame.title, fontsize=9)
-        ax.tick_params(labelsize=7)
+        ax.set_title(frame.title, fontsize="medium")
+        ax.tick_params(labelsize="x-small")
+        max_ticks = STYLES[self.style]["max_ticks"]
+        if max_ticks:
+            ax.locator_params(nbins=max_ticks)
 
     def figure(self, size=4.2):
-        """A fresh figure with one axes and a colour bar."""
+        """A fresh figure with one axes and a colour bar (``size`` in inches, scaled by the
+        movie's style)."""
         from matplotlib.cm import ScalarMappable
         from matplotlib.figure import Figure
-        # fixed axes positions (no layout engine): a layout recomputed every frame would make
-        # the picture jitter as the tick labels change
-        fig = Figure(figsize=(size + 0.9, size + 0.3))
-        ax = fig.add_axes((0.11, 0.08, 0.68, 0.80))
-        cax = fig.add_axes((0.84, 0.2, 0.035, 0.56))
-        sm = ScalarMappable(norm=self.norm, cmap=self.cmap)
-        self._floor = sm.cmap(0.0)
-        fig.colorbar(sm, cax=cax, label="density" + (" (log)" if self.log else ""))
+        with _style(self.style):
+            size *= style_scale()
+            # fixed axes positions (no layout engine): a layout recomputed every frame would
+            # make the picture jitter as the tick labels change
+            fig = Figure(figsize=(size + 0.9, size + 0.3))
+            ax = fig.add_axes((0.12, 0.08, 0.66, 0.78))
+            cax = fig.add_axes((0.84, 0.2, 0.035, 0.56))
+            sm = ScalarMappable(norm=self.norm, cmap=self.cmap)
+            self._floor = sm.cmap(0.0)
+            fig.colorbar(sm, cax=cax, label="density" + (" (log)" if self.log else ""))
         return fig, ax
 
 
@@ -268,7 +329,7 @@ def warp_animation(flow, *, interval=80, **kw):
     return anim
 
 
-def animate_warp(flow, path, *, fps=12, dpi=80, **kw):
+def animate_warp(flow, path, *, fps=12, dpi=72, overwrite=False, progress=None, **kw):
     """Write the warp as a GIF (pillow) or MP4 (ffmpeg) to ``path`` and return the path.
 
     Parameters
@@ -280,19 +341,29 @@ def animate_warp(flow, path, *, fps=12, dpi=80, **kw):
     fps : int
         Frames per second.
     dpi : int
-        Resolution; a 5 x 4.5 inch figure at 80 dpi is 400 x 360 pixels.
+        Resolution; a 5.1 x 4.5 inch figure at 72 dpi is 367 x 324 pixels.
+    overwrite : bool
+        Replace an existing file; without it an existing ``path`` is refused, untouched.
+    progress : bool, optional
+        A progress bar over the frames; default: only when stderr is a terminal.
     **kw
-        Passed to :class:`WarpMovie` (``direction``, ``frames_per_layer``, ``mesh_size``, ...).
-        The file has ``K * frames_per_layer + 1`` frames.
+        Passed to :class:`WarpMovie` (``direction``, ``frames_per_layer``, ``mesh_size``,
+        ``style``, ...). The file has ``K * frames_per_layer + 1`` frames.
 
     Returns
     -------
     pathlib.Path
+
+    Notes
+    -----
+    The file is written to a temporary name beside ``path`` and renamed when complete, so an
+    error or an interruption never leaves half a movie (nor destroys the old one).
     """
     path = pathlib.Path(path)
     suffix = path.suffix.lower()
     if suffix == ".gif":
-        writer = _CompactGifWriter(fps=check_positive_int(fps, "fps"), cmap=kw.get("cmap", "Blues"))
+        writer = _CompactGifWriter(fps=check_positive_int(fps, "fps"),
+                                   cmap=kw.get("cmap", DENSITY_CMAP))
     elif suffix == ".mp4":
         if not ffmpeg_available():
             raise RuntimeError(f"path: {path} asks for an MP4, which needs ffmpeg, and ffmpeg was "
@@ -300,11 +371,18 @@ def animate_warp(flow, path, *, fps=12, dpi=80, **kw):
         writer = animation.FFMpegWriter(fps=check_positive_int(fps, "fps"))
     else:
         raise ValueError(f"path: expected a file name ending in .gif or .mp4, got {str(path)!r}.")
+    check_output_file(path, overwrite=overwrite)          # before the work, not after
     movie = WarpMovie(flow, **kw)
     fig, ax = movie.figure()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with writer.saving(fig, str(path), dpi):
-        for i in range(movie.n_frames):
-            movie.draw(ax, i)
-            writer.grab_frame()
+    if progress is None:
+        progress = sys.stderr.isatty()
+    frames = range(movie.n_frames)
+    if progress:
+        from tqdm.auto import tqdm
+        frames = tqdm(frames, desc=f"frames of {path.name}", leave=False)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        with writer.saving(fig, str(tmp), dpi):
+            for i in frames:
+                movie.draw(ax, i)
+                writer.grab_frame()
     return path

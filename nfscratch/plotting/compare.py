@@ -8,7 +8,8 @@ and the figure's title carries the number that training minimized (a test NLL or
 import numpy as np
 
 from .._validate import as_batch
-from ._common import auto_limits, check_flow_2d, density_norm, make_grid, new_figure
+from ._common import (DENSITY_CMAP, auto_limits, check_flow_2d, density_norm, make_grid,
+                      new_figure, styled)
 
 __all__ = ["target_vs_model"]
 
@@ -37,8 +38,9 @@ def _target_density(grid, data, energy, hist_bins):
     return grid.as_image(np.exp(neg_u - log_z)), f"target: exp(-{name}) / Z"
 
 
+@styled
 def target_vs_model(flow, *, data=None, energy=None, metric_name=None, metric=None, limits=None,
-                    grid_size=200, log=False, hist_bins=None, cmap="viridis", title=None):
+                    grid_size=200, log=False, hist_bins=None, cmap=DENSITY_CMAP, title=None):
     r"""Target density (data histogram or ``exp(-U)/Z``) beside the flow's density.
 
     Parameters
@@ -65,8 +67,11 @@ def target_vs_model(flow, *, data=None, energy=None, metric_name=None, metric=No
     hist_bins : int, optional
         Histogram bins per axis (default about ``sqrt(N/4)``, so each bin holds a few points).
     cmap : str
+        Default: the package's density map, :data:`~nfscratch.plotting.DENSITY_CMAP`.
     title : str, optional
         Overrides the figure title.
+    style : {"default", "slides"}, optional
+        Figure style (see :func:`~nfscratch.plotting.style`); default the one in force.
 
     Returns
     -------
@@ -112,7 +117,7 @@ def target_vs_model(flow, *, data=None, energy=None, metric_name=None, metric=No
         im = ax.imshow(img, origin="lower", extent=grid.extent, norm=norm, cmap=cmap,
                        interpolation=interp, aspect="equal")
         ax.set_facecolor(im.cmap(0.0))
-        ax.set_title(label, fontsize=10)
+        ax.set_title(label, fontsize="medium")
         ax.set_xlabel("$x_1$")
     axes[0].set_ylabel("$x_2$")
     fig.colorbar(im, ax=axes.tolist(), label="density" + (" (log scale)" if log else ""),

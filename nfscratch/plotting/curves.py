@@ -14,10 +14,10 @@ layers, or exploding just before a NaN).
 """
 import matplotlib
 import numpy as np
-from matplotlib.colors import LogNorm, TwoSlopeNorm
+from matplotlib.colors import LogNorm
 
 from .._validate import as_batch
-from ._common import new_figure
+from ._common import MAGNITUDE_CMAP, SIGNED_CMAP, new_figure, signed_norm, styled
 
 __all__ = ["training_curves", "layer_diagnostics", "moving_average"]
 
@@ -72,6 +72,7 @@ def _as_histories(histories):
     return items, objectives.pop()
 
 
+@styled
 def training_curves(histories, *, entropy=None, smooth=None, grad_norm=True, title=None):
     """Loss per step with the known limit drawn as a line, and the gradient norm.
 
@@ -88,6 +89,8 @@ def training_curves(histories, *, entropy=None, smooth=None, grad_norm=True, tit
     grad_norm : bool
         Add a panel with the global gradient norm (log scale).
     title : str, optional
+    style : {"default", "slides"}, optional
+        Figure style (see :func:`~nfscratch.plotting.style`); default the one in force.
 
     Returns
     -------
@@ -118,8 +121,12 @@ def training_curves(histories, *, entropy=None, smooth=None, grad_norm=True, tit
                 floors.append(e)
     for end in sorted(anneal_ends):
         ax.axvspan(0, end, color="0.5", alpha=0.12, lw=0)
-        ax.text(end / 2, 0.03, "annealing (β < 1):\nthe loss is not\na KL yet", fontsize=7,
-                ha="center", va="bottom", color="0.3", transform=ax.get_xaxis_transform())
+        # halfway up, above every line and on its own background: the floor line at 0 runs
+        # along the bottom, where the label used to be drawn over
+        ax.text(end / 2, 0.5, "annealing (β < 1):\nthe loss is not\na KL yet",
+                fontsize="x-small", ha="center", va="center", color="0.3", zorder=5,
+                transform=ax.get_xaxis_transform(),
+                bbox=dict(fc="white", ec="0.7", alpha=0.9, boxstyle="round,pad=0.3"))
     if kl_mode:
         ax.axhline(0.0, color="k", ls="--", lw=1.2, label="0: the limit, reached when q = p")
         floors.append(0.0)
@@ -138,8 +145,8 @@ def training_curves(histories, *, entropy=None, smooth=None, grad_norm=True, tit
     span = max(hi - lo, 1e-3)
     ax.set_ylim(lo - 0.08 * span, hi + 0.15 * span)
     ax.set_xlabel("step")
-    ax.set_title("maximum likelihood" if objective == "nll" else "reverse KL", fontsize=10)
-    ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    ax.set_title("maximum likelihood" if objective == "nll" else "reverse KL", fontsize="medium")
+    ax.legend(fontsize="x-small", loc="best", framealpha=0.85)
     ax.grid(alpha=0.3)
     if grad_norm:
         ax = axes[1]
@@ -151,10 +158,10 @@ def training_curves(histories, *, entropy=None, smooth=None, grad_norm=True, tit
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel("global gradient norm (before clipping)")
-        ax.set_title("gradient norm", fontsize=10)
+        ax.set_title("gradient norm", fontsize="medium")
         ax.grid(alpha=0.3, which="both")
         if len(items) > 1:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize="x-small")
     if title:
         fig.suptitle(title)
     return fig
@@ -167,6 +174,7 @@ def _sample_log_dets(flow, points, direction):
     return lds if direction == "forward" else lds[::-1]
 
 
+@styled
 def layer_diagnostics(history, flow=None, points=None, *, direction=None, n_samples=2000, rng=0,
                       title=None):
     r"""Per-layer log-dets and gradient sizes: the picture to look at when training goes wrong.
@@ -187,6 +195,8 @@ def layer_diagnostics(history, flow=None, points=None, *, direction=None, n_samp
     n_samples : int
     rng : Generator or int
     title : str, optional
+    style : {"default", "slides"}, optional
+        Figure style (see :func:`~nfscratch.plotting.style`); default the one in force.
 
     Returns
     -------
@@ -211,19 +221,18 @@ def layer_diagnostics(history, flow=None, points=None, *, direction=None, n_samp
     # rows are numbered from 0 like flow[i], the parameter keys "i.name" and TrainingDiverged.layer
     extent = (steps[0], steps[-1] + (steps[1] - steps[0] if steps.size > 1 else 1), K - 0.5, -0.5)
 
-    lim = float(np.max(np.abs(log_dets))) or 1.0
     im = axes[0].imshow(log_dets, aspect="auto", interpolation="nearest", extent=extent,
-                        cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim))
+                        cmap=SIGNED_CMAP, norm=signed_norm(log_dets))
     fig.colorbar(im, ax=axes[0], label="mean " + what)
-    axes[0].set_title(f"mean log-det of each layer ({trained_dir} pass)", fontsize=9)
+    axes[0].set_title(f"mean log-det of each layer ({trained_dir} pass)", fontsize="small")
 
     positive = grads[grads > 0]
     g_lo = float(np.quantile(positive, 0.01)) if positive.size else 1e-12
     g_hi = float(np.max(grads)) if positive.size else 1.0
     im = axes[1].imshow(np.maximum(grads, g_lo), aspect="auto", interpolation="nearest",
-                        extent=extent, cmap="viridis", norm=LogNorm(g_lo, max(g_hi, g_lo * 10)))
+                        extent=extent, cmap=MAGNITUDE_CMAP, norm=LogNorm(g_lo, max(g_hi, g_lo * 10)))
     fig.colorbar(im, ax=axes[1], label="gradient norm (log scale)")
-    axes[1].set_title("size of each layer's parameter gradient", fontsize=9)
+    axes[1].set_title("size of each layer's parameter gradient", fontsize="small")
     for ax in axes[:2]:
         ax.set_xlabel("training step")
         ax.set_ylabel("layer i (flow[i])")
@@ -251,7 +260,7 @@ def layer_diagnostics(history, flow=None, points=None, *, direction=None, n_samp
         ax.set_xlabel(r"per-sample log|det $\partial x/\partial z$|" if direction == "forward"
                       else r"per-sample log|det $\partial z/\partial x$|")
         ax.set_ylabel("layer i (flow[i])")
-        ax.set_title(f"log-det per sample, {pts.shape[0]} points ({direction})", fontsize=9)
+        ax.set_title(f"log-det per sample, {pts.shape[0]} points ({direction})", fontsize="small")
         ticks = np.arange(K)[::max(1, K // 8)]
         ax.set_yticks(ticks, labels=[str(t) for t in ticks])
     if title:

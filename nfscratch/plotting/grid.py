@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import (Grid, auto_limits, check_flow_2d, density_norm, layer_label, make_grid,
-                      new_figure)
+from .._validate import check_positive_int
+from ._common import (DENSITY_CMAP, Grid, auto_limits, check_flow_2d, default_ncols, density_norm,
+                      layer_label, make_grid, new_figure, styled)
 
 __all__ = ["log_density_after", "DensityPanel", "layer_densities", "plot_density",
            "plot_layer_densities", "check_layers"]
@@ -151,8 +152,13 @@ def _draw_panel(ax, panel, norm, cmap):
     return im
 
 
-def plot_density(flow, *, k=None, limits=None, grid_size=200, log=True, cmap="magma", title=None):
+@styled
+def plot_density(flow, *, k=None, limits=None, grid_size=200, log=True, cmap=DENSITY_CMAP,
+                 title=None):
     """One heatmap of the density after ``k`` layers (default: the whole flow, the model).
+
+    ``style=`` ("default" or "slides") picks the figure style, see
+    :func:`~nfscratch.plotting.style`.
 
     Returns
     -------
@@ -166,19 +172,22 @@ def plot_density(flow, *, k=None, limits=None, grid_size=200, log=True, cmap="ma
     ax = fig.add_subplot()
     im = _draw_panel(ax, panel, density_norm([panel.density], log=log), cmap)
     ax.set_title(title or f"density after {panel.label}\n"
-                          f"mass on grid = {panel.mass:.4f}", fontsize=10)
+                          f"mass on grid = {panel.mass:.4f}", fontsize="medium")
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     fig.colorbar(im, ax=ax, label="density" + (" (log scale)" if log else ""), shrink=0.85)
     return fig
 
 
+@styled
 def plot_layer_densities(flow, layers=None, *, limits=None, grid_size=120, log=True,
-                         cmap="magma", ncols=None, tol=0.02):
+                         cmap=DENSITY_CMAP, ncols=None, tol=0.02):
     r"""A heatmap of :math:`p_k` for every requested layer, on one grid and one colour scale.
 
     Each panel's title gives its mass on the grid; masses further than ``tol`` from 1 are
-    flagged with "(!)" (usually the box is too small; otherwise a log-det is wrong).
+    flagged with "(!)" (usually the box is too small; otherwise a log-det is wrong). Panels
+    wrap after ``ncols`` a row (default: at most 5, rows as even as possible); ``style=``
+    ("default" or "slides") picks the figure style, see :func:`~nfscratch.plotting.style`.
 
     Returns
     -------
@@ -187,7 +196,7 @@ def plot_layer_densities(flow, layers=None, *, limits=None, grid_size=120, log=T
     """
     panels = layer_densities(flow, layers, limits=limits, grid_size=grid_size)
     n = len(panels)
-    ncols = min(n, 5) if ncols is None else ncols
+    ncols = default_ncols(n) if ncols is None else min(check_positive_int(ncols, "ncols"), n)
     nrows = -(-n // ncols)
     fig = new_figure(2.6 * ncols + 0.8, 2.6 * nrows + 0.3)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
@@ -195,8 +204,8 @@ def plot_layer_densities(flow, layers=None, *, limits=None, grid_size=120, log=T
     for ax, p in zip(axes, panels):
         im = _draw_panel(ax, p, norm, cmap)
         flag = "" if abs(p.mass - 1) <= tol else " (!)"
-        ax.set_title(f"{p.label}\nmass {p.mass:.3f}{flag}", fontsize=9)
-        ax.tick_params(labelsize=7)
+        ax.set_title(f"{p.label}\nmass {p.mass:.3f}{flag}", fontsize="small")
+        ax.tick_params(labelsize="x-small")
     for ax in axes[n:]:
         ax.set_visible(False)
     fig.colorbar(im, ax=axes[:n].tolist(), label="density" + (" (log)" if log else ""), shrink=0.8)

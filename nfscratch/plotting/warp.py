@@ -21,7 +21,8 @@ import numpy as np
 from matplotlib import colormaps
 
 from .._validate import as_batch, check_positive_int
-from ._common import auto_limits, check_flow_2d, density_norm, new_figure, parse_limits
+from ._common import (DENSITY_CMAP, auto_limits, check_flow_2d, compact_titles, default_ncols,
+                      density_norm, new_figure, parse_limits, style_scale, styled)
 from .grid import check_layers, layer_densities
 
 __all__ = ["start_colours", "grid_lines", "WarpPaths", "warp_paths", "film_strip"]
@@ -137,7 +138,11 @@ def _panel_title(paths, j_prev, j, flow):
         return "base $z_0$" if paths.direction == "forward" else f"data $x = z_{{{k}}}$"
     steps = range(j_prev, j)
     mean_ld = sum(float(np.mean(paths.step_log_det[s])) for s in steps)
-    what = "log|det dx/dz|" if paths.direction == "forward" else "log|det dz/dx|"
+    compact = compact_titles()
+    if compact:
+        what = "log-det"
+    else:
+        what = "log|det dx/dz|" if paths.direction == "forward" else "log|det dz/dx|"
     if paths.direction == "forward":
         ks = [paths.layer_counts[s + 1] for s in steps]
     else:
@@ -149,15 +154,16 @@ def _panel_title(paths, j_prev, j, flow):
         head = (f"{'after' if paths.direction == 'forward' else 'undo'} {min(ks)}-{max(ks)}: "
                 f"{'/'.join(names)}")
     end = "\n(= base)" if paths.direction == "inverse" and k == 0 else ""
-    stat = "mean" if len(ks) == 1 else "Σ of means,"
+    stat = "mean" if len(ks) == 1 else ("Σ mean" if compact else "Σ of means,")
     mean_ld = 0.0 if abs(mean_ld) < 0.005 else mean_ld     # no "-0.00"
     return f"{head}{end}\n{stat} {what} {'+' if mean_ld >= 0 else ''}{mean_ld:.2f}"
 
 
+@styled
 def film_strip(flow, *, direction="forward", layers=None, data=None, n_samples=600,
                limits=None, share_limits=False, start_limits=None, grid_size=100, n_lines=9,
-               colour_by="angle",
-               log=True, decades=3.0, ncols=None, rng=0, cmap="Blues", tol=0.02, title=None):
+               colour_by="angle", log=True, decades=3.0, ncols=None, rng=0, cmap=DENSITY_CMAP,
+               tol=0.02, title=None):
     r"""A panel per layer: density heatmap, deformed grid and coloured samples.
 
     Parameters
@@ -192,15 +198,19 @@ def film_strip(flow, *, direction="forward", layers=None, data=None, n_samples=6
         Log colour scale of the densities (``decades`` powers of ten).
     decades : float
     ncols : int, optional
-        Panels per row (default: all in one row up to 9 panels, else rows of 6).
+        Panels per row; more panels wrap onto further rows. Default: at most 5 a row, rows as
+        even as possible (9 panels: 5 + 4), so a slide shows panels large enough to read.
     rng : Generator or int
         Randomness of the samples.
     cmap : str
-        Colour map of the density (light, so lines and samples stay visible).
+        Colour map of the density; default the package's density map
+        (:data:`~nfscratch.plotting.DENSITY_CMAP`, light, so lines and samples stay visible).
     tol : float
         Each panel's corner shows the density's mass on its grid; a mass further than ``tol``
         from 1 is marked "(!)" in red.
     title : str, optional
+    style : {"default", "slides"}, optional
+        Figure style (see :func:`~nfscratch.plotting.style`); default the one in force.
 
     Returns
     -------
@@ -245,28 +255,31 @@ def film_strip(flow, *, direction="forward", layers=None, data=None, n_samples=6
     norm = density_norm([p.density for p in panels], log=log, decades=decades)
 
     n = len(layers)
-    ncols = (n if n <= 9 else 6) if ncols is None else check_positive_int(ncols, "ncols")
+    ncols = default_ncols(n) if ncols is None else min(check_positive_int(ncols, "ncols"), n)
     nrows = -(-n // ncols)
     fig = new_figure(2.3 * ncols + 0.9, 2.75 * nrows + 0.4)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    scale = style_scale()                # markers and lines in points: grow with the figure
     j_prev = None
     for ax, panel, j in zip(axes, panels, idx):
         im = ax.imshow(panel.density, origin="lower", extent=panel.grid.extent, norm=norm,
                        cmap=cmap, interpolation="bilinear", aspect="equal")
         ax.set_facecolor(im.cmap(0.0))
         for line in paths.lines[j]:                                        # (P, 2)
-            (artist,) = ax.plot(line[:, 0], line[:, 1], color="0.2", lw=0.45, alpha=0.45)
+            (artist,) = ax.plot(line[:, 0], line[:, 1], color="0.2", lw=0.45 * scale,
+                                alpha=0.45)
             artist.set_gid("grid-line")
-        ax.scatter(paths.samples[j][:, 0], paths.samples[j][:, 1], s=3, c=paths.colours,
+        ax.scatter(paths.samples[j][:, 0], paths.samples[j][:, 1], s=3 * scale ** 2, c=paths.colours,
                    linewidths=0, gid="samples")
         ax.set_xlim(panel.grid.limits[0])
         ax.set_ylim(panel.grid.limits[1])
-        ax.set_title(_panel_title(paths, 0 if j_prev is None else j_prev, j, flow), fontsize=8)
+        ax.set_title(_panel_title(paths, 0 if j_prev is None else j_prev, j, flow),
+                     fontsize="small")
         off = abs(panel.mass - 1.0) > tol       # box too small, or a wrong log-det
         ax.text(0.02, 0.02, f"mass {panel.mass:.3f}" + (" (!)" if off else ""),
-                transform=ax.transAxes, fontsize=7, color="C3" if off else "0.2",
+                transform=ax.transAxes, fontsize="x-small", color="C3" if off else "0.2",
                 bbox=dict(fc="white", ec="none", alpha=0.6, pad=1))
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize="x-small")
         j_prev = j
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -275,7 +288,7 @@ def film_strip(flow, *, direction="forward", layers=None, data=None, n_samples=6
         title = ("generative direction: base → data (forward)" if direction == "forward"
                  else "normalizing direction: data → base (inverse)")
         title += f"; {K} layers; colour = {'angle' if colour_by == 'angle' else 'quadrant'} at the start"
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize="medium")
     fig.panels = panels
     fig.warp = paths
     return fig
