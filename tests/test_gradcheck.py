@@ -4,7 +4,6 @@ The checker must pass correct code with errors near 1e-10 and catch each planted
 where it lives. The transforms below are written here (not imported from nfscratch.transforms)
 so that the checker is tested against code whose correctness and bugs we control.
 """
-import time
 
 import numpy as np
 import pytest
@@ -281,16 +280,15 @@ def test_correct_transform_passes_everything(rng):
     assert all(r.error < 1e-8 for r in result.rows if r.error is not None), result.table()
 
 
-def test_mlp_coupling_passes_quickly(rng):
+def test_mlp_coupling_checks_a_sample_of_a_large_weight(rng):
+    # speed is not asserted here (tests are correctness tests); sampling 200 of the 4096
+    # entries is what keeps a check of a realistic layer cheap
     t = MLPCoupling(rng)
     assert t.n_params() == 4418
-    t0 = time.perf_counter()
     result = gc.check_transform(t, rng=0, verbose=False)
-    elapsed = time.perf_counter() - t0
     assert result.passed and result.status == "PASS", result.table()
     assert result.max_error < 1e-7
     assert "200 of 4096 entries" in result.row("dW2", "forward").detail
-    assert elapsed < 2.0, f"checking a 4418-parameter coupling took {elapsed:.2f} s"
 
 
 def test_check_restores_parameters_bit_for_bit(rng):

@@ -19,11 +19,11 @@ shows it as a heatmap, shows the structure, and compares ``slogdet`` of that mat
 layer's own cheap log-det, beside the flop counts of the two routes over a sweep of D.
 """
 import numpy as np
-from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Rectangle
 
 from .._validate import as_float_array
 from ..gradcheck import numerical_jacobian as _central_difference_jacobian
+from ._common import SIGNED_CMAP, signed_norm, styled
 
 __all__ = ["numerical_jacobian", "plot_jacobian", "logdet_flops"]
 
@@ -104,22 +104,24 @@ def _structure_of(transform):
 
 
 def _heatmap(ax, M, labels, title, annotate):
-    lim = float(np.max(np.abs(M))) or 1.0
-    im = ax.imshow(M, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim), interpolation="nearest")
+    norm = signed_norm(M)
+    lim = norm.vmax
+    im = ax.imshow(M, cmap=SIGNED_CMAP, norm=norm, interpolation="nearest")
     D = M.shape[0]
-    ax.set_xticks(range(D), labels=labels, fontsize=7)
-    ax.set_yticks(range(D), labels=labels, fontsize=7)
-    ax.set_title(title, fontsize=9)
+    ax.set_xticks(range(D), labels=labels, fontsize="small")
+    ax.set_yticks(range(D), labels=labels, fontsize="small")
+    ax.set_title(title, fontsize="medium")
     if annotate:
         for i in range(D):
             for j in range(D):
                 v = M[i, j]
                 txt = "0" if abs(v) < 5e-7 else f"{v:.2f}"
-                ax.text(j, i, txt, ha="center", va="center", fontsize=6,
+                ax.text(j, i, txt, ha="center", va="center", fontsize="x-small",
                         color="white" if abs(v) > 0.6 * lim else "black")
     return im
 
 
+@styled
 def plot_jacobian(transform, point=None, *, direction="forward", rng=0, max_dim=1024):
     r"""Heatmap of one transform's Jacobian at one point, its structure, and the cost of its log-det.
 
@@ -179,7 +181,7 @@ def plot_jacobian(transform, point=None, *, direction="forward", rng=0, max_dim=
             if not annotate:   # labels of diagonal blocks sit off the diagonal
                 fx, fy = {"I": (0.28, 0.72), "diag(exp s)": (0.68, 0.25)}.get(label, (0.5, 0.5))
                 ax.text(c - 0.5 + fx * w, r - 0.5 + fy * h, label, ha="center", va="center",
-                        fontsize=9, weight="bold", color="k",
+                        fontsize="medium", weight="bold", color="k",
                         bbox=dict(fc="white", ec="none", alpha=0.7))
         formula = r"log|det J| = $\sum_j s_j$ (the diagonal of the b block)"
     elif structure == "autoregressive":
@@ -206,12 +208,12 @@ def plot_jacobian(transform, point=None, *, direction="forward", rng=0, max_dim=
     else:
         pattern = (np.abs(J) > 1e-7).astype(float)
         ax.imshow(pattern, cmap="Greys", vmin=0, vmax=1.3, interpolation="nearest")
-        ax.set_xticks(range(D), labels=names, fontsize=7)
-        ax.set_yticks(range(D), labels=names, fontsize=7)
-        ax.set_title(f"non-zero pattern ({structure})", fontsize=9)
+        ax.set_xticks(range(D), labels=names, fontsize="small")
+        ax.set_yticks(range(D), labels=names, fontsize="small")
+        ax.set_title(f"non-zero pattern ({structure})", fontsize="medium")
         formula = {"diagonal": r"log|det J| = $\sum_j \log|a_j|$",
                    "permutation": "|det J| = 1, log-det 0"}.get(structure, "dense: LU needed")
-    ax.set_xlabel(formula, fontsize=9)
+    ax.set_xlabel(formula, fontsize="medium")
 
     ax = axes[2]
     Ds = np.unique(np.round(np.logspace(np.log10(2), np.log10(max(max_dim, D + 1)), 40)).astype(int))
@@ -224,11 +226,11 @@ def plot_jacobian(transform, point=None, *, direction="forward", rng=0, max_dim=
     ax.set_xlabel("dimension D")
     ax.set_ylabel("flops per sample for log|det J|")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="upper left")
-    ax.set_title("cost of the log-det", fontsize=9)
+    ax.legend(fontsize="small", loc="upper left")
+    ax.set_title("cost of the log-det", fontsize="medium")
     agree = abs(slog - log_det)
     fig.suptitle(f"{transform.name}, D = {D}: slogdet of the {D}x{D} matrix = {slog:+.6f}"
                  f"{'' if sign > 0 else ' (negative det)'};  the layer's O(D) log-det = "
-                 f"{log_det:+.6f}  (differ by {agree:.1e})", fontsize=10)
+                 f"{log_det:+.6f}  (differ by {agree:.1e})", fontsize="medium")
     fig.jacobian = J
     return fig
