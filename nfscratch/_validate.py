@@ -5,9 +5,12 @@ integer array is caught at the boundary with a message that names the argument, 
 expected and what came, and how to fix it -- instead of surfacing as a broadcasting error or a
 silent wrong number three layers deeper.
 """
+import math
+import numbers
+
 import numpy as np
 
-__all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int"]
+__all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_nonneg_float"]
 
 
 def _describe(a):
@@ -68,6 +71,17 @@ def check_positive_int(n, name):
     if n < 1:
         raise ValueError(f"{name}: expected a positive integer, got {n}.")
     return int(n)
+
+
+def check_nonneg_float(value, name):
+    """Return ``value`` as a float, requiring a finite real number >= 0 (bools refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a non-negative number, got {value!r} "
+                        f"({type(value).__name__}).")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value}.")
+    return value
 
 
 def as_rng(rng, name="rng"):
