@@ -10,7 +10,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_nonneg_float"]
+__all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_finite_float",
+           "check_nonneg_float"]
 
 
 def _describe(a):
@@ -73,13 +74,21 @@ def check_positive_int(n, name):
     return int(n)
 
 
-def check_nonneg_float(value, name):
-    """Return ``value`` as a float, requiring a finite real number >= 0 (bools refused)."""
+def check_finite_float(value, name):
+    """Return ``value`` as a float, requiring a finite real number (bools refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a non-negative number, got {value!r} "
+        raise TypeError(f"{name}: expected a finite number, got {value!r} "
                         f"({type(value).__name__}).")
     value = float(value)
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}.")
+    return value
+
+
+def check_nonneg_float(value, name):
+    """Return ``value`` as a float, requiring a finite real number >= 0 (bools refused)."""
+    value = check_finite_float(value, name)
+    if value < 0:
         raise ValueError(f"{name}: expected a finite number >= 0, got {value}.")
     return value
 
