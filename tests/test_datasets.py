@@ -193,7 +193,8 @@ def test_two_spirals_point_symmetric(rng):
 # Exact densities and entropies (the floor of every NLL)
 # ----------------------------------------------------------------------------------------------
 WITH_DENSITY = [("checkerboard", {}), ("eight_gaussians", {}), ("two_moons", {}),
-                ("two_moons", {"noise": 0.05}), ("circles", {}), ("rings", {}), ("swiss_roll", {})]
+                ("two_moons", {"noise": 0.05}), ("circles", {}), ("rings", {}), ("swiss_roll", {}),
+                ("two_spirals", {})]
 
 
 @pytest.mark.parametrize("name, params", WITH_DENSITY)
@@ -208,7 +209,9 @@ def test_entropy_matches_monte_carlo(name, params):
     assert abs(h - neg_log_p.mean()) < 4 * se + 1e-12, (name, h, neg_log_p.mean(), se)
 
 
-@pytest.mark.parametrize("name, params", [p for p in WITH_DENSITY if p[0] != "checkerboard"])
+# (two_spirals has ~26k nodes: its finer grid is slow, and the Monte-Carlo test covers it)
+@pytest.mark.parametrize("name, params", [p for p in WITH_DENSITY
+                                          if p[0] not in ("checkerboard", "two_spirals")])
 def test_entropy_quadrature_is_converged_and_density_normalized(name, params):
     from nfscratch.datasets import toys
     nodes = toys._nodes(name, params)
@@ -240,9 +243,8 @@ def test_entropy_and_log_prob_bad_arguments():
         entropy("two_moons", nosie=0.1)
     with pytest.raises(ValueError, match="factor"):
         entropy("circles", factor=2.0)
-    for name in ("pinwheel", "two_spirals"):
-        with pytest.raises(NotImplementedError, match=name):
-            entropy(name)
+    with pytest.raises(NotImplementedError, match="pinwheel"):
+        entropy("pinwheel")
     with pytest.raises(ValueError, match="x: expected 2 features"):
         ds.log_prob("two_moons", np.zeros((3, 3)))
     assert ds.log_prob("checkerboard", [[1.0, -1.0], [5.0, 0.0]]).tolist() == [-np.inf, -np.inf]

@@ -27,7 +27,11 @@ floor no model can cross. ``log_prob(name, x)`` gives the true log-density and
   :math:`\sigma/3` changes the entropies by less than 1e-7 nats. The tests check that, that
   the density integrates to 1, and that a Monte-Carlo estimate :math:`-\mathrm{mean}\log p(x_i)`
   on fresh samples agrees within its standard error.
+* ``two_spirals`` has a second latent, a uniform offset, integrated the same way.
 * ``checkerboard`` is uniform on area 32: :math:`H = \ln 32` exactly.
+* ``pinwheel`` has no exact density here: its arms turn by an angle that depends on the radius,
+  so its density needs a root-find per point. ``log_prob`` and ``entropy`` say so
+  (``NotImplementedError``).
 
 References
 ----------
@@ -381,17 +385,31 @@ def _noise(name, noise):
 _NODE_GAP = 1.0
 
 
-def _arc(t0, t1, curve, speed, sigma):
-    """Gauss--Legendre nodes for a latent ``t ~ U[t0, t1]`` on ``curve(t) -> (M, 2)``.
+def _arc(t0, t1, curve, speed, sigma, density=None, panels=1):
+    """Gauss--Legendre nodes for a latent ``t`` on ``[t0, t1]`` mapped by ``curve(t) -> (M, 2)``.
 
-    ``speed`` bounds ``|curve'(t)|``; the widest gap between Gauss--Legendre nodes (in the
-    middle) is about ``(pi/2)(t1 - t0)/M``, so ``M`` keeps it below ``_NODE_GAP * sigma``
-    along the curve.
+    ``t`` is uniform, or has the probability density ``density(t)`` on the interval. The
+    interval is cut into ``panels`` equal pieces, each with its own rule; ``speed(t)`` bounds
+    ``|curve'(t)|`` (it is evaluated at each panel's ends, so it must be monotone on a panel).
+    The widest gap between Gauss--Legendre nodes (in the middle) is about ``(pi/2) L / M`` on a
+    panel of length ``L``, so ``M`` keeps it below ``_NODE_GAP * sigma`` along the curve.
     Returns the node points (M, 2) and their log-weights (M,), which sum (in exp) to 1.
     """
-    m = int(math.ceil(0.5 * math.pi * (t1 - t0) * speed / (_NODE_GAP * sigma))) + 8
-    u, w = np.polynomial.legendre.leggauss(m)
-    return curve(t0 + 0.5 * (t1 - t0) * (u + 1.0)), np.log(0.5 * w)
+    ts, ws = [], []
+    edges = np.linspace(t0, t1, panels + 1)
+    for a, b in zip(edges[:-1], edges[1:]):
+        top = max(speed(a), speed(b))
+        m = int(math.ceil(0.5 * math.pi * (b - a) * top / (_NODE_GAP * sigma))) + 8
+        u, w = np.polynomial.legendre.leggauss(m)
+        ts.append(a + 0.5 * (b - a) * (u + 1.0))
+        ws.append(0.5 * (b - a) * w)
+    t, w = np.concatenate(ts), np.concatenate(ws)
+    pdf = np.full(len(t), 1.0 / (t1 - t0)) if density is None else density(t)
+    return curve(t), np.log(w * pdf)
+
+
+def _unit(t):
+    return 1.0
 
 
 def _circle(radius, sigma):
@@ -412,7 +430,7 @@ def _mix(parts, weights):
 def _moons_nodes(noise):
     outer = lambda t: np.stack([np.cos(t), np.sin(t)], axis=1)               # noqa: E731
     inner = lambda t: np.stack([1.0 - np.cos(t), 0.5 - np.sin(t)], axis=1)   # noqa: E731
-    return _mix([_arc(0.0, math.pi, outer, 1.0, noise), _arc(0.0, math.pi, inner, 1.0, noise)],
+    return _mix([_arc(0.0, math.pi, outer, _unit, noise), _arc(0.0, math.pi, inner, _unit, noise)],
                 [0.5, 0.5]), noise
 
 
@@ -431,13 +449,30 @@ def _swiss_roll_nodes(noise):
     t0, t1 = 1.5 * math.pi, 4.5 * math.pi
     curve = lambda t: np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / 5.0   # noqa: E731
     sigma = noise / 5.0
-    return _arc(t0, t1, curve, math.hypot(1.0, t1) / 5.0, sigma), sigma
+    return _arc(t0, t1, curve, lambda t: math.hypot(1.0, t) / 5.0, sigma, panels=6), sigma
 
 
 def _eight_nodes():
     angle = np.arange(8) * (np.pi / 4.0)
     centers = (4.0 / math.sqrt(2.0)) * np.stack([np.cos(angle), np.sin(angle)], axis=1)
     return (centers, np.full(8, -math.log(8.0))), _EIGHT_STD
+
+
+def _two_spirals_nodes(noise):
+    # x = sign (c(s) + v) / 3 + noise: s has density 2s / (3 pi)^2 on [0, 3 pi] (s = 3 pi sqrt(u)),
+    # v ~ U[0, 1/2)^2 is a second latent, the sign a fair coin. v / 3 lies on [0, 1/6)^2, only
+    # 1.7 sigma wide: 6 Gauss--Legendre nodes per axis match that integral to 1e-7 relative.
+    s_max = 3.0 * math.pi
+    curve = lambda s: np.stack([-s * np.cos(s), s * np.sin(s)], axis=1) / 3.0   # noqa: E731
+    points, log_w = _arc(0.0, s_max, curve, lambda s: math.hypot(1.0, s) / 3.0, noise,
+                         density=lambda s: 2.0 * s / s_max ** 2, panels=12)
+    u, w = np.polynomial.legendre.leggauss(6)
+    a, log_a = (u + 1.0) / 12.0, np.log(0.5 * w)                            # nodes on [0, 1/6]
+    offsets = np.stack(np.meshgrid(a, a, indexing="ij"), -1).reshape(-1, 2)  # (36, 2)
+    log_off = (log_a[:, None] + log_a[None, :]).reshape(-1)
+    spiral = ((points[:, None, :] + offsets[None]).reshape(-1, 2),
+              (log_w[:, None] + log_off[None]).reshape(-1))                     # (M * 36, ...)
+    return _mix([spiral, (-spiral[0], spiral[1])], [0.5, 0.5]), noise
 
 
 # name -> params -> ((points (M, 2), log_w (M,)), sigma)
@@ -447,15 +482,37 @@ _NODES = {
     "rings": lambda p: _rings_nodes(_noise("rings", p["noise"])),
     "swiss_roll": lambda p: _swiss_roll_nodes(_noise("swiss_roll", p["noise"])),
     "eight_gaussians": lambda p: _eight_nodes(),
+    "two_spirals": lambda p: _two_spirals_nodes(_noise("two_spirals", p["noise"])),
 }
 _NO_DENSITY = {
-    "pinwheel": "its density needs a root-find per point (the arm's angle depends on the radius)",
-    "two_spirals": "its uniform-plus-Gaussian noise needs erf, which NumPy does not provide",
+    "pinwheel": ("its arms turn by an angle that depends on the radius, so its density needs a "
+                 "root-find per point, which is not implemented"),
 }
 
 
 def _mixture_log_prob(x, points, log_w, sigma):
-    r"""``log sum_j w_j N(x; points_j, sigma^2 I)``, shape (N,), in row blocks to bound memory."""
+    r"""``log sum_j w_j N(x; points_j, sigma^2 I)``, shape (N,).
+
+    The points ``x`` are grouped in square cells of side ``4 sigma``; each cell sums only the
+    nodes within ``12 sigma`` (plus the cell's diagonal) of its nearest node. Every node left
+    out is then more than ``12 sigma`` farther from each point of the cell than a node kept, so
+    its term is below ``exp(-72)`` times that one's: the sum is the full sum to rounding.
+    """
+    cell = 4.0 * sigma
+    keys = np.floor(x / cell)                                                 # (N, 2)
+    order = np.lexsort((keys[:, 1], keys[:, 0]))
+    split = np.nonzero(np.any(np.diff(keys[order], axis=0) != 0, axis=1))[0] + 1
+    out = np.empty(x.shape[0])
+    for rows in np.split(order, split):
+        center = (keys[rows[0]] + 0.5) * cell
+        dist = np.hypot(points[:, 0] - center[0], points[:, 1] - center[1])  # (M,)
+        near = dist <= dist.min() + math.sqrt(2.0) * cell + 12.0 * sigma
+        out[rows] = _dense_mixture_log_prob(x[rows], points[near], log_w[near], sigma)
+    return out
+
+
+def _dense_mixture_log_prob(x, points, log_w, sigma):
+    """:func:`_mixture_log_prob` over every node, in row blocks to bound memory."""
     out = np.empty(x.shape[0])
     # |x - mu|^2 = |x|^2 + |mu|^2 - 2 x.mu: one matrix product; the rounding it adds to the
     # exponent is ~1e-15 |x|^2 / sigma^2, far below what the quadrature resolves
@@ -494,7 +551,8 @@ def log_prob(name, x, **params):
     Computed as described in the module docstring: exact for ``eight_gaussians`` and
     ``checkerboard`` (``-inf`` off its squares), by quadrature over the latent curve parameter
     (to ~1e-12 relative) for ``two_moons``, ``circles``, ``rings`` and ``swiss_roll``.
-    ``pinwheel`` and ``two_spirals`` raise ``NotImplementedError``.
+    ``two_spirals`` by quadrature over both of its latents; ``pinwheel`` raises
+    ``NotImplementedError``.
 
     Parameters
     ----------
@@ -539,7 +597,10 @@ def entropy(name, **params):
       :math:`\sigma/2` (``sigma`` the noise std) covering the support to :math:`\pm 10\sigma`;
       converged to better than 1e-7 nats, and within a Monte-Carlo standard error of
       :math:`-\mathrm{mean}\log p(x_i)` on samples (``tests/test_datasets.py``).
-    * ``pinwheel``, ``two_spirals``: no exact density here: ``NotImplementedError``.
+    * ``two_spirals``: the same, with a second latent (the uniform offset ``v``, by a 6-node
+      Gauss--Legendre rule per axis) and the latent angle's density :math:`2s/(3\pi)^2`.
+    * ``pinwheel``: no exact density here (``NotImplementedError``): the angle of its arms
+      depends on the radius, so the density needs a root-find per point.
 
     Results are cached per ``(name, params)``.
 
