@@ -1,4 +1,4 @@
-r"""State a trained flow's result against its floor: test NLL vs the data's entropy, reverse KL in nats.
+r"""Results stated against their floor: test NLL vs the data's entropy, reverse KL in nats.
 
 A flow gives exact log-densities, so every result has a hard floor (DESIGN.md, "Results are
 stated against their floor"):
@@ -128,7 +128,7 @@ def _check_n(n):
 
 
 def _sampler_name(sampler):
-    """``(name, params)`` when ``sampler`` is a built-in sampler or a ``functools.partial`` of one."""
+    """``(name, params)`` when ``sampler`` is a built-in sampler or a ``partial`` of one."""
     params = {}
     while isinstance(sampler, functools.partial):
         if sampler.args:

@@ -223,7 +223,8 @@ def test_entropy_quadrature_is_converged_and_density_normalized(name, params):
     lo, hi = points.min(0) - 9 * sigma, points.max(0) + 9 * sigma
     g1, g2 = np.arange(lo[0], hi[0], hgrid), np.arange(lo[1], hi[1], hgrid)
     grid = np.stack(np.meshgrid(g1, g2, indexing="ij"), -1).reshape(-1, 2)
-    assert np.sum(np.exp(ds.log_prob(name, grid, **params))) * hgrid ** 2 == pytest.approx(1, abs=1e-9)
+    mass = np.sum(np.exp(ds.log_prob(name, grid, **params))) * hgrid ** 2
+    assert mass == pytest.approx(1, abs=1e-9)
 
 
 def test_entropy_known_values_and_noise():
@@ -231,7 +232,7 @@ def test_entropy_known_values_and_noise():
     assert entropy("eight_gaussians") == pytest.approx(2.83158, abs=1e-5)
     # moons(0.05) is the README's data set: its floor, 0.289 nats
     assert entropy("two_moons", noise=0.05) == pytest.approx(0.28923, abs=1e-5)
-    assert entropy("two_moons", noise=0.05) < entropy("two_moons")          # less noise, less entropy
+    assert entropy("two_moons", noise=0.05) < entropy("two_moons")     # less noise, less entropy
 
 
 def test_entropy_and_log_prob_bad_arguments():
@@ -360,7 +361,7 @@ def test_energy_far_out_is_finite_or_refused(name, backend):
             if k <= 150:
                 assert np.all(np.isfinite(e.energy(z)))
             elif k >= 155:
-                with pytest.raises(ValueError, match=f"x: {name}'s energy is not finite at .*float64"):
+                with pytest.raises(ValueError, match=f"x: {name}'s energy is not finite at"):
                     e.energy(z)
     with use_backend(backend), np.errstate(invalid="ignore"), \
             pytest.raises(ValueError, match="gradient is not finite"):

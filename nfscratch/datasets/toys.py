@@ -355,7 +355,6 @@ def sample(name, n, rng=None, **kw):
     return _lookup_sampler(name)(n, rng=rng, **kw)
 
 
-
 # ----------------------------------------------------------------------------------------------
 # Exact densities and entropies: each toy as a Gaussian mixture over quadrature nodes
 # ----------------------------------------------------------------------------------------------
