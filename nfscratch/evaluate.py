@@ -196,12 +196,7 @@ def nll(flow, data, n=100_000, rng=None, **params):
                          "is infinite or undefined: the flow has diverged or puts no density "
                          "where the data lie (nfscratch.doctor finds the layer).")
     mean, se = _mean_and_se(neg_log_q)
-    floor = None
-    if name is not None:
-        try:
-            floor = entropy(name, **params)
-        except NotImplementedError:      # a toy without an exact density: no floor to state
-            floor = None
+    floor = None if name is None else entropy(name, **params)
     label = name or getattr(data, "__name__", type(data).__name__)
     if params:
         label += "(" + ", ".join(f"{k}={v!r}" for k, v in sorted(params.items())) + ")"
