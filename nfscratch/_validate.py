@@ -5,10 +5,14 @@ integer array is caught at the boundary with a message that names the argument, 
 expected and what came, and how to fix it -- instead of surfacing as a broadcasting error or a
 silent wrong number three layers deeper.
 """
+import math
+import numbers
+
 import numpy as np
 
 __all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_positive_float",
-           "check_fraction", "check_choice", "check_widths", "check_callable", "check_upstream"]
+           "check_finite_float", "check_nonneg_float", "check_fraction", "check_choice",
+           "check_widths", "check_callable", "check_upstream"]
 
 
 def _describe(a):
@@ -154,6 +158,25 @@ def check_upstream(d_out, dlog_det, n, dim, name, *, allow_nonfinite=False):
         raise ValueError(f"dlog_det: expected shape ({n},) (one entry per sample), got "
                          f"{dlog_det.shape}.")
     return d_out, np.ascontiguousarray(dlog_det)
+
+
+def check_finite_float(value, name):
+    """Return ``value`` as a float, requiring a finite real number (bools refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a finite number, got {value!r} "
+                        f"({type(value).__name__}).")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}.")
+    return value
+
+
+def check_nonneg_float(value, name):
+    """Return ``value`` as a float, requiring a finite real number >= 0 (bools refused)."""
+    value = check_finite_float(value, name)
+    if value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value}.")
+    return value
 
 
 def as_rng(rng, name="rng"):
