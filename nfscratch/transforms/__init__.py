@@ -10,10 +10,12 @@ from .logit import Logit
 from .permutation import Permute, Reverse
 from .planar import Planar
 from .radial import Radial
+from .spline import SplineCoupling
 
 TRANSFORMS = {cls.__name__: cls for cls in
               (Planar, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
-               ElementwiseAffine, Logit)}
+               ElementwiseAffine, Logit, SplineCoupling)}
 
 __all__ = ["Transform", "Planar", "Radial", "AffineCoupling", "AdditiveCoupling", "Permute",
-           "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "TRANSFORMS"]
+           "Reverse", "ElementwiseAffine", "Logit", "SplineCoupling", "alternating_mask",
+           "TRANSFORMS"]

@@ -1,0 +1,237 @@
+"""Rational-quadratic splines: identity at init, knots, bounds, tails, tiny bins, gradients in
+both directions, log-det against slogdet, round trips, the kernel against its twin, the layer."""
+import numpy as np
+import pytest
+
+from nfscratch import gradcheck, use_backend
+from nfscratch.kernels import spline as ks
+from nfscratch.transforms.spline import (SplineCoupling, spline_backward, spline_forward,
+                                         spline_inverse, spline_inverse_backward, spline_params)
+
+B = 3.0
+K = 6
+OPTS = dict(bound=B, min_width=1e-3, min_height=1e-3, min_derivative=1e-3)
+
+
+def _params(rng, M, K=K, scale=1.5):
+    return (scale * rng.standard_normal((M, K)), scale * rng.standard_normal((M, K)),
+            scale * rng.standard_normal((M, K - 1)))
+
+
+def _fd_slope(f, x, eps=1e-6):
+    return (f(x + eps) - f(x - eps)) / (2 * eps)
+
+
+# --- identity at initialization -------------------------------------------------------------
+def test_zero_parameters_give_the_identity_exactly():
+    x = np.linspace(-2 * B, 2 * B, 4001)
+    u = np.zeros((x.size, K))
+    kx, ky, d, _ = spline_params(u, u, np.zeros((x.size, K - 1)), **OPTS)
+    assert np.array_equal(d, np.ones_like(d))                 # derivatives exactly 1
+    assert np.array_equal(kx, ky)
+    for fn in (spline_forward, spline_inverse):
+        y, log_det, _ = fn(x, u, u, np.zeros((x.size, K - 1)), **OPTS)
+        np.testing.assert_allclose(y, x, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(log_det, 0.0, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_zero_init_layer_is_the_identity(backend, rng):
+    t = SplineCoupling(2, hidden=[8], n_bins=K, bound=B, rng=0)
+    z = rng.normal(size=(50, 2)) * 2
+    with use_backend(backend):
+        x, ld = t.forward(z)
+        z2, ld2 = t.inverse(z)
+    for out, log_det in ((x, ld), (z2, ld2)):
+        np.testing.assert_allclose(out, z, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(log_det, 0.0, rtol=0, atol=1e-15)
+
+
+# --- special inputs ---------------------------------------------------------------------------
+def test_inputs_exactly_on_knots_and_at_the_bounds(rng):
+    M = 40
+    uw, uh, ud = _params(rng, M)
+    kx, ky, d, _ = spline_params(uw, uh, ud, **OPTS)
+    j = rng.integers(0, K + 1, size=M)
+    j[:2] = [0, K]                                         # -B and +B
+    x = np.take_along_axis(kx, j[:, None], 1)[:, 0]
+    y, log_det, cache = spline_forward(x, uw, uh, ud, **OPTS)
+    np.testing.assert_allclose(y, np.take_along_axis(ky, j[:, None], 1)[:, 0], atol=1e-13)
+    np.testing.assert_allclose(log_det, np.log(np.take_along_axis(d, j[:, None], 1)[:, 0]),
+                               atol=1e-12)
+    x2, log_det2, cache2 = spline_inverse(y, uw, uh, ud, **OPTS)
+    np.testing.assert_allclose(x2, x, atol=1e-12)
+    np.testing.assert_allclose(log_det2, -log_det, atol=1e-12)
+    ones = np.ones(M)
+    for back, c in ((spline_backward, cache), (spline_inverse_backward, cache2)):
+        assert all(np.all(np.isfinite(g)) for g in back(ones, ones, c))
+
+
+@pytest.mark.parametrize("far", [1e300, 1e10, B * (1 + 1e-15)])
+def test_tails_are_the_identity_with_no_nan(rng, far):
+    M = 6
+    uw, uh, ud = _params(rng, M)
+    x = far * np.array([1, -1, 1, -1, 1, -1.0])
+    for fn, back in ((spline_forward, spline_backward), (spline_inverse, spline_inverse_backward)):
+        y, log_det, cache = fn(x, uw, uh, ud, **OPTS)
+        assert np.array_equal(y, x) and np.array_equal(log_det, np.zeros(M))
+        dy = rng.normal(size=M)
+        d_in, duw, duh, dud = back(dy, rng.normal(size=M), cache)
+        assert np.array_equal(d_in, dy)
+        assert not duw.any() and not duh.any() and not dud.any()
+    for fn in (ks.spline_forward_nb, ks.spline_inverse_nb):
+        y, log_det = fn(x, uw, uh, ud, *OPTS.values())
+        assert np.array_equal(y, x) and np.array_equal(log_det, np.zeros(M))
+
+
+def test_tiny_bins_and_minimum_derivative(rng):
+    M = 200
+    uw, uh, ud = _params(rng, M)
+    uw[:, 2] = uh[:, 3] = -60.0                 # bins at their minimum width / height
+    ud[:, :] = -60.0                             # derivatives at their minimum
+    kx, ky, d, _ = spline_params(uw, uh, ud, **OPTS)
+    assert np.all(np.diff(kx, axis=1) >= 2 * B * 1e-3 * (1 - 1e-9))
+    assert np.all(d[:, 1:-1] >= 1e-3) and np.all(d[:, 1:-1] < 1.01e-3)
+    # points inside the tiny x bin and inside the tiny y bin
+    x = np.concatenate([kx[:, 2] + 0.37 * (kx[:, 3] - kx[:, 2]), kx[:, 3] + 0.61 * (kx[:, 4] - kx[:, 3])])
+    P = [np.concatenate([a, a]) for a in (uw, uh, ud)]
+    y, log_det, _ = spline_forward(x, *P, **OPTS)
+    assert np.all(np.isfinite(log_det))
+    fd = _fd_slope(lambda v: spline_forward(v, *P, **OPTS)[0], x, eps=1e-9)
+    np.testing.assert_allclose(log_det, np.log(fd), atol=1e-4)
+    x2, log_det2, _ = spline_inverse(y, *P, **OPTS)
+    np.testing.assert_allclose(x2, x, atol=1e-10)
+    np.testing.assert_allclose(log_det2, -log_det, atol=1e-9)
+
+
+def test_inverse_never_nan_on_a_dense_grid(rng):
+    # many bins and extreme slopes: where a discriminant below zero would show up as NaN
+    M = 20000
+    uw, uh, ud = _params(rng, M, K=16, scale=4.0)
+    y = rng.uniform(-B, B, M)
+    y[:16] = spline_params(uw[:1], uh[:1], ud[:1], **OPTS)[1][0, :16]   # on the y knots
+    x, log_det, _ = spline_inverse(y, uw, uh, ud, **OPTS)
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(log_det))
+    y2 = spline_forward(x, uw, uh, ud, **OPTS)[0]
+    np.testing.assert_allclose(y2, y, atol=1e-10)
+
+
+# --- gradients by finite differences, log-det by FD slope ---------------------------------
+def _points(rng, M):
+    # random points, in the bins and in both tails (knots are measure zero)
+    return np.concatenate([rng.uniform(-B, B, M - 4), [-5.0, 4.0, -3.5, 7.0]])
+
+
+@pytest.mark.parametrize("direction", ["forward", "inverse"])
+def test_elementwise_gradients(rng, direction):
+    M = 12
+    uw, uh, ud = _params(rng, M)
+    inputs = {"p": _points(rng, M), "uw": uw, "uh": uh, "ud": ud}
+    fwd, back = ((spline_forward, spline_backward) if direction == "forward"
+                 else (spline_inverse, spline_inverse_backward))
+    res = gradcheck.check_gradients(lambda p, uw, uh, ud: fwd(p, uw, uh, ud, **OPTS), back,
+                                    inputs, wrt=("p", "uw", "uh", "ud"), verbose=False,
+                                    direction=direction)
+    assert res.passed and res.max_error < 1e-6, res.table()
+
+
+@pytest.mark.parametrize("fn", [spline_forward, spline_inverse])
+def test_log_det_is_the_slope(rng, fn):
+    M = 300
+    uw, uh, ud = _params(rng, M)
+    x = _points(rng, M)
+    log_det = fn(x, uw, uh, ud, **OPTS)[1]
+    fd = _fd_slope(lambda v: fn(v, uw, uh, ud, **OPTS)[0], x)
+    # (slopes span e^-10 .. e^10 here: compare them, not their logs, where FD noise is relative)
+    np.testing.assert_allclose(np.exp(log_det), fd, rtol=1e-6, atol=1e-9)
+
+
+# --- the kernel against its twin, pair by pair ---------------------------------------------
+@pytest.mark.parametrize("direction", ["forward", "inverse"])
+def test_kernel_equals_twin(rng, direction):
+    M = 3000
+    uw, uh, ud = _params(rng, M, K=8, scale=2.0)
+    p = _points(rng, M)
+    p[:3] = [-B, B, 1e300]
+    twin, twin_back = ((spline_forward, spline_backward) if direction == "forward"
+                       else (spline_inverse, spline_inverse_backward))
+    nb, nb_back = ((ks.spline_forward_nb, ks.spline_backward_nb) if direction == "forward"
+                   else (ks.spline_inverse_nb, ks.spline_inverse_backward_nb))
+    out, log_det, cache = twin(p, uw, uh, ud, **OPTS)
+    out_nb, log_det_nb = nb(p, uw, uh, ud, *OPTS.values())
+    np.testing.assert_allclose(out_nb, out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(log_det_nb, log_det, rtol=1e-10, atol=1e-11)
+    d, dl = rng.normal(size=M), rng.normal(size=M)
+    for a, b in zip(twin_back(d, dl, cache), nb_back(d, dl, p, uw, uh, ud, *OPTS.values())):
+        assert np.all(np.abs(a - b) <= 1e-10 * np.maximum(1.0, np.abs(a)))
+
+
+def test_kernel_refuses_bad_arguments(rng):
+    uw, uh, ud = _params(rng, 4)
+    x = np.zeros(4)
+    with pytest.raises(ValueError, match="ud: expected shape"):
+        ks.spline_forward_nb(x, uw, uh, np.zeros((4, K - 2)), *OPTS.values())
+    with pytest.raises(TypeError, match="x: expected dtype float64"):
+        ks.spline_forward_nb(x.astype(np.float32), uw, uh, ud, *OPTS.values())
+    with pytest.raises(ValueError, match="dlog_det: expected shape"):
+        ks.spline_backward_nb(x, x[:3], x, uw, uh, ud, *OPTS.values())
+    with pytest.raises(ValueError, match="bound: expected a positive float"):
+        ks.spline_forward_nb(x, uw, uh, ud, 3, 1e-3, 1e-3, 1e-3)
+
+
+# --- the coupling layer -----------------------------------------------------------------------
+def _layer(**kw):
+    t = SplineCoupling(kw.pop("dim", 2), hidden=[8], n_bins=5, bound=B, rng=1,
+                       **kw)
+    gradcheck.perturb_params(t, 2, scale=0.25)     # moderate slopes: FD stays accurate
+    return t
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("kw", [{}, {"dim": 3, "parity": 1}, {"dim": 4, "mask": [1, 1, 0, 0],
+                                                               "activation": "relu"}])
+def test_layer_gradcheck_both_directions(backend, kw, rng):
+    t = _layer(**kw)
+    z = rng.normal(size=(8, t.dim))
+    z[0, :] = 4.0                                        # a tail point
+    with use_backend(backend):
+        res = gradcheck.check_transform(t, z, verbose=False)
+    assert res.passed, res.table()
+
+
+def test_layer_backends_agree(rng):
+    t = _layer(dim=3)
+    z = 2.0 * rng.normal(size=(64, 3))
+    out = {}
+    for backend in ("numpy", "numba"):
+        with use_backend(backend):
+            x, ld = t.forward(z)
+            dz = t.backward(np.ones_like(z), np.ones(64))
+            g = dict(t.grads)
+            zi, ldi = t.inverse(x)
+            dx = t.inverse_backward(np.ones_like(z), np.ones(64))
+            out[backend] = [x, ld, dz, zi, ldi, dx, *g.values(), *t.grads.values()]
+    for a, b in zip(out["numpy"], out["numba"]):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-11)
+
+
+def test_layer_refuses_bad_settings_and_input():
+    with pytest.raises(ValueError, match="n_bins"):
+        SplineCoupling(2, n_bins=1)
+    with pytest.raises(ValueError, match="bound"):
+        SplineCoupling(2, bound=-1.0)
+    with pytest.raises(ValueError, match="min_width"):
+        SplineCoupling(2, n_bins=8, min_width=0.2)
+    with pytest.raises(ValueError, match="mask"):
+        SplineCoupling(2, mask=[1, 1])
+    t = SplineCoupling(2, hidden=[4])
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="z: expected finite values"):
+            t.forward(np.array([[0.0, bad]]))
+        with pytest.raises(ValueError, match="x: expected finite values"):
+            t.inverse(np.array([[bad, 0.0]]))
+
+
+def test_layer_param_shapes_match():
+    t = SplineCoupling(3, hidden=[8, 4], n_bins=7, parity=1)
+    assert {k: v.shape for k, v in t.params.items()} == SplineCoupling.param_shapes(**t.config())
