@@ -7,9 +7,9 @@ import numpy as np
 
 from ._validate import as_rng, check_positive_int
 from .flow import Flow
-from .transforms import AdditiveCoupling, AffineCoupling, Logit, Planar, Radial
+from .transforms import AdditiveCoupling, AffineCoupling, Logit, Planar, Radial, SplineCoupling
 
-__all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image"]
+__all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "nsf_coupling"]
 
 
 def realnvp(dim=2, n_layers=8, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None):
@@ -85,3 +85,25 @@ def realnvp_image(height=8, width=8, n_layers=6, hidden=(256,), s_max=2.0, alpha
     layers = [AffineCoupling(dim, mask=checkerboard_mask(height, width, k % 2), hidden=hidden,
                              s_max=s_max, rng=rng) for k in range(n_layers)]
     return Flow(layers + [Logit(dim, alpha=alpha)])
+
+
+def nsf_coupling(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0, activation="tanh",
+                 rng=None, **spline_options):
+    """A neural spline flow: ``n_layers`` rational-quadratic spline couplings, alternating masks.
+
+    Every layer starts as the identity (zero last conditioner layer). ``spline_options`` are
+    ``min_width``, ``min_height``, ``min_derivative`` of
+    :class:`~nfscratch.transforms.SplineCoupling`. The data should lie mostly in
+    ``[-bound, bound]``: outside, the layers are the identity.
+
+    Examples
+    --------
+    >>> flow = nsf_coupling(2, n_layers=3, hidden=[16], n_bins=4, rng=0)
+    >>> len(flow), flow.dim, flow[0].name
+    (3, 2, 'SplineCoupling')
+    """
+    rng = as_rng(rng)
+    n_layers = check_positive_int(n_layers, "n_layers")
+    return Flow([SplineCoupling(dim, hidden=hidden, activation=activation, n_bins=n_bins,
+                                bound=bound, parity=k % 2, rng=rng, **spline_options)
+                 for k in range(n_layers)])

@@ -235,3 +235,42 @@ def test_layer_refuses_bad_settings_and_input():
 def test_layer_param_shapes_match():
     t = SplineCoupling(3, hidden=[8, 4], n_bins=7, parity=1)
     assert {k: v.shape for k, v in t.params.items()} == SplineCoupling.param_shapes(**t.config())
+
+
+# --- models, training, saving, the command line, pictures -----------------------------------
+def test_nsf_coupling_trains_saves_and_loads(tmp_path, rng):
+    from nfscratch import datasets, io, models
+    from nfscratch.train import fit
+    flow = models.nsf_coupling(2, n_layers=3, hidden=[16], n_bins=6, rng=0)
+    data = datasets.sample("two_moons", 1024, rng)
+    before = -np.mean(flow.log_prob(data))
+    hist = fit(flow, data=data, steps=60, batch_size=128, lr=5e-3, rng=1, progress=False)
+    after = -np.mean(flow.log_prob(data))
+    assert np.all(np.isfinite(hist.loss)) and after < before - 0.3
+    path = io.save(flow, tmp_path / "nsf.npz")
+    again = io.load(path)
+    assert [t.config() for t in again.transforms] == [t.config() for t in flow.transforms]
+    np.testing.assert_array_equal(again.log_prob(data[:50]), flow.log_prob(data[:50]))
+
+
+def test_cli_trains_an_nsf(tmp_path, capsys):
+    from nfscratch import io
+    from nfscratch.cli import main
+    out = tmp_path / "nsf.npz"
+    assert main(["train", "--dataset", "two_moons", "--model", "nsf", "--layers", "2",
+                 "--hidden", "8", "--steps", "10", "-o", str(out), "--no-progress"]) == 0
+    flow = io.load(out)
+    assert [t.name for t in flow.transforms] == ["SplineCoupling", "SplineCoupling"]
+
+
+def test_plots_work_for_a_spline_flow():
+    from nfscratch import models
+    from nfscratch.plotting import film_strip, plot_layer_densities, plot_spline_layer
+    flow = models.nsf_coupling(2, n_layers=2, hidden=[8], n_bins=4, rng=0)
+    before = {k: v.copy() for k, v in flow[0].params.items()}
+    gradcheck.perturb_params(flow, 1, scale=0.3)
+    assert len(plot_spline_layer(flow[0], before=before).axes) == 1
+    plot_layer_densities(flow, grid_size=30)
+    film_strip(flow, n_samples=50, grid_size=30)
+    with pytest.raises(TypeError, match="layer: expected a SplineCoupling"):
+        plot_spline_layer(flow)

@@ -3,7 +3,7 @@ import sys
 
 import numpy as np
 
-MODELS = ("realnvp", "nice", "planar")
+MODELS = ("realnvp", "nice", "planar", "nsf", "nsf_coupling")
 
 
 def register(sub):
@@ -30,7 +30,7 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-DEFAULT_LAYERS = {"realnvp": 8, "nice": 4, "planar": 32}
+DEFAULT_LAYERS = {"realnvp": 8, "nice": 4, "planar": 32, "nsf": 5, "nsf_coupling": 5}
 
 
 def build(model, layers, hidden, rng):
@@ -40,6 +40,8 @@ def build(model, layers, hidden, rng):
         return models.realnvp(2, n_layers=n, hidden=hidden, rng=rng)
     if model == "nice":
         return models.nice(2, n_layers=n, hidden=hidden, rng=rng)
+    if model in ("nsf", "nsf_coupling"):          # rational-quadratic spline couplings
+        return models.nsf_coupling(2, n_layers=n, hidden=hidden, rng=rng)
     return models.planar_flow(2, n_layers=n, rng=rng)
 
 

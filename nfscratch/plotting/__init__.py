@@ -15,6 +15,8 @@ given); nothing here calls ``plt.show()`` or writes anything unasked. Figures ar
   diagnostics.
 * :mod:`~nfscratch.plotting.jacobian` -- one layer's Jacobian, its structure, the cost of its
   log-det.
+* :mod:`~nfscratch.plotting.spline` -- one spline coupling layer's monotone functions, knots
+  marked, before and after training.
 """
 from .animate import WarpMovie, animate_warp, ffmpeg_available, warp_animation
 from .compare import target_vs_model
@@ -22,9 +24,11 @@ from .curves import layer_diagnostics, training_curves
 from .grid import (DensityPanel, layer_densities, log_density_after, plot_density,
                    plot_layer_densities)
 from .jacobian import numerical_jacobian, plot_jacobian
+from .spline import plot_spline_layer
 from .warp import film_strip, grid_lines, start_colours, warp_paths
 
 __all__ = ["target_vs_model", "DensityPanel", "layer_densities", "log_density_after",
            "plot_density", "plot_layer_densities", "film_strip", "grid_lines", "start_colours",
            "warp_paths", "WarpMovie", "animate_warp", "warp_animation", "ffmpeg_available",
-           "training_curves", "layer_diagnostics", "numerical_jacobian", "plot_jacobian"]
+           "training_curves", "layer_diagnostics", "numerical_jacobian", "plot_jacobian",
+           "plot_spline_layer"]

@@ -54,10 +54,12 @@ with (``Δ = δ^{(k+1)} + δ^{(k)} - 2 s_k``, ``r = y - y^{(k)}``)
     a = h_k (s_k - \delta^{(k)}) + r Δ, \quad b = h_k \delta^{(k)} - r Δ, \quad c = -s_k r,
     \qquad \xi = \frac{2c}{-b - \sqrt{b^2 - 4ac}}.
 
-This is the root in ``[0, 1]``, written in the form that never subtracts two nearly equal
-numbers (``c ≤ 0 ≤ b`` here... and ``a`` may be 0, where the textbook form divides by zero). The
-discriminant is ``≥ 0`` in exact arithmetic; round-off can push it a hair below, so it is clamped
-at 0 before the square root.
+This is the root in ``[0, 1]``, written as ``2c / (-b - sqrt(.))`` instead of the textbook
+``(-b + sqrt(.)) / 2a``: the two are equal, but the textbook form subtracts two nearly equal
+numbers when ``4ac`` is small and divides by zero where ``a = 0`` (a bin in which the map is a
+Möbius transform with a linear inverse). Here ``c = -s r ≤ 0`` and the denominator is ``-2 h
+δ^{(k)} < 0`` at ``r = 0``, so it does not vanish. The discriminant is ``≥ 0`` in exact arithmetic;
+round-off can push it a hair below, so it is clamped at 0 before the square root.
 
 **Backward of the forward map** (upstream ``dy = dL/dg``, ``dl = dL/d log_det``). Write
 ``P = s ξ^2 + δ_0 ξ(1-ξ)``, ``den = s + Δ ξ(1-ξ)``, ``Q = δ_1 ξ^2 + 2 s ξ(1-ξ) + δ_0 (1-ξ)^2``
@@ -560,6 +562,19 @@ class SplineCoupling(Transform):
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             shapes[f"W{i}"], shapes[f"b{i}"] = (fan_in, fan_out), (fan_out,)
         return shapes
+
+    def knots(self, z, params=None):
+        """The knots every transformed feature uses at the points ``z`` (N, D).
+
+        Returns ``knot_x, knot_y, deriv``, each (N, d_b, K + 1), for pictures and teaching;
+        ``params`` (default: the layer's own) lets one look at a saved copy, e.g. before training.
+        """
+        ia, ib = _split(self.mask)
+        out, _ = mlp_forward(np.asarray(z, dtype=np.float64)[:, ia],
+                             self.params if params is None else params, self.activation)
+        return spline_params(*_unpack(out, ib.size, self.n_bins),
+                             **_opts(self.bound, self.min_width, self.min_height,
+                                     self.min_derivative))[:3]
 
     def _spline_args(self):
         return (self.mask, self.params, self.activation, self.n_bins, self.bound,
