@@ -1,5 +1,7 @@
 """Rational-quadratic splines: identity at init, knots, bounds, tails, tiny bins, gradients in
 both directions, log-det against slogdet, round trips, the kernel against its twin, the layer."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -274,3 +276,45 @@ def test_plots_work_for_a_spline_flow():
     film_strip(flow, n_samples=50, grid_size=30)
     with pytest.raises(TypeError, match="layer: expected a SplineCoupling"):
         plot_spline_layer(flow)
+
+
+# --- exercise 6: the solution passes, the handout fails, typical slips get named -------------
+EX6 = Path(__file__).resolve().parents[1] / "tutorials" / "exercises" / "ex6_spline.py"
+EX6_PLANTED = [
+    ("numerator = s * s * (", "numerator = (", "rq_derivative", "factor s^2 is missing"),
+    ("denominator = (s + (d1 + d0 - 2.0 * s) * e) ** 2", "denominator = s + (d1 + d0 - 2.0 * s) * e",
+     "rq_derivative", "not squared"),
+    ("(d1 * xi * xi + 2.0 * s * e + d0 * (1.0 - xi) ** 2)",
+     "(d0 * xi * xi + 2.0 * s * e + d1 * (1.0 - xi) ** 2)", "rq_derivative", "swapped"),
+    ("slope = numerator / denominator ", "slope = np.log(numerator / denominator) ",
+     "rq_derivative", "returned log"),
+    ("xi = 2.0 * c / (-b - np.sqrt(disc))", "xi = 2.0 * c / (-b + np.sqrt(disc))",
+     "rq_inverse_xi", "division by zero"),
+    ("xi = 2.0 * c / (-b - np.sqrt(disc))", "xi = (-b + np.sqrt(disc)) / (2.0 * a)",
+     "rq_inverse_xi", "division by zero"),
+    ("c = -s * r", "c = s * r", "rq_inverse_xi", "wrong sign"),
+]
+
+
+def test_ex6_solution_passes_and_handout_fails(tmp_path):
+    from nfscratch.exercises import check_file, strip_solutions
+    assert check_file(EX6, verbose=False).exit_code == 0
+    student = tmp_path / EX6.name
+    student.write_text(strip_solutions(EX6.read_text()))
+    report = check_file(student, verbose=False)
+    assert report.exit_code == 1
+    assert all(r["status"] == "FAIL" for r in report.results)
+
+
+@pytest.mark.parametrize("old, new, function, expected", EX6_PLANTED,
+                         ids=[p[3] for p in EX6_PLANTED])
+def test_ex6_planted_bug_is_diagnosed(tmp_path, old, new, function, expected):
+    from nfscratch.exercises import check_file
+    text = EX6.read_text()
+    assert text.count(old) == 1, old
+    path = tmp_path / EX6.name
+    path.write_text(text.replace(old, new))
+    report = check_file(path, functions=[function], verbose=False)
+    assert report.exit_code == 1
+    (row,) = report.result(function)["rows"]
+    assert row["status"] == "FAIL" and expected in row["diagnosis"], report.text

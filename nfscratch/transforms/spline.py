@@ -309,6 +309,16 @@ def rq_backward(dy, dlog_det, cache):
     return (dx, *_scatter(corners, cache["k"], cache["K"]))
 
 
+def _rq_root(r, h, s, d0, d1):
+    """``xi`` in [0, 1] with ``g = y0 + r`` in a bin: the stable root, discriminant clamped."""
+    D = d1 + d0 - 2.0 * s
+    a = h * (s - d0) + r * D
+    b = h * d0 - r * D
+    c = -s * r
+    disc = np.maximum(b * b - 4.0 * a * c, 0.0)
+    return np.clip(2.0 * c / (-b - np.sqrt(disc)), 0.0, 1.0)
+
+
 def rq_inverse(y, knot_x, knot_y, deriv):
     r"""Inverse of :func:`rq_forward`: ``(x, log_det = log dx/dy, cache)``, elementwise.
 
@@ -322,13 +332,7 @@ def rq_inverse(y, knot_x, knot_y, deriv):
     x0, x1, y0, y1, d0, d1 = _gather(knot_x, knot_y, deriv, k)
     w, h = x1 - x0, y1 - y0
     s = h / w
-    r = yc - y0
-    D = d1 + d0 - 2.0 * s
-    a = h * (s - d0) + r * D
-    b = h * d0 - r * D
-    c = -s * r
-    disc = np.maximum(b * b - 4.0 * a * c, 0.0)
-    xi = np.clip(2.0 * c / (-b - np.sqrt(disc)), 0.0, 1.0)
+    xi = _rq_root(yc - y0, h, s, d0, d1)
     P, den, Q, log_g = _rq_terms(xi, s, d0, d1)
     x = np.where(inside, x0 + xi * w, y)
     log_det = np.where(inside, -log_g, 0.0)
