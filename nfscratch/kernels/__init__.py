@@ -14,6 +14,9 @@ Modules (import the one you need; importing any of them imports Numba):
   Newton root-find) and ``planar_chain_inverse_backward``;
 * :mod:`.coupling` -- the elementwise part of affine and additive couplings, both directions,
   with log-det and backward;
+* :mod:`.spline` -- rational-quadratic splines, elementwise: knots from the unconstrained
+  parameters, bin search, the map or its stable inverse root, log-det, and the backward pass
+  back to the parameters (twins: the functions of ``nfscratch.transforms.spline``);
 * :mod:`.mlp` -- the conditioner's thin layers fused with bias, activation, derivative and bias
   gradient (the square products stay with BLAS);
 * :mod:`.adam` -- the Adam update, one array or a group of 8 per call, and a finiteness count;
