@@ -7,7 +7,7 @@ silent wrong number three layers deeper.
 """
 import numpy as np
 
-__all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int"]
+__all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_positive_float"]
 
 
 def _describe(a):
@@ -68,6 +68,16 @@ def check_positive_int(n, name):
     if n < 1:
         raise ValueError(f"{name}: expected a positive integer, got {n}.")
     return int(n)
+
+
+def check_positive_float(x, name, *, below=None):
+    """Return ``x`` as a float, requiring a finite real number ``> 0`` (and ``< below`` if given)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a positive number, got {x!r} ({type(x).__name__}).")
+    if not (np.isfinite(x) and x > 0 and (below is None or x < below)):
+        bound = "" if below is None else f" and below {below:g}"
+        raise ValueError(f"{name}: expected a finite number above 0{bound}, got {x!r}.")
+    return float(x)
 
 
 def as_rng(rng, name="rng"):

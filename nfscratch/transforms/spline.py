@@ -107,7 +107,7 @@ import numpy as np
 
 from ..config import get_backend
 from ..nn import ACTIVATIONS, MLP, mlp_backward, mlp_forward, sigmoid, softplus
-from .._validate import as_rng
+from .._validate import as_rng, check_positive_float, check_positive_int
 from .base import Transform
 from .coupling import alternating_mask
 
@@ -606,15 +606,12 @@ class SplineCoupling(Transform):
 
 
 def _check_spline_settings(n_bins, bound, min_width, min_height, min_derivative):
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 2:
-        raise ValueError(f"n_bins: expected an integer >= 2, got {n_bins!r}.")
-    if not (isinstance(bound, (int, float, np.floating)) and np.isfinite(bound) and bound > 0):
-        raise ValueError(f"bound: expected a finite positive half-width, got {bound!r}.")
-    for name, m in (("min_width", min_width), ("min_height", min_height)):
-        if not (0.0 < m and m * n_bins < 1.0):
-            raise ValueError(f"{name}: expected 0 < {name} < 1/n_bins = {1.0 / n_bins:g}, got {m!r}.")
-    if not 0.0 < min_derivative < 1.0:
-        raise ValueError(f"min_derivative: expected a value in (0, 1), got {min_derivative!r}.")
+    if check_positive_int(n_bins, "n_bins") < 2:
+        raise ValueError(f"n_bins: expected at least 2 bins, got {n_bins}.")
+    check_positive_float(bound, "bound")
+    check_positive_float(min_width, "min_width", below=1.0 / n_bins)
+    check_positive_float(min_height, "min_height", below=1.0 / n_bins)
+    check_positive_float(min_derivative, "min_derivative", below=1.0)
 
 
 def _fast():
