@@ -45,9 +45,9 @@ from nfscratch.optim import Adam  # noqa: E402
 RECIPES = {
     "two_moons":       dict(layers=5, bins=8, bound=3.0, hidden=(64, 64), batch=512, steps=4000,
                             lr=2e-3),
-    "eight_gaussians": dict(layers=5, bins=8, bound=4.0, hidden=(64, 64), batch=512, steps=4000,
+    "eight_gaussians": dict(layers=8, bins=16, bound=4.0, hidden=(64, 64), batch=512, steps=6000,
                             lr=2e-3),
-    "pinwheel":        dict(layers=6, bins=12, bound=4.0, hidden=(64, 64), batch=512, steps=4000,
+    "pinwheel":        dict(layers=8, bins=16, bound=4.0, hidden=(64, 64), batch=512, steps=6000,
                             lr=2e-3),
     "two_spirals":     dict(layers=8, bins=16, bound=4.0, hidden=(64, 64), batch=512, steps=4000,
                             lr=2e-3),
