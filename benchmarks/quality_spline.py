@@ -43,7 +43,7 @@ from nfscratch import datasets, losses, models  # noqa: E402
 from nfscratch.optim import Adam  # noqa: E402
 
 RECIPES = {
-    "two_moons":       dict(layers=5, bins=8, bound=3.0, hidden=(64, 64), batch=512, steps=4000,
+    "two_moons":       dict(layers=8, bins=16, bound=3.0, hidden=(64, 64), batch=512, steps=6000,
                             lr=2e-3),
     "eight_gaussians": dict(layers=8, bins=16, bound=4.0, hidden=(64, 64), batch=512, steps=6000,
                             lr=2e-3),
