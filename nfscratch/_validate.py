@@ -87,13 +87,14 @@ def _is_real(x):
             and not isinstance(x, (bool, np.bool_)))
 
 
-def check_positive_float(x, name, *, what="a positive finite number"):
+def check_positive_float(x, name, *, what="a positive finite number", below=None):
     """Return ``x`` as a float, requiring a real number with 0 < x < inf (e.g. ``lr``, ``clip``,
-    ``s_max``); a string such as ``'2'`` is refused, not parsed."""
+    ``s_max``), and ``x < below`` if given; a string such as ``'2'`` is refused, not parsed."""
     if not _is_real(x):
         raise TypeError(f"{name}: expected {what}, got {x!r} ({type(x).__name__}).")
-    if not 0.0 < float(x) < np.inf:
-        raise ValueError(f"{name}: expected {what}, got {x!r}.")
+    if not 0.0 < float(x) < (np.inf if below is None else below):
+        bound = "" if below is None else f" below {below:g}"
+        raise ValueError(f"{name}: expected {what}{bound}, got {x!r}.")
     return float(x)
 
 

@@ -7,9 +7,11 @@ import numpy as np
 
 from ._validate import as_rng, check_positive_int
 from .flow import Flow
-from .transforms import IAF, MAF, AdditiveCoupling, AffineCoupling, Logit, PlanarChain, Radial
+from .transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, Logit, PlanarChain, Radial,
+                         SplineCoupling)
 
-__all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "maf", "iaf"]
+__all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "maf", "iaf",
+           "nsf_coupling"]
 
 
 def realnvp(dim=2, n_layers=8, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None):
@@ -142,3 +144,25 @@ def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
     ('IAF', [2, 1, 0])
     """
     return _autoregressive(IAF, dim, n_layers, hidden, activation, s_max, orders, seed, rng)
+
+
+def nsf_coupling(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0, activation="tanh",
+                 rng=None, **spline_options):
+    """A neural spline flow: ``n_layers`` rational-quadratic spline couplings, alternating masks.
+
+    Every layer starts as the identity (zero last conditioner layer). ``spline_options`` are
+    ``min_width``, ``min_height``, ``min_derivative`` of
+    :class:`~nfscratch.transforms.SplineCoupling`. The data should lie mostly in
+    ``[-bound, bound]``: outside, the layers are the identity.
+
+    Examples
+    --------
+    >>> flow = nsf_coupling(2, n_layers=3, hidden=[16], n_bins=4, rng=0)
+    >>> len(flow), flow.dim, flow[0].name
+    (3, 2, 'SplineCoupling')
+    """
+    rng = as_rng(rng)
+    n_layers = check_positive_int(n_layers, "n_layers")
+    return Flow([SplineCoupling(dim, hidden=hidden, activation=activation, n_bins=n_bins,
+                                bound=bound, parity=k % 2, rng=rng, **spline_options)
+                 for k in range(n_layers)])

@@ -20,6 +20,7 @@ from ..transforms.coupling import (affine_coupling_backward, affine_coupling_for
                                    affine_coupling_inverse, affine_coupling_inverse_backward)
 from ..transforms.made import made_backward, made_degrees, made_forward, made_masks
 from ..transforms.planar import planar_backward, planar_forward
+from ..transforms.spline import _rq_root, _rq_terms
 from .grader import BackwardSpec, JacobianSpec, ScalarSpec, ValueSpec
 
 __all__ = ["Exercise", "EXERCISES", "find_exercise"]
@@ -412,6 +413,72 @@ def _made_variants(inputs, dout, dlog_det):
 
 
 # ------------------------------------------------------------------------------------------------
+# Exercise 6: the rational-quadratic spline
+# ------------------------------------------------------------------------------------------------
+def _bin_inputs(r):
+    # slopes clearly away from 1 and d0 != d1, so that each typical slip changes the numbers
+    M = 9
+    return {"s": r.uniform(0.3, 2.5, M), "d0": r.uniform(0.2, 3.0, M),
+            "d1": r.uniform(0.2, 3.0, M)}
+
+
+def _rq_derivative_inputs():
+    r = _rng(601)
+    return {"xi": r.uniform(0.05, 0.95, 9), **_bin_inputs(r)}
+
+
+def _rq_derivative(xi, s, d0, d1):
+    return np.exp(_rq_terms(xi, s, d0, d1)[3])
+
+
+def _rq_derivative_variants(xi, s, d0, d1):
+    e = xi * (1.0 - xi)
+    den = s + (d1 + d0 - 2.0 * s) * e
+    Q = d1 * xi * xi + 2.0 * s * e + d0 * (1.0 - xi) ** 2
+    return [
+        ("the factor s^2 is missing: dg/dxi carries h^2/w-type factors that leave s^2 = (h/w)^2 "
+         "in front once d xi/dx = 1/w is applied.", Q / den ** 2),
+        ("the denominator is not squared: the quotient rule gives (N' D - N D') / D^2.",
+         s * s * Q / den),
+        ("d0 and d1 are swapped: at xi = 0 the slope must be d0 (the left knot's derivative), at "
+         "xi = 1 it must be d1.", s * s * (d0 * xi * xi + 2.0 * s * e + d1 * (1.0 - xi) ** 2) / den ** 2),
+        ("the middle term is 2 s xi (1 - xi), not s xi (1 - xi).",
+         s * s * (d1 * xi * xi + s * e + d0 * (1.0 - xi) ** 2) / den ** 2),
+        ("returned log(dg/dx): the function asks for the slope itself.",
+         _rq_terms(xi, s, d0, d1)[3]),
+    ]
+
+
+def _rq_inverse_inputs():
+    r = _rng(602)
+    b = _bin_inputs(r)
+    b["d0"][0] = b["d1"][0] = b["s"][0]          # a linear bin: a = 0 in the quadratic
+    xi = r.uniform(0.02, 0.98, 9)
+    h = r.uniform(0.2, 2.0, 9)
+    e = xi * (1.0 - xi)
+    P = b["s"] * xi * xi + b["d0"] * e
+    den = b["s"] + (b["d1"] + b["d0"] - 2.0 * b["s"]) * e
+    return {"r": h * P / den, "h": h, **b}
+
+
+def _rq_inverse_xi(r, h, s, d0, d1):
+    return _rq_root(r, h, s, d0, d1)
+
+
+def _rq_inverse_variants(r, h, s, d0, d1):
+    # (the other root, and the textbook form (-b + sqrt) / 2a, both divide by zero in the bin
+    # with a = 0: the grader's non-finite message catches them before any variant is compared)
+    D = d1 + d0 - 2.0 * s
+    a, b, c = h * (s - d0) + r * D, h * d0 - r * D, -s * r
+    disc = np.maximum(b * b - 4.0 * a * c, 0.0)
+    with np.errstate(all="ignore"):
+        return [
+            ("c has the wrong sign: multiplying g = y_k + r out gives c = -s r.",
+             -2.0 * c / (-b - np.sqrt(np.maximum(b * b + 4.0 * a * c, 0.0)))),
+        ]
+
+
+# ------------------------------------------------------------------------------------------------
 EXERCISES = {
     "mlp_backward": Exercise("mlp_backward", "ex1_mlp_backward.py", "The MLP backward pass", [
         BackwardSpec("linear_backward", "linear_forward", _linear_inputs, ("x", "W", "b"),
@@ -468,6 +535,14 @@ EXERCISES = {
                      _ref_made_forward, made_backward, call_forward=_call_made,
                      variants=_made_variants,
                      summary="MADE 4 -> 6 -> 5 -> 8 (k = 2), order (2, 0, 3, 1): dx, dW, db"),
+    ]),
+    "spline": Exercise("spline", "ex6_spline.py", "The rational-quadratic spline: slope and inverse", [
+        ValueSpec("rq_derivative", _rq_derivative_inputs, _rq_derivative,
+                  variants=_rq_derivative_variants, what="dg/dx",
+                  summary="s^2 [d1 xi^2 + 2 s xi(1-xi) + d0 (1-xi)^2] / den^2, 9 bins"),
+        ValueSpec("rq_inverse_xi", _rq_inverse_inputs, _rq_inverse_xi,
+                  variants=_rq_inverse_variants, what="xi",
+                  summary="the stable root in [0, 1], including a bin with a = 0"),
     ]),
 }
 

@@ -27,6 +27,9 @@ above ``kernels/`` at import time):
 * :mod:`.planar` -- a chain of K planar layers, both directions, with backward passes;
 * :mod:`.coupling` -- the elementwise step of affine and additive couplings, both directions,
   with log-det and backward;
+* :mod:`.spline` -- rational-quadratic splines, elementwise: knots from the unconstrained
+  parameters, bin search, the map or its stable inverse root, log-det, and the backward pass
+  back to the parameters (twins: the functions of ``nfscratch.transforms.spline``);
 * :mod:`.mlp` -- the conditioner's thin layers fused with bias, activation, derivative and bias
   gradient (the square products stay with BLAS);
 * :mod:`.adam` -- the Adam update, one array or a group of 8 per call, and a finiteness count;

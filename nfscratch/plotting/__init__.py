@@ -15,6 +15,8 @@ given); nothing here calls ``plt.show()`` or writes anything unasked. Figures ar
   diagnostics.
 * :mod:`~nfscratch.plotting.jacobian` -- one layer's Jacobian, its structure, the cost of its
   log-det.
+* :mod:`~nfscratch.plotting.spline` -- one spline coupling layer's monotone functions, knots
+  marked, before and after training.
 
 Pictures for a course
 ---------------------
@@ -38,10 +40,12 @@ from .grid import (DensityPanel, layer_densities, log_density_after, plot_densit
                    plot_layer_densities)
 from .jacobian import numerical_jacobian, plot_jacobian
 from .show import show
+from .spline import plot_spline_layer
 from .warp import film_strip, grid_lines, start_colours, warp_paths
 
 __all__ = ["DENSITY_CMAP", "SIGNED_CMAP", "MAGNITUDE_CMAP", "STYLES", "style", "signed_norm",
            "save_figure", "target_vs_model", "DensityPanel", "layer_densities", "log_density_after",
            "plot_density", "plot_layer_densities", "film_strip", "grid_lines", "start_colours",
            "warp_paths", "WarpMovie", "animate_warp", "warp_animation", "ffmpeg_available",
-           "training_curves", "layer_diagnostics", "numerical_jacobian", "plot_jacobian"]
+           "training_curves", "layer_diagnostics", "numerical_jacobian", "plot_jacobian",
+           "plot_spline_layer"]

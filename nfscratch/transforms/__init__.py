@@ -11,11 +11,12 @@ from .logit import Logit
 from .permutation import Permute, Reverse
 from .planar import Planar, PlanarChain
 from .radial import Radial
+from .spline import SplineCoupling
 
 TRANSFORMS = {cls.__name__: cls for cls in
               (Planar, PlanarChain, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
-               ElementwiseAffine, Logit, MAF, IAF)}
+               ElementwiseAffine, Logit, MAF, IAF, SplineCoupling)}
 
 __all__ = ["Transform", "Planar", "PlanarChain", "Radial", "AffineCoupling", "AdditiveCoupling",
            "Permute", "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "MAF", "IAF",
-           "TRANSFORMS"]
+           "SplineCoupling", "TRANSFORMS"]
