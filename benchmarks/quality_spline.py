@@ -6,14 +6,9 @@ sampler at every step (no fixed training set, so no overfitting), Adam with a co
 the learning rate to 0, one thread, and then reports the test NLL on 100k fresh points with its
 standard error and the gap ``NLL - H(p)`` to the entropy ``H(p)``, the floor no model crosses.
 
-Entropies: ``datasets.entropy(name)`` where it has one (checkerboard exactly ``ln 32``;
-eight_gaussians' value there is the sum of 8 disjoint components, 0.006 nats above the true
-entropy, so 0.006 is subtracted here until ``datasets`` has the exact value). For the others
-this script evaluates the exact density ``p``: for two_moons and two_spirals by integrating over
-the sampler's 1-D latent (the position along the curve) with the midpoint rule, for pinwheel by
-finding every preimage of ``x`` (a 1-D root-find per arm) and summing ``p(f) / |det J|``; the gap
-is then ``mean(log p - log q)`` over the first 20k test points (paired, so its standard error is
-small).
+The gap is measured against the exact log-density ``datasets.log_prob`` on the first 20k test
+points (paired, so its standard error is small); ``datasets.entropy`` (exact, by quadrature) is
+printed beside it.
 
 Usage::
 
@@ -56,7 +51,6 @@ RECIPES = {
 }
 N_TEST = 100_000
 BUDGET_S = 240.0
-EIGHT_GAUSSIANS_CORRECTION = 0.006      # datasets.entropy's value is this much too high
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,106 +84,21 @@ def test_nll(flow, name, seed=12345):
 
 
 # ---------------------------------------------------------------------------------------------
-# entropies
-# ---------------------------------------------------------------------------------------------
-def _log_density_moons(x, noise=0.1, n_nodes=1000):
-    t = (np.arange(n_nodes) + 0.5) * np.pi / n_nodes                  # midpoint rule on [0, pi]
-    out = np.empty(len(x))
-    for i in range(0, len(x), 2000):
-        xc = x[i:i + 2000, None, :]                                    # (B, 1, 2)
-        dens = 0.0
-        for cx, cy in ((np.cos(t), np.sin(t)), (1.0 - np.cos(t), 0.5 - np.sin(t))):
-            d2 = (xc[..., 0] - cx) ** 2 + (xc[..., 1] - cy) ** 2      # (B, T)
-            dens = dens + np.exp(-0.5 * d2 / noise ** 2).mean(axis=1)  # E_t over [0, pi]
-        out[i:i + 2000] = np.log(0.5 * dens / (2 * np.pi * noise ** 2))
-    return out
-
-
-def _log_density_spirals(x, noise=0.1, n_nodes=3000):
-    from scipy.special import ndtr
-    smax = 3.0 * np.pi
-    s = (np.arange(n_nodes) + 0.5) * smax / n_nodes                   # s = 3 pi sqrt(u)
-    w = 2.0 * s / smax ** 2 * (smax / n_nodes)                         # p(s) ds
-    c = np.stack([-s * np.cos(s), s * np.sin(s)], axis=1) / 3.0        # (T, 2)
-    out = np.empty(len(x))
-    for i in range(0, len(x), 1000):
-        xc = x[i:i + 1000, None, :]                                    # (B, 1, 2)
-        dens = 0.0
-        for sign in (1.0, -1.0):
-            # x_d = sign (c_d + v_d / 3) + eps: uniform of width 1/6 convolved with N(0, noise^2)
-            lo = np.where(sign > 0, c, -c - 1.0 / 6.0)                  # (T, 2)
-            pd = 6.0 * (ndtr((xc - lo) / noise) - ndtr((xc - lo - 1.0 / 6.0) / noise))
-            dens = dens + (pd[..., 0] * pd[..., 1]) @ w
-        out[i:i + 1000] = np.log(0.5 * dens)
-    return out
-
-
-def _log_density_pinwheel(x, n_grid=4000):
-    # x = 2 R(a) f with R(a) f = (f0 cos a + f1 sin a, -f0 sin a + f1 cos a), a = 2 pi k/5 +
-    # 0.25 e^{f0}. For each arm k, f = R(a)^T x / 2 must have first component f0: find every
-    # root of g(f0) = (R(a(f0))^T x / 2)_0 - f0 on a grid, refine by bisection, and add
-    # p(f) / |det dx/df| / 5 over the roots (the Jacobian of the map (f0, f1) -> x, written out
-    # below; a depends on f0).
-    f0g = np.linspace(-1.5, 3.5, n_grid)
-    dens = np.zeros(len(x))
-    for k in range(5):
-        def g(f0, xx):
-            a = 2 * np.pi * k / 5 + 0.25 * np.exp(f0)
-            return (np.cos(a) * xx[..., 0] - np.sin(a) * xx[..., 1]) / 2.0 - f0
-        for i in range(0, len(x), 2000):
-            xx = x[i:i + 2000, None, :]
-            vals = g(f0g[None, :], xx)                                 # (B, G)
-            sgn = np.signbit(vals)
-            rows, cols = np.nonzero(sgn[:, 1:] != sgn[:, :-1])
-            lo, hi = f0g[cols].copy(), f0g[cols + 1].copy()
-            xr = xx[rows, 0, :]
-            glo = g(lo, xr)
-            for _ in range(50):                                        # bisection
-                mid = 0.5 * (lo + hi)
-                gm = g(mid, xr)
-                left = np.signbit(gm) == np.signbit(glo)
-                lo, glo = np.where(left, mid, lo), np.where(left, gm, glo)
-                hi = np.where(left, hi, mid)
-            f0 = 0.5 * (lo + hi)
-            a = 2 * np.pi * k / 5 + 0.25 * np.exp(f0)
-            f1 = (np.sin(a) * xr[:, 0] + np.cos(a) * xr[:, 1]) / 2.0
-            da = 0.25 * np.exp(f0)
-            # x/2 = (f0 cos a + f1 sin a, -f0 sin a + f1 cos a); Jacobian wrt (f0, f1)
-            j00 = np.cos(a) + (-f0 * np.sin(a) + f1 * np.cos(a)) * da
-            j10 = -np.sin(a) + (-f0 * np.cos(a) - f1 * np.sin(a)) * da
-            j01, j11 = np.sin(a), np.cos(a)
-            det = 4.0 * np.abs(j00 * j11 - j01 * j10)
-            pf = (np.exp(-0.5 * ((f0 - 1.0) / 0.3) ** 2 - 0.5 * (f1 / 0.1) ** 2)
-                  / (2 * np.pi * 0.3 * 0.1))
-            np.add.at(dens, i + rows, pf / det / 5.0)
-    return np.log(dens)
-
-
-_LOG_DENSITY = {"two_moons": _log_density_moons, "two_spirals": _log_density_spirals,
-                "pinwheel": _log_density_pinwheel}
-
-
 N_PAIRED = 20_000
 
 
 def gap_to_entropy(name, nll, x):
     """``(gap, standard error, H, how)`` for per-point test NLLs ``nll`` at points ``x``.
 
-    With a known entropy, gap = mean NLL - H. Otherwise the exact log-density is evaluated at
-    the first ``N_PAIRED`` test points and gap = mean(log p - log q) there: the same points on
-    both sides, so the standard error is that of the difference, far below that of either.
+    The gap is ``mean(log p - log q)`` on the first ``N_PAIRED`` test points, with the exact
+    log-density ``datasets.log_prob``: the same points on both sides, so its standard error is
+    that of the difference, far below that of either. ``H = datasets.entropy(name)`` is reported
+    beside it (exact, by quadrature).
     """
-    h = datasets.entropy(name)
-    se = float(nll.std() / math.sqrt(nll.size))
-    if h is not None:
-        how = "datasets.entropy"
-        if name == "eight_gaussians":
-            h, how = h - EIGHT_GAUSSIANS_CORRECTION, "datasets.entropy - 0.006"
-        return float(nll.mean() - h), se, h, how
-    log_p = _LOG_DENSITY[name](x[:N_PAIRED])
+    log_p = datasets.log_prob(name, x[:N_PAIRED])
     diff = log_p + nll[:N_PAIRED]
-    return (float(diff.mean()), float(diff.std() / math.sqrt(N_PAIRED)), float(-log_p.mean()),
-            f"exact density by quadrature, paired on {N_PAIRED} points")
+    return (float(diff.mean()), float(diff.std() / math.sqrt(N_PAIRED)),
+            float(datasets.entropy(name)), f"exact log-density, paired on {N_PAIRED} points")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,28 +39,12 @@ from matplotlib.figure import Figure
 
 from nfscratch import datasets, models, use_backend
 from nfscratch.gradcheck import check_transform, numerical_jacobian, perturb_params
-from nfscratch.plotting import plot_jacobian, target_vs_model
+from nfscratch.plotting import plot_jacobian, show, target_vs_model
 from nfscratch.train import fit
 from nfscratch.transforms import IAF, MAF
 from nfscratch.transforms.made import MADE, made_forward
 
 QUICK = os.environ.get("NFSCRATCH_QUICK", "") not in ("", "0")
-OUT = os.environ.get("NFSCRATCH_TUTORIAL_OUT")
-
-
-def show(fig, name):
-    """Save ``fig`` when NFSCRATCH_TUTORIAL_OUT is set; display it inside a notebook."""
-    if OUT:
-        os.makedirs(OUT, exist_ok=True)
-        fig.savefig(os.path.join(OUT, f"08_{name}.png"), dpi=110, bbox_inches="tight")
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-        if get_ipython() is not None:
-            display(fig)
-    except ImportError:
-        pass
-
 
 DIMS = [2, 8] if QUICK else [2, 4, 8, 16, 32, 64]   # timing sweep
 LAYERS = 2 if QUICK else 8                           # MAF / RealNVP layers on the toys

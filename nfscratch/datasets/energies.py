@@ -44,7 +44,7 @@ import math
 import numpy as np
 
 from nfscratch._validate import as_batch, check_nonneg_float, check_positive_int
-from nfscratch.config import get_backend
+from ..config import use_kernels
 from nfscratch.nn import sigmoid
 
 __all__ = ["Energy", "ENERGIES", "energy", "BOX_HALF_WIDTH", "WALL_SCALE"]
@@ -262,7 +262,7 @@ class Energy:
         x = as_batch(x, self.dim, "x")
         # the built-ins U1-U4 also exist as compiled loops (nfscratch.kernels.energies, the same
         # formulas); the functions above are the spec and run on the "numpy" backend
-        if self._kernel_code is not None and get_backend() == "numba":
+        if self._kernel_code is not None and use_kernels():
             kernel = _kernels().energy_nb if what == "energy" else _kernels().energy_grad_nb
             out = kernel(x, self._kernel_code)
         else:

@@ -69,7 +69,7 @@ NeurIPS 2017, arXiv:1705.07057.
 """
 import numpy as np
 
-from ..config import get_backend
+from ..config import use_kernels
 from .base import Transform
 from .made import MADE, made_backward, made_forward
 
@@ -214,7 +214,7 @@ class _AffineAutoregressive(Transform):
         return MADE.param_shapes(dim, hidden, 2)
 
     def _one_pass(self, p):
-        if get_backend() == "numba":
+        if use_kernels():
             return _fast().one_pass(self, p)
         return maf_inverse(p, self.params, self.masks, self.activation, self.s_max)
 
@@ -224,7 +224,7 @@ class _AffineAutoregressive(Transform):
         return maf_inverse_backward(d_out, dlog_det, cache)
 
     def _sequential(self, p):
-        if get_backend() == "numba":
+        if use_kernels():
             return _fast().sequential(self, p)
         return maf_forward(p, self.params, self.masks, self.order, self.activation, self.s_max)
 

@@ -61,7 +61,7 @@ import numpy as np
 
 from ..nn import sigmoid, softplus
 from .._validate import MAX_ITERATIONS, as_rng, check_positive_float, check_positive_int
-from ..config import get_backend
+from ..config import use_kernels
 from . import _planar_fast as _fast
 from .base import Transform
 
@@ -310,7 +310,7 @@ class Planar(Transform):
     # On the "numba" backend the passes run the chain kernels with K = 1; the cache says which
     # path made it, and the backward pass follows that path.
     def _forward(self, z):
-        if get_backend() == "numba":
+        if use_kernels():
             return _fast.planar_pass(self, "forward", z)
         return planar_forward(z, **self.params, constrain=self.constrain)
 
@@ -320,7 +320,7 @@ class Planar(Transform):
         return planar_backward(dx, dlog_det, cache)
 
     def _inverse(self, x):
-        if get_backend() == "numba":
+        if use_kernels():
             return _fast.planar_pass(self, "inverse", x)
         return planar_inverse(x, **self.params, constrain=self.constrain)
 
@@ -512,7 +512,7 @@ class PlanarChain(Transform):
 
     # -- the passes: the loops above, or one kernel call ----------------------------------------
     def _forward(self, z):
-        if get_backend() == "numba":
+        if use_kernels():
             return _fast.chain_pass(self, "forward", z)
         return planar_chain_forward(z, **self.params, constrain=self.constrain)
 
@@ -522,7 +522,7 @@ class PlanarChain(Transform):
         return planar_chain_backward(dx, dlog_det, cache)
 
     def _inverse(self, x):
-        if get_backend() == "numba":
+        if use_kernels():
             return _fast.chain_pass(self, "inverse", x)
         return planar_chain_inverse(x, **self.params, constrain=self.constrain)
 

@@ -105,7 +105,7 @@ Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP", ICLR 2017, ar
 """
 import numpy as np
 
-from ..config import get_backend
+from ..config import use_kernels
 from ..nn import ACTIVATIONS, MLP, mlp_backward, mlp_forward, sigmoid, softplus
 from .._validate import as_rng, check_positive_float, check_positive_int
 from .base import Transform
@@ -585,7 +585,7 @@ class SplineCoupling(Transform):
                 self.min_width, self.min_height, self.min_derivative)
 
     def _forward(self, z):
-        if get_backend() == "numba":
+        if use_kernels():
             return _fast().forward(self, z)
         return spline_coupling_forward(z, *self._spline_args())
 
@@ -595,7 +595,7 @@ class SplineCoupling(Transform):
         return spline_coupling_backward(dx, dlog_det, cache)
 
     def _inverse(self, x):
-        if get_backend() == "numba":
+        if use_kernels():
             return _fast().inverse(self, x)
         return spline_coupling_inverse(x, *self._spline_args())
 

@@ -51,7 +51,7 @@ def output_mask(m_prev, m_inputs, k):
     ### BEGIN SOLUTION
     ### HINT 1: An output must not see its own input: the inequality is strict here. And there are k outputs per feature.
     ### HINT 2: M[a, c D + i] = 1 if m(i) > m_prev[a] else 0, for every copy c = 0..k-1.
-    ### HINT 3: m_out = np.tile(m_inputs, k) has shape (k D,); compare m_out[None, :] with m_prev[:, None].
+    ### HINT 3: The outputs' degrees are the inputs' degrees repeated k times (np.tile), a row of length k D; compared with m_prev as a column it gives (len(m_prev), k D).
     m_out = np.tile(m_inputs, k)                                # (k D,)
     return (m_out[None, :] > m_prev[:, None]).astype(np.float64)
     ### END SOLUTION
