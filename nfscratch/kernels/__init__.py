@@ -17,14 +17,17 @@ Every kernel has three parts, always named the same way:
   otherwise it is ``<name>_ref`` beside the kernel. The tests compare every kernel with its twin.
 
 A private fast path that builds a kernel's arguments itself and makes many calls per training
-step (``nfscratch/_nn_fast.py``, ``_optim_fast.py``, the planar chain) checks what comes from
+step (``nfscratch/_nn_fast.py``, ``_optim_fast.py``, ``transforms/_*_fast.py``) checks what comes from
 outside once and calls ``_<name>`` directly. Kernels take arrays and return new arrays, except
 where writing in place is their job (the Adam update, an ``out=`` argument).
 
 Modules (import the one you need; importing any of them imports Numba; none imports the layers
 above ``kernels/`` at import time):
 
-* :mod:`.planar` -- a chain of K planar layers, both directions, with backward passes;
+* :mod:`.planar` -- a chain of K planar layers, both directions, with backward passes (twins:
+  the functions of ``nfscratch.transforms.planar`` applied layer by layer);
+* :mod:`.autoregressive` -- the sequential (D-pass) direction of an affine autoregressive layer,
+  fused over the batch without per-pass allocation (twin: ``transforms.autoregressive.maf_forward``);
 * :mod:`.coupling` -- the elementwise step of affine and additive couplings, both directions,
   with log-det and backward;
 * :mod:`.spline` -- rational-quadratic splines, elementwise: knots from the unconstrained
@@ -33,7 +36,8 @@ above ``kernels/`` at import time):
 * :mod:`.mlp` -- the conditioner's thin layers fused with bias, activation, derivative and bias
   gradient (the square products stay with BLAS);
 * :mod:`.adam` -- the Adam update, one array or a group of 8 per call, and a finiteness count;
-* :mod:`.energies` -- the energies U1-U4 of ``nfscratch.datasets`` and their gradients;
+* :mod:`.energies` -- the energies U1-U4 of ``nfscratch.datasets`` and their gradients (twins:
+  the readable energies of ``nfscratch.datasets.energies``);
 * :mod:`._math` -- ``tanh_v``/``exp_v``/``log_v``/``log1p_v`` written out so that loops calling
   them vectorize, and the two reductions ``dot_v``/``sum_v``;
 * :mod:`._checks` -- the argument checks, and ``packed_view`` (many arrays that are consecutive
