@@ -42,7 +42,7 @@ arXiv:1912.02762 (Section 2.3, the two KL directions).
 """
 import numpy as np
 
-from ._validate import as_batch, as_rng, check_positive_int
+from ._validate import as_batch, as_rng, check_positive_float, check_positive_int
 
 
 def _check_pass(points, log_det, dim, name):
@@ -115,9 +115,7 @@ def reverse_kl_loss(z0, x, log_det, base, target, beta=1.0):
     z0 = as_batch(z0, base.dim, "z0")
     if z0.shape != x.shape:
         raise ValueError(f"z0: expected the base samples x came from, shape {x.shape}, got {z0.shape}.")
-    beta = float(beta)
-    if not beta > 0:
-        raise ValueError(f"beta: expected an inverse temperature > 0, got {beta}.")
+    beta = check_positive_float(beta, "beta", what="an inverse temperature > 0 (a finite number)")
     n = x.shape[0]
     if not np.all(np.isfinite(x)):   # diverged upstream: report NaN rather than ask U about it
         return float("nan"), np.full_like(x, np.nan), np.full(n, -1.0 / n)

@@ -123,3 +123,16 @@ def test_logit_margin_is_checked():
     for bad, exc in (("x", TypeError), (0.5, ValueError), (0.0, ValueError), (float("nan"), ValueError)):
         with pytest.raises(exc, match=r"^alpha: expected a margin in \(0, 0.5\)"):
             Logit(2, alpha=bad)
+
+
+def test_reverse_and_beta_name_their_argument():
+    from nfscratch import datasets, losses, models
+    from nfscratch.transforms import Reverse
+    with pytest.raises(TypeError, match=r"^dim: expected a positive integer, got '2'"):
+        Reverse("2")
+    with pytest.raises(TypeError, match=r"^beta: expected an inverse temperature"):
+        losses.reverse_kl_step(models.planar_flow(2, 2, rng=0), datasets.energy("U1"), 4, rng=0,
+                               beta="x")
+    with pytest.raises(ValueError, match=r"^beta: expected an inverse temperature"):
+        losses.reverse_kl_step(models.planar_flow(2, 2, rng=0), datasets.energy("U1"), 4, rng=0,
+                               beta=float("nan"))

@@ -12,7 +12,7 @@ be transformed somewhere in the stack (Dinh et al. 2015, 2017).
 """
 import numpy as np
 
-from .._validate import as_rng
+from .._validate import as_rng, check_positive_int
 from .base import Transform
 
 __all__ = ["permute_forward", "permute_backward", "Permute", "Reverse"]
@@ -85,7 +85,7 @@ class Reverse(Permute):
     """
 
     def __init__(self, dim):
-        super().__init__(dim, perm=np.arange(dim)[::-1])
+        super().__init__(dim, perm=np.arange(check_positive_int(dim, "dim"))[::-1])
 
     def config(self):
         return {"dim": self.dim}
