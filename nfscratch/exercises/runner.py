@@ -10,7 +10,6 @@ Exit codes: 0 when every function passes, 1 when some fail (or the file cannot b
 """
 import ast
 import json
-import math
 import os
 import re
 import selectors
@@ -21,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .._validate import check_positive_float
 from .catalogue import EXERCISES, find_exercise
 from .grader import FD_TOL, GRAD_TOL, JAC_TOL, SCALAR_TOL, VALUE_TOL
 
@@ -112,12 +112,11 @@ def _syntax_error(path):
 
 def check_timeout(timeout):
     """Raise :class:`UsageError` unless ``timeout`` is a finite number of seconds > 0."""
-    ok = (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
-          and math.isfinite(timeout) and timeout > 0)
-    if not ok:
-        raise UsageError(f"timeout: expected a finite number of seconds > 0 (e.g. 30), got "
-                         f"{timeout!r}; a grader must stop an endless loop, so it cannot be "
-                         "infinite.")
+    try:
+        check_positive_float(timeout, "timeout", what="a finite number of seconds > 0 (e.g. 30)")
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{exc} A grader must stop an endless loop, so it cannot be "
+                         "infinite.") from None
 
 
 def _child_env():
