@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
+TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]*_*.py"))
 CELL_TIMEOUT = 600          # seconds per cell; quick-mode cells take a few seconds
 SHOW_CALL = re.compile(r"(?<![\w.])show\(")
 FIGURE_REPR = re.compile(r"<Figure size \d")

@@ -87,7 +87,7 @@ def test_tutorials_command_works_installed(installed):
     bindir, env, work = installed
     nf = str(bindir / "nfscratch")
     _run([nf, "tutorials", "tut"], work, env)
-    scripts = sorted(p.name for p in (work / "tut").glob("[0-9][0-9]_*.py"))
+    scripts = sorted(p.name for p in (work / "tut").glob("[0-9][0-9]*_*.py"))
     assert len(scripts) >= 7 and (work / "tut" / "README.md").is_file()
     again = _run([nf, "tutorials", "tut"], work, env, ok=(1,))
     assert "--overwrite" in again.stderr and "Traceback" not in again.stderr

@@ -33,7 +33,7 @@ def tutorial_files(notebooks=False):
     """
     from ..exercises.files import course_dir
     root = course_dir()
-    scripts = sorted(root.glob("[0-9][0-9]_*.py")) if root is not None else []
+    scripts = sorted(root.glob("[0-9][0-9]*_*.py")) if root is not None else []
     if not scripts:
         raise FileNotFoundError("cannot find the tutorials (tutorials/ of the source tree, "
                                 "nfscratch/course of an installed copy): is the installation "
