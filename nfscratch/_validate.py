@@ -8,6 +8,7 @@ silent wrong number three layers deeper.
 import numpy as np
 
 __all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_positive_float",
+           "check_nonnegative_float",
            "check_fraction", "check_choice", "check_widths", "check_callable"]
 
 
@@ -83,6 +84,16 @@ def check_positive_float(x, name, *, what="a positive finite number"):
         raise TypeError(f"{name}: expected {what}, got {x!r} ({type(x).__name__}).")
     if not 0.0 < float(x) < np.inf:
         raise ValueError(f"{name}: expected {what}, got {x!r}.")
+    return float(x)
+
+
+def check_nonnegative_float(x, name):
+    """Return ``x`` as a float, requiring a real number with 0 <= x < inf (e.g. a final lr)."""
+    if not _is_real(x):
+        raise TypeError(f"{name}: expected a non-negative finite number, got {x!r} "
+                        f"({type(x).__name__}).")
+    if not 0.0 <= float(x) < np.inf:
+        raise ValueError(f"{name}: expected a non-negative finite number, got {x!r}.")
     return float(x)
 
 
