@@ -134,8 +134,8 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
     schedule : {"constant", "cosine"} or optim.Schedule, optional
         ``"cosine"`` decays ``lr`` to 0 over ``steps`` (``optim.Cosine(lr, steps)``); a
         schedule object (e.g. ``optim.Warmup(optim.Cosine(2e-3, steps), 200)``) is used as
-        given. With ``optimizer=`` (an ``optim`` optimizer) it replaces that optimizer's rate.
-        Default: the constant ``lr``.
+        given. With ``optimizer=`` (an ``optim`` optimizer) it replaces that optimizer's rate,
+        and ``"cosine"`` starts from that rate. Default: the constant ``lr``.
     clip : float, optional
         Clip the global gradient norm to this value.
     anneal : int, optional
@@ -200,7 +200,8 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
         if val is None:
             raise ValueError("patience: early stopping watches a validation set; give "
                              "validation= (held-out points) or validation_split= (a fraction).")
-    schedule = _schedule(schedule, lr, steps)
+    # a string schedule starts from the given optimizer's rate, else from lr
+    schedule = _schedule(schedule, optimizer.lr if isinstance(optimizer, Optimizer) else lr, steps)
     if optimizer is None:
         optimizer = Adam(lr=lr if schedule is None else schedule)
     elif not callable(getattr(optimizer, "step", None)):

@@ -252,6 +252,9 @@ def test_fit_follows_a_schedule():
     opt = SGD(lr=1.0)                                      # a given optimizer takes the schedule
     fit(flow, data=_moons, steps=4, optimizer=opt, schedule=Cosine(1e-3, 4), rng=0, progress=False)
     assert isinstance(opt.schedule, Cosine) and opt.iterations == 4
+    opt = Adam(lr=5e-3)                                   # "cosine" starts from its rate
+    assert fit(flow, data=_moons, steps=4, optimizer=opt, schedule="cosine", rng=0,
+               progress=False).lr == [Cosine(5e-3, 4)(t) for t in range(4)]
 
 
 def test_a_sampler_gives_a_fresh_batch_every_step_and_a_transform_changes_every_batch():
