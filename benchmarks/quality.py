@@ -29,11 +29,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 import numpy as np  # noqa: E402
 
 from nfscratch import datasets, evaluate, models  # noqa: E402
+from nfscratch.optim import Cosine, Warmup  # noqa: E402
 from nfscratch.train import fit  # noqa: E402
 
 # The recipes (also what the demo, `nfscratch train` and the README use: see the report of
 # issue 11). Each is (what it builds, how it trains); --quick scales the steps down.
-PLANAR = dict(n_layers=32, steps=20_000, batch_size=512, lr=2e-2, anneal=2000)
+PLANAR = dict(n_layers=32, steps=20_000, batch_size=512, lr=2e-2, anneal=2000, warmup=1000)
 MOONS = dict(n_layers=8, hidden=(64, 64), steps=10_000, batch_size=256, lr=2e-3, noise=0.1)
 TEN_LINES = dict(n_layers=8, hidden=(64, 64), steps=6000, batch_size=256, lr=2e-3, noise=0.05)
 NICE = dict(n_layers=4, hidden=(64, 64), steps=10_000, batch_size=256, lr=2e-3, noise=0.1)
@@ -45,8 +46,11 @@ def planar(name, seed, quick):
     steps = PLANAR["steps"] // (4 if quick else 1)
     flow = models.planar_flow(2, PLANAR["n_layers"], rng=seed)
     t0 = time.perf_counter()
-    fit(flow, target=name, steps=steps, batch_size=PLANAR["batch_size"], lr=PLANAR["lr"],
-        schedule="cosine", anneal=PLANAR["anneal"], rng=seed, progress=False)
+    schedule = Cosine(PLANAR["lr"], steps)
+    if PLANAR["warmup"]:
+        schedule = Warmup(schedule, PLANAR["warmup"])
+    fit(flow, target=name, steps=steps, batch_size=PLANAR["batch_size"], schedule=schedule,
+        anneal=PLANAR["anneal"], rng=seed, progress=False)
     seconds = time.perf_counter() - t0
     result = evaluate.kl(flow, name, n=_test_points(quick), rng=10_000 + seed)
     return result.kl, result.se, seconds
