@@ -8,7 +8,7 @@ silent wrong number three layers deeper.
 import numpy as np
 
 __all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_positive_float",
-           "check_nonnegative_float",
+           "check_nonneg_float",
            "check_fraction", "check_choice", "check_widths", "check_callable"]
 
 
@@ -87,7 +87,7 @@ def check_positive_float(x, name, *, what="a positive finite number"):
     return float(x)
 
 
-def check_nonnegative_float(x, name):
+def check_nonneg_float(x, name):
     """Return ``x`` as a float, requiring a real number with 0 <= x < inf (e.g. a final lr)."""
     if not _is_real(x):
         raise TypeError(f"{name}: expected a non-negative finite number, got {x!r} "

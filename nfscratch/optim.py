@@ -52,13 +52,12 @@ Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour", 2017
 arXiv:1706.02677 (linear warm-up).
 """
 import math
-
 from collections.abc import Mapping
 
 import numpy as np
 
 from . import _optim_fast as _fast
-from ._validate import (check_fraction, check_nonnegative_float, check_positive_float,
+from ._validate import (check_fraction, check_nonneg_float, check_positive_float,
                         check_positive_int)
 from .config import use_kernels
 
@@ -146,7 +145,7 @@ class Cosine(Schedule):
     def __init__(self, lr, steps, final_lr=0.0):
         self.lr = check_positive_float(lr, "lr")
         self.steps = check_positive_int(steps, "steps")
-        self.final_lr = check_nonnegative_float(final_lr, "final_lr")
+        self.final_lr = check_nonneg_float(final_lr, "final_lr")
         if self.final_lr > self.lr:
             raise ValueError(f"final_lr: expected a floor at most lr = {self.lr!r}, got "
                              f"{final_lr!r}.")
