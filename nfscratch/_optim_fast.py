@@ -27,8 +27,9 @@ _step_of = operator.itemgetter("step")
 _plans = weakref.WeakKeyDictionary()          # optimizer -> its plan
 
 
-def adam_step(opt, params, grads):
-    """Do ``opt``'s Adam step with the kernels; return False (nothing changed) if they do not apply."""
+def adam_step(opt, params, grads, lr):
+    """Do ``opt``'s Adam step at rate ``lr`` with the kernels; return False (nothing changed) if
+    they do not apply."""
     from .kernels import adam as ka              # imported on first use: it loads Numba code
     if type(params) is not dict or type(grads) is not dict or len(grads) != len(params):
         return False
@@ -50,8 +51,8 @@ def adam_step(opt, params, grads):
         opt.state.update(states)
         plan["adopted"] = True
     # the plan checked what adam_update_nb checks (1-D float64 views, moments of equal length);
-    # the scalars were checked by Adam's constructor and its lr setter
-    lr, beta1, beta2, eps = opt.lr, opt.beta1, opt.beta2, opt.eps
+    # the scalars were checked by Adam's constructor and its schedule
+    beta1, beta2, eps = opt.beta1, opt.beta2, opt.eps
     m_all, v_all = plan["m_all"], plan["v_all"]
     state_list = plan["state_list"]
     steps = set(map(_step_of, state_list))

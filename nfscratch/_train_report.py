@@ -33,7 +33,10 @@ def _restore(arrays, flat, saved):
 
 
 class Guard:
-    """The parameters of ``flow`` before the latest optimizer update, to restore on divergence."""
+    """The parameters of ``flow`` before the latest optimizer update, to restore on divergence.
+
+    ``fit`` also keeps a second one for early stopping: the parameters with the best
+    validation NLL, put back with :meth:`put_back`."""
 
     def __init__(self, params):
         self.arrays = list(params.values())
@@ -54,12 +57,16 @@ class Guard:
             return None
         return next(n for n, a in zip(self.names, self.arrays) if not np.isfinite(a).all())
 
+    def put_back(self):
+        """Write the saved parameters back into the live arrays."""
+        _restore(self.arrays, self.flat, self.saved)
+
     def restore(self):
         """Put back the saved parameters; return a sentence saying what was restored."""
         if self.saved is None:
             return ("The starting parameters already give it, so nothing was trained "
                     "(check the initialization and the data)")
-        _restore(self.arrays, self.flat, self.saved)
+        self.put_back()
         return (f"Parameters were restored to those of step {self.saved_step}, the last "
                 "with a finite loss and gradient (the optimizer's state was not)")
 

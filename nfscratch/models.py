@@ -7,8 +7,8 @@ import numpy as np
 
 from ._validate import as_rng, check_positive_int
 from .flow import Flow
-from .transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, Logit, PlanarChain, Radial,
-                         SplineCoupling)
+from .transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit,
+                         PlanarChain, Radial, SplineCoupling)
 
 __all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "maf", "iaf",
            "nsf_coupling"]
@@ -33,11 +33,29 @@ def realnvp(dim=2, n_layers=8, hidden=(64, 64), activation="tanh", s_max=2.0, rn
 
 
 def nice(dim=2, n_layers=4, hidden=(64, 64), activation="relu", rng=None):
-    """A NICE stack of additive couplings with alternating masks (volume preserving)."""
+    r"""NICE (Dinh, Krueger & Bengio 2014, arXiv:1410.8516): ``n_layers`` additive couplings
+    with alternating masks and a learned diagonal scaling.
+
+    Additive couplings have unit Jacobian determinant, so on their own they preserve volume and
+    cannot make the density more concentrated than the base: the NLL of any such stack is at
+    least the base's entropy. Section 3.3 of the paper adds a diagonal scaling ``S`` as the top
+    layer of the data-to-latent map, ``h = S \odot g(x)``, which contributes
+    :math:`\sum_j \log S_j` to the log-det. Here it is an
+    :class:`~nfscratch.transforms.ElementwiseAffine` (log-scale and shift, both starting at
+    zero) at the latent end: the first transform of the generative (forward) direction, the
+    last of the normalizing (inverse) one.
+
+    Examples
+    --------
+    >>> flow = nice(2, n_layers=4, hidden=[8], rng=0)
+    >>> len(flow), type(flow[0]).__name__
+    (5, 'ElementwiseAffine')
+    """
     rng = as_rng(rng)
     n_layers = check_positive_int(n_layers, "n_layers")
-    return Flow([AdditiveCoupling(dim, hidden=hidden, activation=activation, parity=k % 2, rng=rng)
-                 for k in range(n_layers)])
+    return Flow([ElementwiseAffine(dim)]
+                + [AdditiveCoupling(dim, hidden=hidden, activation=activation, parity=k % 2,
+                                    rng=rng) for k in range(n_layers)])
 
 
 def planar_flow(dim=2, n_layers=32, rng=None):

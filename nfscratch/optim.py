@@ -1,4 +1,5 @@
-r"""Optimizers that update parameter arrays in place: SGD (with momentum) and Adam.
+r"""Optimizers that update parameter arrays in place (SGD with momentum, Adam), and the
+learning-rate schedules they follow.
 
 Parameters and gradients are passed as dicts keyed by name -- exactly ``flow.params()`` and
 ``flow.grads()`` -- and the optimizer keeps its state (velocity, moment estimates, step count)
@@ -17,6 +18,25 @@ Every step validates first and updates second: matching names and shapes, float6
 finite gradients. A NaN or inf gradient raises ``FloatingPointError`` naming the parameter, and
 no parameter is changed by a step that raises.
 
+Learning-rate schedules
+-----------------------
+The learning rate of an optimizer is a schedule :math:`\eta(t)` of its step count
+:math:`t = 0, 1, \ldots` (the number of ``step`` calls so far); a plain float is the constant
+schedule. With a peak rate :math:`\eta_0`:
+
+.. math::
+
+    \text{constant:}\quad & \eta(t) = \eta_0 \\
+    \text{cosine decay over } T \text{ steps to } \eta_T:\quad &
+        \eta(t) = \eta_T + \tfrac12 (\eta_0 - \eta_T)\,\bigl(1 + \cos(\pi \min(t, T) / T)\bigr) \\
+    \text{linear warm-up over } W \text{ steps of a schedule } s:\quad &
+        \eta(t) = s(t)\, \min\bigl(1, (t + 1) / W\bigr)
+
+Cosine decay (Loshchilov & Hutter 2017) lets the early steps move fast and the late ones settle
+into a minimum instead of rattling around it at the noise level of a large constant rate;
+warm-up keeps the first steps small while Adam's second-moment estimate is still poor. The
+schedules compose: ``Warmup(Cosine(2e-3, 10_000), 200)``.
+
 State round-trips through plain values: ``state_dict()`` is a flat dict of str -> float, int,
 str or ndarray (``"m/0.u"``-style keys for per-parameter arrays), which ``np.savez`` can write
 and ``np.load(..., allow_pickle=False)`` can read back -- no pickle.
@@ -26,16 +46,154 @@ References
 Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, arXiv:1412.6980.
 Sutskever, Martens, Dahl & Hinton, "On the importance of initialization and momentum in deep
 learning", ICML 2013.
+Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017,
+arXiv:1608.03983 (cosine decay).
+Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour", 2017,
+arXiv:1706.02677 (linear warm-up).
 """
+import math
 from collections.abc import Mapping
 
 import numpy as np
 
 from . import _optim_fast as _fast
-from ._validate import check_fraction, check_positive_float
+from ._validate import (check_fraction, check_nonneg_float, check_positive_float,
+                        check_positive_int)
 from .config import use_kernels
 
-__all__ = ["Optimizer", "SGD", "Adam", "adam_update", "clip_grad_norm"]
+__all__ = ["Optimizer", "SGD", "Adam", "adam_update", "clip_grad_norm", "cosine_lr", "warmup_lr",
+           "Schedule", "Constant", "Cosine", "Warmup", "as_schedule"]
+
+
+# -- learning-rate schedules: the formulas, then the objects ------------------------------------
+def cosine_lr(step, lr, steps, final_lr=0.0):
+    r"""Cosine decay from ``lr`` at step 0 to ``final_lr`` at step ``steps`` (then flat).
+
+    .. math:: \eta(t) = \eta_T + \tfrac12 (\eta_0 - \eta_T)\,(1 + \cos(\pi \min(t, T) / T))
+
+    Examples
+    --------
+    >>> cosine_lr(0, 1.0, 100), cosine_lr(50, 1.0, 100), cosine_lr(100, 1.0, 100, 0.1)
+    (1.0, 0.5, 0.1)
+    """
+    progress = min(step, steps) / steps
+    return final_lr + 0.5 * (lr - final_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_lr(step, lr, warmup):
+    r"""``lr`` scaled by the linear warm-up factor :math:`\min(1, (t + 1) / W)`.
+
+    Step 0 already moves (by ``lr / W``); from step ``W - 1`` on the factor is 1.
+
+    Examples
+    --------
+    >>> warmup_lr(0, 1.0, 4), warmup_lr(1, 1.0, 4), warmup_lr(3, 1.0, 4), warmup_lr(99, 1.0, 4)
+    (0.25, 0.5, 1.0, 1.0)
+    """
+    return lr * min(1.0, (step + 1) / warmup)
+
+
+class Schedule:
+    """A learning rate as a function of the optimizer's step count: ``schedule(step) -> lr``."""
+
+    def __call__(self, step):
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"step: expected a non-negative integer, got {step!r}.")
+        return self._lr(int(step))
+
+    def _lr(self, step):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Constant(Schedule):
+    """The same learning rate at every step.
+
+    >>> Constant(1e-3)(0), Constant(1e-3)(10_000)
+    (0.001, 0.001)
+    """
+
+    def __init__(self, lr):
+        self.lr = check_positive_float(lr, "lr")
+
+    def _lr(self, step):
+        return self.lr
+
+    def __repr__(self):
+        return f"Constant({self.lr!r})"
+
+
+class Cosine(Schedule):
+    """Cosine decay from ``lr`` to ``final_lr`` over ``steps`` steps (:func:`cosine_lr`).
+
+    Parameters
+    ----------
+    lr : float
+        The rate at step 0 (positive).
+    steps : int
+        The step at which the decay ends; later steps stay at ``final_lr``.
+    final_lr : float, default 0.0
+        The floor, ``0 <= final_lr <= lr``. Step ``steps`` itself is never taken by
+        ``fit(steps=steps)`` (its last step is ``steps - 1``), so a floor of 0 is safe.
+
+    Examples
+    --------
+    >>> s = Cosine(1e-2, 1000, final_lr=1e-4)
+    >>> s(0), round(s(500), 6), s(1000), s(5000)
+    (0.01, 0.00505, 0.0001, 0.0001)
+    """
+
+    def __init__(self, lr, steps, final_lr=0.0):
+        self.lr = check_positive_float(lr, "lr")
+        self.steps = check_positive_int(steps, "steps")
+        self.final_lr = check_nonneg_float(final_lr, "final_lr")
+        if self.final_lr > self.lr:
+            raise ValueError(f"final_lr: expected a floor at most lr = {self.lr!r}, got "
+                             f"{final_lr!r}.")
+
+    def _lr(self, step):
+        return cosine_lr(step, self.lr, self.steps, self.final_lr)
+
+    def __repr__(self):
+        return f"Cosine({self.lr!r}, {self.steps!r}, final_lr={self.final_lr!r})"
+
+
+class Warmup(Schedule):
+    """Linear warm-up over ``warmup`` steps in front of another schedule (:func:`warmup_lr`).
+
+    Parameters
+    ----------
+    schedule : Schedule or float
+        The schedule being warmed up (a float is a constant rate).
+    warmup : int
+        Number of warm-up steps ``W``.
+
+    Examples
+    --------
+    >>> s = Warmup(Cosine(1.0, 100), 10)
+    >>> s(0), s(9), s(50)
+    (0.1, 0.9801468428384715, 0.5)
+    """
+
+    def __init__(self, schedule, warmup):
+        self.schedule = as_schedule(schedule, "schedule")
+        self.warmup = check_positive_int(warmup, "warmup")
+
+    def _lr(self, step):
+        return warmup_lr(step, self.schedule(step), self.warmup)
+
+    def __repr__(self):
+        return f"Warmup({self.schedule!r}, {self.warmup!r})"
+
+
+def as_schedule(lr, name="lr"):
+    """A :class:`Schedule` from a schedule or a positive float (the constant schedule)."""
+    if isinstance(lr, Schedule):
+        return lr
+    if callable(lr):
+        raise TypeError(f"{name}: expected a positive number or an optim.Schedule (Constant, "
+                        f"Cosine, Warmup), got the function {lr!r}; wrap a custom rule in a "
+                        "Schedule subclass that defines _lr(step).")
+    return Constant(check_positive_float(lr, name))
 
 
 def _scalar(value, name):
@@ -49,8 +207,8 @@ def _scalar(value, name):
 class Optimizer:
     """Base class: per-name state, validation, ``state_dict`` / ``load_state_dict``.
 
-    Subclasses define ``_hyper`` (the names of their float hyperparameters), ``_slots`` (the
-    names of their per-parameter arrays) and ``_update(name, p, g)``.
+    Subclasses define ``_hyper`` (the names of their float hyperparameters, ``"lr"`` first),
+    ``_slots`` (the names of their per-parameter arrays) and ``_update(name, p, g, st, lr)``.
     """
 
     _hyper = ("lr",)
@@ -58,16 +216,19 @@ class Optimizer:
 
     def __init__(self, lr):
         self.lr = lr
+        self.iterations = 0  # step() calls so far: the schedule's t
         self.state = {}      # parameter name -> {"step": int, slot: ndarray, ...}
 
     @property
     def lr(self):
-        """Learning rate; may be changed between steps (a schedule), must stay positive."""
-        return self._lr
+        """The learning rate the next step uses: ``schedule(iterations)``.
+
+        Assign a positive float (a constant rate) or a :class:`Schedule` to change it."""
+        return self.schedule(self.iterations)
 
     @lr.setter
     def lr(self, value):
-        self._lr = check_positive_float(value, "lr")
+        self.schedule = as_schedule(value, "lr")
 
     # -- the step ---------------------------------------------------------------------------------
     def step(self, params, grads):
@@ -81,10 +242,12 @@ class Optimizer:
             Same keys and shapes (e.g. ``flow.grads()``).
         """
         checked = self._validate(params, grads)
+        lr = self.lr
         for name, p, g in checked:       # all checks passed: now update
             st = self.state.setdefault(name, {"step": 0})
             st["step"] += 1
-            self._update(name, p, g, st)
+            self._update(name, p, g, st, lr)
+        self.iterations += 1
 
     def _validate(self, params, grads):
         for arg, d in (("params", params), ("grads", grads)):
@@ -130,17 +293,18 @@ class Optimizer:
             checked.append((name, p, g))
         return checked
 
-    def _update(self, name, p, g, st):  # pragma: no cover - abstract
+    def _update(self, name, p, g, st, lr):  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self):
         """A flat dict of plain values: hyperparameters and per-parameter state (copies).
 
-        Keys: ``"type"``, each hyperparameter (``"lr"``, ...), and for each parameter name
-        ``"step/<name>"`` plus ``"<slot>/<name>"`` for each state array.
+        Keys: ``"type"``, ``"iterations"``, each hyperparameter (``"lr"`` is the rate of the
+        next step), and for each parameter name ``"step/<name>"`` plus ``"<slot>/<name>"`` for
+        each state array. A schedule is not saved: it is part of how the optimizer was built.
         """
-        out = {"type": type(self).__name__}
+        out = {"type": type(self).__name__, "iterations": int(self.iterations)}
         for h in self._hyper:
             out[h] = float(getattr(self, h))
         for name, st in self.state.items():
@@ -154,6 +318,8 @@ class Optimizer:
         """Restore hyperparameters and per-parameter state from :meth:`state_dict` output.
 
         Accepts the values as saved or as loaded back by ``np.load`` (0-d arrays for scalars).
+        An optimizer built with a :class:`Schedule` keeps it and resumes it at the saved
+        ``iterations``; one with a constant rate takes the saved ``lr``.
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"state: expected a dict from state_dict(), got {type(state).__name__}.")
@@ -166,8 +332,12 @@ class Optimizer:
         if missing:
             raise ValueError(f"state: missing hyperparameter(s) {missing}.")
         new_state = {}
+        iterations = _scalar(state.get("iterations", 0), "iterations")
+        if iterations != int(iterations) or iterations < 0:
+            raise ValueError(f"state['iterations']: expected a non-negative integer, got "
+                             f"{state['iterations']!r}.")
         for key, value in state.items():
-            if key == "type" or key in self._hyper:
+            if key in ("type", "iterations") or key in self._hyper:
                 continue
             slot, sep, name = key.partition("/")
             if not sep or slot not in ("step",) + self._slots:
@@ -188,16 +358,24 @@ class Optimizer:
                 raise ValueError(f"state: {name!r} has {sorted(st)} but no 'step/{name}'.")
         # validate every hyperparameter before changing anything
         hyper = {h: _scalar(state[h], h) for h in self._hyper}
+        if not isinstance(self.schedule, Constant):
+            hyper["lr"] = self.schedule          # kept: the saved lr is where it had got to
         probe = type(self)(**self._constructor_kwargs(hyper))
-        for h in self._hyper:
+        self.schedule = probe.schedule
+        for h in self._hyper[1:]:
             setattr(self, h, getattr(probe, h))
+        self.iterations = int(iterations)
         self.state = new_state
 
     def _constructor_kwargs(self, hyper):
         return dict(hyper)
 
+    def _lr_repr(self):
+        return repr(self.schedule.lr if isinstance(self.schedule, Constant) else self.schedule)
+
     def __repr__(self):
-        args = ", ".join(f"{h}={getattr(self, h)!r}" for h in self._hyper)
+        args = ", ".join(f"{h}={self._lr_repr() if h == 'lr' else getattr(self, h)!r}"
+                         for h in self._hyper)
         return f"{type(self).__name__}({args})"
 
 
@@ -245,8 +423,8 @@ class SGD(Optimizer):
 
     Parameters
     ----------
-    lr : float, default 1e-2
-        Learning rate :math:`\eta > 0`.
+    lr : float or Schedule, default 1e-2
+        Learning rate :math:`\eta > 0`, or a schedule of it (:class:`Cosine`, ...).
     momentum : float, default 0.0
         :math:`\mu \in [0, 1)`.
 
@@ -266,14 +444,14 @@ class SGD(Optimizer):
         super().__init__(lr)
         self.momentum = check_fraction(momentum, "momentum")
 
-    def _update(self, name, p, g, st):
+    def _update(self, name, p, g, st, lr):
         if self.momentum == 0.0:
-            p -= self.lr * g
+            p -= lr * g
             return
         v = st.setdefault("velocity", np.zeros_like(p))
         v *= self.momentum
         v += g
-        p -= self.lr * v
+        p -= lr * v
 
 
 class Adam(Optimizer):
@@ -294,8 +472,8 @@ class Adam(Optimizer):
 
     Parameters
     ----------
-    lr : float, default 1e-3
-        :math:`\eta > 0`.
+    lr : float or Schedule, default 1e-3
+        :math:`\eta > 0`, or a schedule of it (:class:`Cosine`, ...).
     betas : (float, float), default (0.9, 0.999)
         :math:`(\beta_1, \beta_2)`, each in [0, 1).
     eps : float, default 1e-8
@@ -330,21 +508,22 @@ class Adam(Optimizer):
     def _constructor_kwargs(self, hyper):
         return {"lr": hyper["lr"], "betas": (hyper["beta1"], hyper["beta2"]), "eps": hyper["eps"]}
 
-    def _update(self, name, p, g, st):
+    def _update(self, name, p, g, st, lr):
         m = st.setdefault("m", np.zeros_like(p))
         v = st.setdefault("v", np.zeros_like(p))
         t = st["step"]
-        adam_update(p, g, m, v, self.lr, self.beta1, self.beta2, self.eps,
+        adam_update(p, g, m, v, lr, self.beta1, self.beta2, self.eps,
                     1.0 - self.beta1 ** t, 1.0 - self.beta2 ** t)
 
     def step(self, params, grads):
         """Update every array in ``params`` in place (see :meth:`Optimizer.step`)."""
-        if use_kernels() and _fast.adam_step(self, params, grads):
-            return                  # the same update by the kernels, bit for bit: _optim_fast.py
+        if use_kernels() and _fast.adam_step(self, params, grads, self.lr):
+            self.iterations += 1    # the same update by the kernels, bit for bit: _optim_fast.py
+            return
         super().step(params, grads)
 
     def __repr__(self):
-        return f"Adam(lr={self.lr!r}, betas={self.betas!r}, eps={self.eps!r})"
+        return f"Adam(lr={self._lr_repr()}, betas={self.betas!r}, eps={self.eps!r})"
 
 
 def _l2(a):

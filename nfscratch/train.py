@@ -11,7 +11,15 @@ naming it (``nfscratch/_train_report.py``). The copy costs one memcpy of the par
 small next to a forward and backward pass; it is what lets a student see *where* training broke.
 
 Data batches are drawn without replacement and the data reshuffled every epoch; the last
-partial batch of an epoch is dropped, so every step sees ``batch_size`` points.
+partial batch of an epoch is dropped, so every step sees ``batch_size`` points. A model that
+sees the same few thousand points for thousands of steps memorizes them (its training NLL falls
+below the data's entropy while its NLL on fresh points rises), so ``fit`` can also draw
+every batch fresh from a sampler (``data=callable(n, rng)``), re-randomize each batch
+(``transform=``, e.g. a new dequantization of the images every step), watch a held-out set
+(``validation=`` / ``validation_split=``) and stop early when its NLL stops improving, putting
+the best parameters back. A learning-rate schedule (``schedule="cosine"``, see
+:mod:`nfscratch.optim`) lets the last steps settle instead of rattling at the noise level of a
+large constant rate.
 """
 import sys
 from contextlib import nullcontext
@@ -20,10 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _train_report as report
-from ._validate import (as_batch, as_rng, check_callable, check_positive_float,
-                        check_positive_int)
+from ._validate import (as_batch, as_rng, check_callable, check_choice, check_fraction,
+                        check_positive_float, check_positive_int)
 from .losses import nll_step, reverse_kl_step
-from .optim import Adam, clip_grad_norm
+from .optim import Adam, Cosine, Optimizer, Schedule, as_schedule, clip_grad_norm
 
 __all__ = ["fit", "History", "TrainingDiverged"]
 
@@ -47,6 +55,16 @@ class History:
         Per-layer mean log-det, shape (K,), every ``record_every`` steps.
     log_normalizer : float or None
         ``log Z`` of the target when known: ``loss + log Z`` is the KL in nats.
+    lr : list of float
+        The learning rate of each step (when the optimizer has an ``lr``).
+    val_loss, val_steps : list of float, list of int
+        Mean NLL of the validation set (nats) and the step whose parameters gave it: every
+        ``record_every`` steps, and once more after the last update (step ``len(loss)``).
+    best_step : int or None
+        With ``patience``: the entry of ``val_steps`` with the lowest validation NLL, whose
+        parameters ``fit`` put back at the end.
+    stopped_early : bool
+        True when ``patience`` evaluations in a row did not improve on the best.
     """
 
     objective: str
@@ -57,6 +75,11 @@ class History:
     record_steps: list = field(default_factory=list)
     beta: list = field(default_factory=list)
     log_normalizer: float = None
+    lr: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_steps: list = field(default_factory=list)
+    best_step: int = None
+    stopped_early: bool = False
 
     @property
     def kl(self):
@@ -84,15 +107,19 @@ class TrainingDiverged(FloatingPointError):
 
 
 def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=None, lr=1e-3,
-        clip=None, anneal=None, rng=None, progress=None, record_every=10, callback=None):
+        schedule=None, clip=None, anneal=None, transform=None, validation=None,
+        validation_split=None, patience=None, rng=None, progress=None, record_every=10,
+        callback=None):
     """Train ``flow`` in place and return its :class:`History`.
 
     Parameters
     ----------
     flow : Flow
-    data : ndarray, shape (M, D), optional
-        Training data for maximum likelihood (forward KL). Batches are drawn without replacement
-        within an epoch, reshuffled every epoch.
+    data : ndarray of shape (M, D), or callable, optional
+        Maximum likelihood (forward KL) on data: a fixed array, whose batches are drawn without
+        replacement within an epoch and reshuffled every epoch, or a sampler
+        ``data(n, rng) -> (n, D)`` called for a fresh batch at every step (e.g.
+        ``lambda n, rng: datasets.two_moons(n, rng, noise=0.1)``), which cannot be memorized.
     target : Energy or str, optional
         Unnormalized target for reverse KL: an object with ``energy``/``energy_grad`` (e.g.
         ``datasets.energy("U1")``) or the name of a built-in energy (``"U1"`` .. ``"U4"``).
@@ -101,21 +128,41 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
     batch_size : int
         Data batch size, or the number of base samples per reverse-KL step.
     optimizer : object with ``step(params, grads)``, optional
-        Defaults to ``Adam(lr)``.
+        Defaults to ``Adam(lr)`` (following ``schedule``).
     lr : float
-        Learning rate of the default optimizer.
+        Learning rate of the default optimizer; the peak rate of ``schedule="cosine"``.
+    schedule : {"constant", "cosine"} or optim.Schedule, optional
+        ``"cosine"`` decays ``lr`` to 0 over ``steps`` (``optim.Cosine(lr, steps)``); a
+        schedule object (e.g. ``optim.Warmup(optim.Cosine(2e-3, steps), 200)``) is used as
+        given. With ``optimizer=`` (an ``optim`` optimizer) it replaces that optimizer's rate,
+        and ``"cosine"`` starts from that rate. Default: the constant ``lr``.
     clip : float, optional
         Clip the global gradient norm to this value.
     anneal : int, optional
         Reverse KL only: train against ``beta U`` with ``beta = min(1, 0.01 + step / anneal)``
         (Rezende & Mohamed 2015), which keeps a flow from settling on one mode of a multimodal
         target. The recorded loss uses the current beta (see ``History.beta``).
+    transform : callable, optional
+        Data only: ``transform(batch, rng) -> batch`` applied to every training batch, e.g.
+        ``datasets.dequantize`` to add new uniform noise to integer pixels at every step. The
+        validation set goes through it once, at the start.
+    validation : ndarray, shape (V, D), optional
+        Held-out points whose mean NLL is recorded in ``History.val_loss`` every
+        ``record_every`` steps (and after the last step).
+    validation_split : float in (0, 1), optional
+        Instead of ``validation``: hold out this fraction of a fixed ``data`` array (chosen at
+        random with ``rng``) and train on the rest.
+    patience : int, optional
+        Early stopping: stop after this many validation evaluations in a row without a new
+        lowest validation NLL, and put back the parameters that gave the lowest (also when
+        training runs to the end). Needs a validation set.
     rng : numpy.random.Generator or int
-        All randomness of training (batches, base samples) comes from here.
+        All randomness of training (batches, samplers, transforms, base samples) comes from
+        here.
     progress : bool, optional
         Show a progress bar; default: only when stderr is a terminal.
     record_every : int
-        Record per-layer diagnostics every this many steps.
+        Record per-layer diagnostics, and evaluate the validation set, every this many steps.
     callback : callable, optional
         ``callback(step, loss, flow)`` after every step; return True to stop early.
 
@@ -129,21 +176,47 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
         When a loss, gradient or parameter becomes non-finite (or a step raises); the parameters
         are restored to those of the last step with a finite loss and gradient, and the message
         names the first layer found non-finite.
+
+    Examples
+    --------
+    >>> from nfscratch import datasets, models
+    >>> flow = models.realnvp(2, n_layers=4, hidden=[16], rng=0)
+    >>> moons = lambda n, rng: datasets.two_moons(n, rng, noise=0.1)
+    >>> history = fit(flow, data=moons, steps=200, lr=5e-3, schedule="cosine",
+    ...               validation=moons(1000, 1), record_every=50, rng=0)
+    >>> history.val_steps, history.val_loss[-1] < history.val_loss[0]
+    ([0, 50, 100, 150, 200], True)
     """
     objective = _Objective(flow, data, target, check_positive_int(batch_size, "batch_size"),
-                           as_rng(rng), anneal)
+                           as_rng(rng), anneal, check_callable(transform, "transform"))
     steps = check_positive_int(steps, "steps")
     record_every = check_positive_int(record_every, "record_every")
     if clip is not None:
         clip = check_positive_float(clip, "clip", what="a positive maximum gradient norm")
     callback = check_callable(callback, "callback")
-    optimizer = Adam(lr=lr) if optimizer is None else optimizer
-    if not callable(getattr(optimizer, "step", None)):
+    val = objective.validation_set(validation, validation_split)
+    if patience is not None:
+        patience = check_positive_int(patience, "patience")
+        if val is None:
+            raise ValueError("patience: early stopping watches a validation set; give "
+                             "validation= (held-out points) or validation_split= (a fraction).")
+    # a string schedule starts from the given optimizer's rate, else from lr
+    schedule = _schedule(schedule, optimizer.lr if isinstance(optimizer, Optimizer) else lr, steps)
+    if optimizer is None:
+        optimizer = Adam(lr=lr if schedule is None else schedule)
+    elif not callable(getattr(optimizer, "step", None)):
         raise TypeError(f"optimizer: expected an object with step(params, grads), e.g. "
                         f"optim.Adam(lr), got {type(optimizer).__name__}.")
+    elif schedule is not None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"schedule: only an nfscratch.optim optimizer can follow it; give "
+                            f"{type(optimizer).__name__} its own learning-rate rule instead.")
+        optimizer.lr = schedule
     history = History(objective.name, log_normalizer=objective.log_normalizer())
     params = flow.params()
     guard = report.Guard(params)
+    early = None if patience is None else _EarlyStopping(params, patience)
+    has_lr = hasattr(optimizer, "lr")
     with _progress_bar(progress, steps, history.objective) as bar:
         for step in range(steps):
             loss, grads, g_all, failure = objective.step(step)
@@ -155,9 +228,14 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
                 history.record_steps.append(step)
                 history.layer_grad_norm.append(_layer_norms(flow, g_all))
                 history.layer_log_det.append(_layer_log_dets(flow))
+                if val is not None and _validate(flow, val, step, history, early):
+                    history.stopped_early = True
+                    break
             if clip is not None:
                 clip_grad_norm(grads, clip)
             guard.save(step)
+            if has_lr:
+                history.lr.append(float(optimizer.lr))
             optimizer.step(params, grads)
             history.loss.append(loss)
             history.grad_norm.append(grad_norm)
@@ -170,7 +248,10 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
             if bar is not None:
                 bar.update(1)
                 if step % 10 == 0:
-                    bar.set_postfix(loss=f"{loss:.4f}")
+                    shown = {"loss": f"{loss:.4f}"}
+                    if history.val_loss:
+                        shown["val"] = f"{history.val_loss[-1]:.4f}"
+                    bar.set_postfix(shown)
             if callback is not None and callback(step, loss, flow):
                 break
     # the last update has not been tried yet: its parameters must give a finite loss too
@@ -178,7 +259,53 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
     if not np.isfinite(loss):
         _diverged(objective, guard, history, step, "left parameters whose next pass "
                   + report.describe_failure(failure, loss, None), failure)
+    if val is not None and not history.stopped_early:
+        _validate(flow, val, step + 1, history, early)
+    if early is not None and early.best.saved is not None:   # None: no evaluation was finite
+        early.best.put_back()
+        history.best_step = early.best.saved_step
     return history
+
+
+def _schedule(schedule, lr, steps):
+    """None (the constant ``lr``) or the Schedule that ``fit(schedule=...)`` names."""
+    if schedule is None or isinstance(schedule, Schedule):
+        return schedule
+    if isinstance(schedule, str):
+        check_choice(schedule, "schedule", ("constant", "cosine"))
+        return as_schedule(lr) if schedule == "constant" else Cosine(lr, steps)
+    raise TypeError(f"schedule: expected 'constant', 'cosine' or an optim.Schedule (e.g. "
+                    f"optim.Cosine(lr, steps)), got {schedule!r} ({type(schedule).__name__}).")
+
+
+def _validate(flow, val, step, history, early):
+    """Record the validation NLL of the current parameters; True when early stopping is due."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        val_loss = -float(np.mean(np.concatenate(
+            [flow.log_prob(val[i:i + _VAL_CHUNK]) for i in range(0, len(val), _VAL_CHUNK)])))
+    history.val_loss.append(val_loss)
+    history.val_steps.append(step)
+    return early is not None and early.update(val_loss, step)
+
+
+class _EarlyStopping:
+    """The parameters with the lowest validation NLL so far, and how long ago that was."""
+
+    def __init__(self, params, patience):
+        self.best = report.Guard(params)        # its copy of the parameters, and their step
+        self.patience, self.best_loss, self.since = patience, np.inf, 0
+
+    def update(self, val_loss, step):
+        """Keep the parameters if ``val_loss`` is a new best; True once ``patience`` runs out."""
+        if val_loss < self.best_loss:           # a NaN never counts as better
+            self.best.save(step)
+            self.best_loss, self.since = val_loss, 0
+            return False
+        self.since += 1
+        return self.since >= self.patience
+
+
+_VAL_CHUNK = 8192      # validation points per log_prob call: bounded temporaries
 
 
 def _diverged(objective, guard, history, step, what_failed, failure):
@@ -206,23 +333,77 @@ class _Objective:
     reverse KL on fresh base samples. Remembers what the last step used, so that the same pass
     can be run again: at the end of training, and to find a bad layer."""
 
-    def __init__(self, flow, data, target, batch_size, rng, anneal):
+    def __init__(self, flow, data, target, batch_size, rng, anneal, transform):
         self.flow, self.rng, self.batch_size = _check_flow(flow), rng, batch_size
         if (data is None) == (target is None):
             raise ValueError("fit: give exactly one of data= (maximum likelihood) or target= "
                              "(reverse KL), got " + ("both" if data is not None else "neither") + ".")
-        self.beta, self.anneal = None, anneal
+        self.beta, self.anneal, self.transform = None, anneal, transform
+        self.sampler, self.data = None, None
         if data is not None:
             if anneal is not None:
                 raise ValueError("anneal: annealing applies to reverse KL (target=...), not to data.")
             self.name, self.direction, self.target = "nll", "inverse", None
-            self.data = as_batch(data, flow.dim, "data")
-            self.order, self.pos = rng.permutation(self.data.shape[0]), 0
+            if callable(data):
+                self.sampler = data
+                self._draw(batch_size, "data(n, rng)")     # fails now, not at step 0 of a bar
+            else:
+                self.data = as_batch(data, flow.dim, "data")
+                self.order, self.pos = rng.permutation(self.data.shape[0]), 0
         else:
             if anneal is not None:
                 self.anneal = check_positive_int(anneal, "anneal")
+            if transform is not None:
+                raise ValueError("transform: a per-batch transform applies to data, not to "
+                                 "reverse KL (target=...), whose batches are base samples.")
             self.name, self.direction, self.target = "reverse_kl", "forward", _check_target(target, flow)
         self.batch, self.state = None, None
+
+    def _draw(self, n, what):
+        """A fresh batch from the sampler, checked: (n, D) finite floats."""
+        batch = as_batch(self.sampler(n, self.rng), self.flow.dim, what)
+        if batch.shape[0] != n:
+            raise ValueError(f"{what}: the sampler was asked for n = {n} points and returned "
+                             f"{batch.shape[0]}.")
+        return batch
+
+    def _transformed(self, batch, what):
+        if self.transform is None:
+            return batch
+        out = as_batch(self.transform(batch, self.rng), self.flow.dim, what)
+        if out.shape != batch.shape:
+            raise ValueError(f"{what}: expected the batch's shape {batch.shape}, got {out.shape}.")
+        return out
+
+    def validation_set(self, validation, split):
+        """The validation points (transformed once), or None; a split shrinks ``self.data``."""
+        if validation is None and split is None:
+            return None
+        if self.target is not None:
+            raise ValueError("validation: a validation NLL needs data (maximum likelihood); "
+                             "for reverse KL (target=...) evaluate the KL instead.")
+        if validation is not None and split is not None:
+            raise ValueError("validation_split: give either validation= (held-out points) or "
+                             "validation_split= (a fraction of data), not both.")
+        if split is not None:
+            split = check_fraction(split, "validation_split")
+            if self.data is None or split == 0.0:
+                raise ValueError(f"validation_split: expected a fraction in (0, 1) of a fixed data "
+                                 f"array, got {split!r}" + (" with a sampler as data; give "
+                                 "validation= points instead" if self.data is None else "") + ".")
+            m = self.data.shape[0]
+            n_val = int(round(split * m))
+            if not 1 <= n_val <= m - self.batch_size:
+                raise ValueError(f"validation_split: {split!r} of {m} points leaves {n_val} for "
+                                 f"validation and {m - n_val} for training; both need at least "
+                                 f"1 and training at least batch_size = {self.batch_size}.")
+            order = self.rng.permutation(m)
+            validation = self.data[order[:n_val]]
+            self.data = np.ascontiguousarray(self.data[order[n_val:]])
+            self.order, self.pos = self.rng.permutation(m - n_val), 0
+        else:
+            validation = as_batch(validation, self.flow.dim, "validation")
+        return self._transformed(validation, "transform(validation, rng)")
 
     def log_normalizer(self):
         log_z = getattr(self.target, "log_normalizer", None)
@@ -234,10 +415,15 @@ class _Objective:
     def step(self, step, again=False):
         """``(loss, grads, g_all, failure)`` of one step (of the last one again if ``again``)."""
         if self.target is None:
-            if not again:
+            if not again and self.sampler is not None:
+                self.batch = self._transformed(self._draw(self.batch_size, "data(n, rng)"),
+                                               "transform(batch, rng)")
+            elif not again:
                 if self.pos + self.batch_size > self.data.shape[0]:
                     self.order, self.pos = self.rng.permutation(self.data.shape[0]), 0
-                self.batch = self.data[self.order[self.pos:self.pos + self.batch_size]]
+                self.batch = self._transformed(
+                    self.data[self.order[self.pos:self.pos + self.batch_size]],
+                    "transform(batch, rng)")
                 self.pos += self.batch_size
         else:
             if not again:

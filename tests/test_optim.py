@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from nfscratch.optim import SGD, Adam, clip_grad_norm
+from nfscratch.optim import SGD, Adam, Constant, Cosine, Warmup, clip_grad_norm, cosine_lr, warmup_lr
 
 GRADS = [0.5, -1.0, 2.0]   # the gradient sequence of the 3-step references
 
@@ -207,3 +207,74 @@ def test_load_state_dict_errors():
     other.load_state_dict(state)
     with pytest.raises(ValueError, match="different model"):
         other.step(p, {"x": np.ones(2)})
+
+
+# -- learning-rate schedules -----------------------------------------------------------------------
+def test_schedule_formulas_at_known_steps():
+    assert Constant(3e-3)(0) == Constant(3e-3)(10**6) == 3e-3
+    s = Cosine(1.0, 100, final_lr=0.2)
+    assert s(0) == 1.0
+    assert s(50) == pytest.approx(0.6, abs=1e-15)                 # halfway: the mean of the ends
+    assert s(25) == pytest.approx(0.2 + 0.4 * (1 + math.cos(math.pi / 4)), abs=1e-15)
+    assert s(100) == pytest.approx(0.2, abs=1e-15) and s(1000) == s(100)   # flat after T
+    assert [s(t) for t in range(101)] == sorted((s(t) for t in range(101)), reverse=True)
+    assert cosine_lr(30, 2.0, 60) == pytest.approx(1.0, abs=1e-15)
+    w = Warmup(0.5, 4)                                            # a float is a constant rate
+    assert [w(t) for t in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
+    assert warmup_lr(0, 1.0, 1) == 1.0
+
+
+def test_schedules_compose():
+    inner = Cosine(2e-3, 1000, final_lr=1e-5)
+    s = Warmup(inner, 50)
+    for t in (0, 10, 49, 50, 500, 999, 5000):
+        assert s(t) == pytest.approx(inner(t) * min(1.0, (t + 1) / 50), rel=1e-15)
+    assert Warmup(Warmup(1.0, 2), 4)(0) == pytest.approx(0.5 * 0.25)
+
+
+def test_optimizer_follows_its_schedule_and_saves_its_position():
+    s = Warmup(Cosine(0.1, 4), 2)
+    sgd = SGD(lr=s)
+    p = {"w": np.array([0.0])}
+    expected = 0.0
+    for t in range(5):
+        assert sgd.lr == s(t) and sgd.iterations == t
+        sgd.step(p, {"w": np.array([1.0])})
+        expected -= s(t)
+    assert p["w"][0] == pytest.approx(expected, abs=1e-15)
+    assert "Warmup(Cosine(0.1, 4" in repr(sgd)
+    # Adam with a schedule equals Adam whose lr is set by hand before each step
+    a, b = Adam(lr=Cosine(0.05, 3)), Adam(lr=0.05)
+    pa, pb = {"w": np.array([1.0, 2.0])}, {"w": np.array([1.0, 2.0])}
+    for t, g in enumerate(GRADS):
+        b.lr = cosine_lr(t, 0.05, 3) if t else 0.05
+        a.step(pa, {"w": np.array([g, -g])})
+        b.step(pb, {"w": np.array([g, -g])})
+    np.testing.assert_array_equal(pa["w"], pb["w"])
+    # a checkpoint resumes the schedule where it stopped; the schedule itself stays
+    state = a.state_dict()
+    assert state["iterations"] == 3
+    resumed = Adam(lr=Cosine(0.05, 3))
+    resumed.load_state_dict(state)
+    assert resumed.iterations == 3 and resumed.lr == a.lr and isinstance(resumed.schedule, Cosine)
+    with pytest.raises(ValueError, match="iterations"):
+        Adam().load_state_dict({**state, "iterations": -1})
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: Cosine(0.0, 10), ValueError, r"^lr: expected a positive"),
+    (lambda: Cosine(1e-3, 0), ValueError, r"^steps: expected a positive integer"),
+    (lambda: Cosine(1e-3, 10.0), TypeError, r"^steps: expected a positive integer"),
+    (lambda: Cosine(1e-3, 10, final_lr=-1.0), ValueError, r"^final_lr: expected a non-negative"),
+    (lambda: Cosine(1e-3, 10, final_lr=1e-2), ValueError, r"^final_lr: expected a floor at most"),
+    (lambda: Cosine(1e-3, 10, final_lr="0"), TypeError, r"^final_lr: expected a non-negative"),
+    (lambda: Warmup(Cosine(1e-3, 10), 0), ValueError, r"^warmup: expected a positive integer"),
+    (lambda: Warmup("cosine", 10), TypeError, r"^schedule: expected a positive finite number"),
+    (lambda: Warmup(lambda t: 1e-3, 10), TypeError, r"^schedule: expected .* Schedule"),
+    (lambda: Adam(lr=lambda t: 1e-3), TypeError, r"^lr: expected .* Schedule"),
+    (lambda: Constant(1e-3)(-1), ValueError, r"^step: expected a non-negative integer"),
+    (lambda: Constant(1e-3)(1.5), ValueError, r"^step: expected a non-negative integer"),
+])
+def test_bad_schedule_arguments(make, error, match):
+    with pytest.raises(error, match=match):
+        make()

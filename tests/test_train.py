@@ -4,7 +4,7 @@ import pytest
 
 from nfscratch import Flow, datasets, models
 from nfscratch.commands.demo import gaussian_nll
-from nfscratch.optim import SGD
+from nfscratch.optim import SGD, Adam, Cosine, Warmup
 from nfscratch.train import History, TrainingDiverged, fit
 from nfscratch.transforms import ElementwiseAffine, Planar
 
@@ -234,3 +234,130 @@ def test_fit_accepts_the_name_of_a_built_in_energy_and_reports_a_dimension_misma
     with pytest.raises(ValueError, match=r"^target: the energy 'U1' is a density on R\^2, but the "
                                          r"flow maps R\^3: build the flow with dim=2"):
         fit(models.planar_flow(3, 2, rng=0), target=datasets.energy("U1"), steps=1, progress=False)
+
+
+# -- schedules, fresh data, validation and early stopping ------------------------------------------
+def _moons(n, rng):
+    return datasets.two_moons(n, rng, noise=0.1)
+
+
+def test_fit_follows_a_schedule():
+    flow = models.realnvp(2, 2, [8], rng=0)
+    h = fit(flow, data=_moons, steps=20, lr=4e-3, schedule="cosine", rng=0, progress=False)
+    assert h.lr == [Cosine(4e-3, 20)(t) for t in range(20)]
+    s = Warmup(Cosine(1e-2, 20, final_lr=1e-4), 5)
+    assert fit(flow, data=_moons, steps=20, schedule=s, rng=0, progress=False).lr == [s(t) for t in range(20)]
+    assert fit(flow, data=_moons, steps=3, lr=1e-3, schedule="constant", rng=0,
+               progress=False).lr == [1e-3] * 3
+    opt = SGD(lr=1.0)                                      # a given optimizer takes the schedule
+    fit(flow, data=_moons, steps=4, optimizer=opt, schedule=Cosine(1e-3, 4), rng=0, progress=False)
+    assert isinstance(opt.schedule, Cosine) and opt.iterations == 4
+    opt = Adam(lr=5e-3)                                   # "cosine" starts from its rate
+    assert fit(flow, data=_moons, steps=4, optimizer=opt, schedule="cosine", rng=0,
+               progress=False).lr == [Cosine(5e-3, 4)(t) for t in range(4)]
+
+
+def test_a_sampler_gives_a_fresh_batch_every_step_and_a_transform_changes_every_batch():
+    seen = []
+
+    def sampler(n, rng):
+        batch = _moons(n, rng)
+        seen.append(batch)
+        return batch
+
+    flow = models.realnvp(2, 2, [8], rng=0)
+    fit(flow, data=sampler, steps=5, batch_size=64, rng=0, progress=False)
+    assert len(seen) == 6 and all(b.shape == (64, 2) for b in seen)   # + one checked up front
+    assert len({b[0, 0] for b in seen}) == 6                            # all different
+    # a transform sees every batch of a fixed array (and the validation set once)
+    calls = []
+
+    def jitter(batch, rng):
+        calls.append(batch.shape)
+        return batch + 1e-3 * rng.standard_normal(batch.shape)
+
+    data = _moons(256, 1)
+    h1 = fit(models.realnvp(2, 2, [8], rng=0), data=data, transform=jitter, steps=8,
+             batch_size=64, validation=_moons(100, 2), rng=0, progress=False)
+    assert calls == [(100, 2)] + [(64, 2)] * 8          # the validation set once, then each step
+    h2 = fit(models.realnvp(2, 2, [8], rng=0), data=data, transform=jitter, steps=8,
+             batch_size=64, validation=_moons(100, 2), rng=0, progress=False)
+    assert h1.loss == h2.loss                           # reproducible from the seed
+
+
+def test_validation_is_recorded_and_split_from_fixed_data():
+    flow = models.realnvp(2, 2, [8], rng=0)
+    val = _moons(300, 5)
+    h = fit(flow, data=_moons(512, 4), steps=25, batch_size=64, validation=val, record_every=10,
+            rng=0, progress=False)
+    assert h.val_steps == [0, 10, 20, 25] and len(h.val_loss) == 4
+    assert h.val_loss[-1] == pytest.approx(-np.mean(flow.log_prob(val)), abs=1e-12)
+    assert h.best_step is None and not h.stopped_early
+    seen = []
+    fit(models.realnvp(2, 2, [8], rng=0), data=_moons(100, 4), validation_split=0.2, steps=3,
+        batch_size=16, rng=0, progress=False, callback=lambda s, loss, f: seen.append(s))
+    assert seen == [0, 1, 2]
+
+
+def test_early_stopping_restores_the_parameters_with_the_best_validation_nll():
+    rng = np.random.default_rng(0)
+    train, val = _moons(64, rng), _moons(2000, rng)      # 64 points: memorized quickly
+    flow = models.realnvp(2, 4, [64, 64], rng=0)
+    snapshots = {}
+
+    def remember(step, loss, f):
+        snapshots[step + 1] = {k: v.copy() for k, v in f.params().items()}   # after the update
+
+    snapshots[0] = {k: v.copy() for k, v in flow.params().items()}
+    h = fit(flow, data=train, steps=3000, batch_size=64, lr=1e-2, validation=val, patience=3,
+            record_every=25, rng=1, progress=False, callback=remember)
+    assert h.stopped_early and len(h) < 3000
+    best = int(np.argmin(h.val_loss))
+    assert h.best_step == h.val_steps[best] and len(h.val_loss) - 1 - best == 3
+    assert min(h.val_loss) < h.val_loss[-1]              # it did get worse after the best
+    for k, v in flow.params().items():                   # the best parameters are back
+        np.testing.assert_array_equal(v, snapshots[h.best_step][k])
+    assert -np.mean(flow.log_prob(val)) == pytest.approx(min(h.val_loss), abs=1e-12)
+
+
+def test_nice_has_a_learned_scaling_so_it_can_change_volume():
+    rng = np.random.default_rng(0)
+    data = 0.1 * rng.standard_normal((2048, 2))          # entropy ln(2 pi e) + 2 ln 0.1 = -1.77
+    flow = models.nice(2, n_layers=2, hidden=[8], rng=0)
+    fit(flow, data=data, steps=400, batch_size=256, lr=2e-2, rng=0, progress=False)
+    # without the scaling every additive stack has NLL >= ln(2 pi) = 1.84 on any data
+    assert -np.mean(flow.log_prob(data)) < -1.5
+
+
+def test_fit_checks_the_new_arguments():
+    flow = models.realnvp(2, 2, [8], rng=0)
+    start = {k: v.copy() for k, v in flow.params().items()}
+    data = _moons(64, 0)
+    cases = [
+        (dict(data=data, schedule="linear"), ValueError, r"^schedule: expected one of"),
+        (dict(data=data, schedule=0.1), TypeError, r"^schedule: expected 'constant', 'cosine' or"),
+        (dict(data=data, optimizer=type("Opt", (), {"step": lambda self, p, g: None})(),
+              schedule="cosine"), TypeError, r"^schedule: only an nfscratch.optim optimizer"),
+        (dict(data=lambda n, rng: np.zeros((n, 3))), ValueError, r"^data\(n, rng\): expected 2 features"),
+        (dict(data=lambda n, rng: np.zeros((n - 1, 2))), ValueError,
+         r"^data\(n, rng\): the sampler was asked for n = 16 points and returned 15"),
+        (dict(data=data, transform=1), TypeError, r"^transform: expected a function or None"),
+        (dict(data=data, transform=lambda b, rng: b[:, :1]), ValueError,
+         r"^transform\(batch, rng\): expected 2 features"),
+        (dict(target="U1", transform=lambda b, rng: b), ValueError, r"^transform: a per-batch"),
+        (dict(target="U1", validation=data), ValueError, r"^validation: a validation NLL needs"),
+        (dict(data=data, validation=data[:, :1]), ValueError, r"^validation: expected 2 features"),
+        (dict(data=data, validation=data, validation_split=0.1), ValueError,
+         r"^validation_split: give either"),
+        (dict(data=data, validation_split=1.0), ValueError, r"^validation_split: expected a number in \[0, 1\)"),
+        (dict(data=data, validation_split=0.0), ValueError, r"^validation_split: expected a fraction in \(0, 1\)"),
+        (dict(data=data, validation_split=0.9), ValueError, r"^validation_split: 0.9 of 64 points leaves"),
+        (dict(data=_moons, validation_split=0.1), ValueError, r"with a sampler as data"),
+        (dict(data=data, patience=3), ValueError, r"^patience: early stopping watches a validation"),
+        (dict(data=data, validation=data, patience=0), ValueError, r"^patience: expected a positive"),
+    ]
+    for kwargs, exc, pattern in cases:
+        with pytest.raises(exc, match=pattern):
+            fit(flow, steps=2, batch_size=16, progress=False, rng=0, **kwargs)
+    for k, v in flow.params().items():
+        np.testing.assert_array_equal(v, start[k])
