@@ -174,9 +174,12 @@ def check_finite_float(value, name):
 
 def check_nonneg_float(value, name):
     """Return ``value`` as a float, requiring a finite real number >= 0 (bools refused)."""
+    if not _is_real(value):
+        raise TypeError(f"{name}: expected a non-negative finite number, got {value!r} "
+                        f"({type(value).__name__}).")
     value = check_finite_float(value, name)
     if value < 0:
-        raise ValueError(f"{name}: expected a finite number >= 0, got {value}.")
+        raise ValueError(f"{name}: expected a non-negative finite number, got {value}.")
     return value
 
 
