@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_demo_quick_writes_figures_and_flows(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"test NLL -?\d+\.\d+ nats", out) and re.search(r"KL\(q \|\| p\) \d+\.\d+ nats", out)
+    # every result against its floor: the data's entropy, and 0 for a KL
+    assert re.search(r"test NLL -?\d+\.\d+ ± \d+\.\d+ nats \(floor 0\.289, gap -?\d+\.\d+ nats\)", out), out
+    assert re.search(r"KL -?\d+\.\d+ ± \d+\.\d+ nats \(ESS \d+%\), floor 0", out), out
     run = tmp_path / "demo-001"
     for name in ("moons_density.png", "u1_density.png", "moons_realnvp.npz", "u1_planar.npz"):
         assert (run / name).stat().st_size > 1000, name

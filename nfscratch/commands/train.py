@@ -27,13 +27,19 @@ def register(sub):
     p.add_argument("--layers", type=positive_int, default=None, help="number of layers")
     p.add_argument("--hidden", type=positive_int, nargs="+", default=[64, 64],
                    help="conditioner hidden widths (couplings, maf, iaf)")
-    p.add_argument("--steps", type=positive_int, default=2000)
-    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="training steps (default 10000 for data, 20000 for energies)")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="batch size (default 256 for data, 512 for energies)")
     p.add_argument("--lr", type=positive_float, default=None,
-                   help="learning rate (default 2e-3 for data, 1e-2 for energies)")
+                   help="peak learning rate (default 2e-3 for data, 2e-2 for energies)")
+    p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                   help="learning-rate schedule (default cosine decay to 0; energies also warm "
+                        "up over the first 5%% of the steps)")
     p.add_argument("--clip", type=positive_float, default=None, help="clip the gradient norm")
-    p.add_argument("--n-data", type=positive_int, default=8192,
-                   help="training set size (datasets)")
+    p.add_argument("--n-data", type=positive_int, default=None,
+                   help="train on a fixed set of this many points (default: fresh points "
+                        "every step, which cannot be overfitted)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--output", "-o", required=True, help="where to save the flow (.npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -86,7 +92,8 @@ def _diverged(message):
 def _run(args):
     from pathlib import Path
 
-    from .. import datasets, io
+    from .. import datasets, evaluate, io
+    from ..optim import Cosine, Warmup
     from ..train import TrainingDiverged, fit
     out = Path(args.output)
     if out.is_dir():     # appending ".npz" would silently write beside it instead
@@ -99,8 +106,10 @@ def _run(args):
     progress = False if args.no_progress else None
     try:
         if args.dataset:
-            data = datasets.sample(args.dataset, args.n_data, rng)
-            test = datasets.sample(args.dataset, args.n_data, rng)
+            name = args.dataset
+            datasets.sample(name, 1, rng)                    # an unknown name fails here
+            data = (datasets.sample(name, args.n_data, rng) if args.n_data
+                    else (lambda n, r: datasets.sample(name, n, r)))
             flow = build(args.model or "realnvp", args.layers, args.hidden, rng)
         else:
             target = datasets.energy(args.energy)
@@ -109,11 +118,18 @@ def _run(args):
         raise UsageError(str(exc)) from None
     try:
         if args.dataset:
-            hist = fit(flow, data=data, steps=args.steps, batch_size=args.batch_size,
-                       lr=args.lr or 2e-3, clip=args.clip, rng=rng, progress=progress)
+            steps = args.steps or 10_000
+            hist = fit(flow, data=data, steps=steps, batch_size=args.batch_size or 256,
+                       lr=args.lr or 2e-3, schedule=args.schedule, clip=args.clip, rng=rng,
+                       progress=progress)
         else:
-            hist = fit(flow, target=target, steps=args.steps, batch_size=args.batch_size,
-                       lr=args.lr or 1e-2, clip=args.clip, rng=rng, progress=progress)
+            steps = args.steps or 20_000
+            lr = args.lr or 2e-2
+            schedule = (Warmup(Cosine(lr, steps), max(1, steps // 20))
+                        if args.schedule == "cosine" else "constant")
+            hist = fit(flow, target=target, steps=steps, batch_size=args.batch_size or 512,
+                       lr=lr, schedule=schedule, anneal=max(1, steps // 10), clip=args.clip,
+                       rng=rng, progress=progress)
     except TrainingDiverged as exc:
         return _diverged(str(exc))
     # fit may return normally with parameters that are finite but useless (e.g. --lr 1e300 for
@@ -124,19 +140,17 @@ def _run(args):
         return _diverged(f"layer {bad[0]} ({bad[1]}) is not finite after training. {advice}")
     try:
         with np.errstate(all="ignore"):
-            if args.dataset:
-                metric = -float(np.mean(flow.log_prob(test)))
-            else:
-                x, log_q = flow.sample_and_log_prob(20000, rng)
-                metric = float(np.mean(log_q + target.energy(x)) + target.log_normalizer())
+            result = (evaluate.nll(flow, args.dataset, n=100_000, rng=rng) if args.dataset
+                      else evaluate.kl(flow, target, n=100_000, rng=rng))
+            metric = result.nll if args.dataset else result.kl
     except (ValueError, FloatingPointError) as exc:     # e.g. samples that overflowed to inf
         return _diverged(f"the trained flow cannot be evaluated ({exc}). {advice}")
     name = "test NLL" if args.dataset else "KL(q || p)"
     if not (np.isfinite(hist.loss[-1]) and np.isfinite(metric)):
         return _diverged(f"the final training loss is {hist.loss[-1]} and the {name} is "
                          f"{metric}, not finite. {advice}")
-    report = (f"final train loss {hist.loss[-1]:.4f}; test NLL {metric:.4f} nats"
-              if args.dataset else f"KL(q || p) {metric:.4f} nats")
+    report = (f"final train loss {hist.loss[-1]:.4f}; test {result}" if args.dataset
+              else f"{result}, floor 0")
     print(report)
     path = io.save(flow, out, overwrite=args.overwrite)
     print(f"saved {path}")
