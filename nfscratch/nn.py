@@ -36,7 +36,8 @@ from .config import use_kernels
 
 __all__ = ["linear_forward", "linear_backward", "tanh_forward", "tanh_backward",
            "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
-           "softplus_forward", "softplus_backward", "sigmoid", "softplus", "ACTIVATIONS", "MLP"]
+           "softplus_forward", "softplus_backward", "sigmoid", "softplus", "ACTIVATIONS",
+           "mlp_param_shapes", "MLP"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,6 +163,16 @@ def mlp_backward(dy, cache):
             dh = act_backward(dh, act_cache)
         dh, grads[f"W{i}"], grads[f"b{i}"] = linear_backward(dh, lin_cache)
     return dh, grads
+
+
+def mlp_param_shapes(sizes):
+    """Shapes of an MLP's parameters for layer widths ``sizes`` = [in, hidden..., out]:
+    ``W{i}`` (fan_in, fan_out) and ``b{i}`` (fan_out,), without building anything (what
+    :mod:`nfscratch.io` checks a checkpoint against)."""
+    shapes = {}
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        shapes[f"W{i}"], shapes[f"b{i}"] = (int(fan_in), int(fan_out)), (int(fan_out),)
+    return shapes
 
 
 class MLP:

@@ -61,7 +61,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..config import use_kernels
-from ..nn import ACTIVATIONS, MLP, mlp_backward, mlp_forward
+from ..nn import ACTIVATIONS, MLP, mlp_backward, mlp_forward, mlp_param_shapes
 from . import _coupling_fast as _fast
 from .base import Transform
 
@@ -315,10 +315,7 @@ class _Coupling(Transform):
         mask = alternating_mask(dim, parity) if mask is None else np.asarray(mask)
         d_a = int(np.sum(mask))
         sizes = [d_a, *[int(h) for h in hidden], cls._out_per_feature * (dim - d_a)]
-        shapes = {}
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            shapes[f"W{i}"], shapes[f"b{i}"] = (fan_in, fan_out), (fan_out,)
-        return shapes
+        return mlp_param_shapes(sizes)
 
 
 class AffineCoupling(_Coupling):

@@ -48,7 +48,7 @@ ICML 2015, arXiv:1502.03509.
 import numpy as np
 
 from .._validate import as_batch, as_rng
-from ..nn import ACTIVATIONS, linear_backward, linear_forward
+from ..nn import ACTIVATIONS, linear_backward, linear_forward, mlp_param_shapes
 
 __all__ = ["made_order", "made_degrees", "made_masks", "check_made_masks", "made_forward",
            "made_backward", "MADE"]
@@ -295,7 +295,4 @@ class MADE:
     @staticmethod
     def param_shapes(dim, hidden, k):
         sizes = [int(dim), *[int(h) for h in hidden], int(k) * int(dim)]
-        shapes = {}
-        for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            shapes[f"W{l}"], shapes[f"b{l}"] = (fan_in, fan_out), (fan_out,)
-        return shapes
+        return mlp_param_shapes(sizes)

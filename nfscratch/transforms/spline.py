@@ -106,7 +106,7 @@ Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP", ICLR 2017, ar
 import numpy as np
 
 from ..config import use_kernels
-from ..nn import ACTIVATIONS, MLP, mlp_backward, mlp_forward, sigmoid, softplus
+from ..nn import ACTIVATIONS, MLP, mlp_backward, mlp_forward, mlp_param_shapes, sigmoid, softplus
 from .._validate import as_rng, check_positive_float, check_positive_int
 from .base import Transform
 from .coupling import alternating_mask
@@ -562,10 +562,7 @@ class SplineCoupling(Transform):
         mask = alternating_mask(dim, parity) if mask is None else np.asarray(mask)
         d_a = int(np.sum(mask))
         sizes = [d_a, *[int(h) for h in hidden], (dim - d_a) * (3 * int(n_bins) - 1)]
-        shapes = {}
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            shapes[f"W{i}"], shapes[f"b{i}"] = (fan_in, fan_out), (fan_out,)
-        return shapes
+        return mlp_param_shapes(sizes)
 
     def knots(self, z, params=None):
         """The knots every transformed feature uses at the points ``z`` (N, D).
