@@ -449,3 +449,21 @@ def test_energy_bad_input(method):
         f(np.array([[0.0, np.nan]]))
     with pytest.raises(TypeError, match=r"x: expected a floating-point"):
         f(np.zeros((4, 2), dtype=int))
+
+
+def test_gaussian_mixture_is_normalized_with_exact_gradient_and_matching_samples():
+    from nfscratch.gradcheck import numerical_gradient
+    means = np.array([[1.0, 1.0], [-4.0, -3.0]])
+    target, sample = ds.gaussian_mixture(means, 0.5)
+    assert abs(target.log_normalizer(limit=7.0)) < 1e-8          # log Z = 0 by construction
+    x = sample(20_000, np.random.default_rng(0))
+    assert x.shape == (20_000, 2)
+    near_first = np.mean(np.sum((x - means[0]) ** 2, 1) < np.sum((x - means[1]) ** 2, 1))
+    assert abs(near_first - 0.5) < 0.02
+    for p in x[:4]:
+        g = numerical_gradient(lambda v: float(target.energy(v[None])[0]), p.copy())
+        np.testing.assert_allclose(target.energy_grad(p[None])[0], g, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="^std: expected a standard deviation > 0"):
+        ds.gaussian_mixture(means, 0.0)
+    with pytest.raises(ValueError, match=r"^means: expected a finite array of shape \(M, D\)"):
+        ds.gaussian_mixture([1.0, 2.0], 0.5)

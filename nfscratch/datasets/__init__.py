@@ -12,7 +12,7 @@ Three kinds of target, one module each (every public name is re-exported here, s
   ``energy(name)``, ``ENERGIES``, ``Energy.from_functions`` for your own.
 * :mod:`.images` -- the 8x8 ``digits``, ``dequantize`` and ``bits_per_dim``.
 """
-from .energies import BOX_HALF_WIDTH, ENERGIES, WALL_SCALE, Energy, energy
+from .energies import BOX_HALF_WIDTH, ENERGIES, WALL_SCALE, Energy, energy, gaussian_mixture
 from .images import bits_per_dim, dequantize, digits
 from .toys import (SAMPLERS, checkerboard, circles, eight_gaussians, entropy, log_prob, pinwheel,
                    rings, sample, swiss_roll, two_moons, two_spirals)
@@ -20,6 +20,6 @@ from .toys import (SAMPLERS, checkerboard, circles, eight_gaussians, entropy, lo
 __all__ = [
     "two_moons", "circles", "eight_gaussians", "checkerboard", "rings", "swiss_roll",
     "pinwheel", "two_spirals", "SAMPLERS", "sample", "log_prob", "entropy",
-    "Energy", "ENERGIES", "energy", "BOX_HALF_WIDTH", "WALL_SCALE",
+    "Energy", "ENERGIES", "energy", "gaussian_mixture", "BOX_HALF_WIDTH", "WALL_SCALE",
     "digits", "dequantize", "bits_per_dim",
 ]

@@ -47,7 +47,7 @@ from nfscratch._validate import as_batch, check_nonneg_float, check_positive_int
 from ..config import use_kernels
 from nfscratch.nn import sigmoid
 
-__all__ = ["Energy", "ENERGIES", "energy", "BOX_HALF_WIDTH", "WALL_SCALE"]
+__all__ = ["Energy", "ENERGIES", "energy", "gaussian_mixture", "BOX_HALF_WIDTH", "WALL_SCALE"]
 
 BOX_HALF_WIDTH = 4.0   # the wall starts at |z_d| = 4: the energies are the paper's on [-4, 4]^2
 WALL_SCALE = 0.25      # beyond it, density decays like a Gaussian tail of this std
@@ -431,3 +431,63 @@ def _kernels():
         from nfscratch.kernels import energies  # imported on first use: it loads Numba code
         _KERNELS = energies
     return _KERNELS
+
+
+def gaussian_mixture(means, std):
+    r"""An equal-weight mixture of isotropic Gaussians, as an energy *and* a sampler.
+
+    .. math:: p(x) = \frac1M \sum_{m=1}^M \mathcal N(x;\, \mu_m, \sigma^2 I), \qquad U = -\log p,
+
+    normalized, so ``log Z = 0`` exactly. Having both the density and samples of one target is
+    what a side-by-side of maximum likelihood and reverse KL needs (tutorials 03 and 04b).
+
+    Parameters
+    ----------
+    means : array_like, shape (M, D)
+    std : float
+        sigma > 0.
+
+    Returns
+    -------
+    energy : Energy
+        ``energy(x)`` = -log p(x), ``energy_grad(x)`` = sum_m r_m(x) (x - mu_m) / sigma^2 with
+        the responsibilities r_m.
+    sample : callable
+        ``sample(n, rng) -> (n, D)``.
+
+    Examples
+    --------
+    >>> target, sample = gaussian_mixture([[1.0, 1.0], [-4.0, -3.0]], 0.5)
+    >>> round(target.log_normalizer(limit=7.0), 6) + 0.0
+    0.0
+    """
+    means = np.asarray(means, dtype=np.float64)
+    if means.ndim != 2 or not means.size or not np.all(np.isfinite(means)):
+        raise ValueError(f"means: expected a finite array of shape (M, D), got {means.tolist()!r}.")
+    std = check_nonneg_float(std, "std")
+    if std == 0.0:
+        raise ValueError("std: expected a standard deviation > 0, got 0.")
+    M, D = means.shape
+    log_norm = math.log(M) + 0.5 * D * math.log(2.0 * math.pi * std * std)
+
+    def log_components(x):                       # (N, M): log N(x; mu_m, std^2 I) + const
+        return -0.5 * np.sum((x[:, None, :] - means[None]) ** 2, axis=2) / std**2
+
+    def energy_fn(x):
+        a = log_components(x)
+        top = a.max(axis=1)
+        return -(top + np.log(np.exp(a - top[:, None]).sum(axis=1))) + log_norm
+
+    def grad_fn(x):
+        a = log_components(x)
+        r = np.exp(a - a.max(axis=1, keepdims=True))
+        r /= r.sum(axis=1, keepdims=True)          # responsibilities (N, M)
+        return np.einsum("nm,nmd->nd", r, x[:, None, :] - means[None]) / std**2
+
+    def sample(n, rng=None):
+        from .._validate import as_rng
+        rng = as_rng(rng)
+        n = check_positive_int(n, "n")
+        return means[rng.integers(0, M, n)] + std * rng.standard_normal((n, D))
+
+    return Energy.from_functions(f"gaussian mixture ({M} modes)", D, energy_fn, grad_fn), sample
