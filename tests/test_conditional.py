@@ -298,3 +298,20 @@ def test_fit_refuses_bad_conditional_setups(rng):
     with pytest.raises(ValueError, match=r"^context: this Flow is not conditional"):
         fit(models.realnvp(2, n_layers=2, hidden=[8], rng=0), data=x, context=np.zeros((300, 2)),
             steps=1)
+
+
+def test_cli_trains_a_conditional_toy_and_refuses_what_it_cannot(tmp_path, capsys):
+    from nfscratch import io
+    from nfscratch.cli import main
+    out = tmp_path / "cond.npz"
+    assert main(["train", "--dataset", "two_moons", "--conditional", "--layers", "2", "--hidden",
+                 "8", "--steps", "20", "-o", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "floor 0.316" in printed and "saved" in printed
+    assert io.load(out).context_dim == 2
+    for args, message in ((["--energy", "U1"], "energies have none"),
+                          (["--dataset", "circles"], "only two_moons has labels"),
+                          (["--dataset", "two_moons", "--model", "planar"], "with a conditioner")):
+        assert main(["train", *args, "--conditional", "-o", str(tmp_path / "x.npz"),
+                     "--no-progress"]) == 2
+        assert message in capsys.readouterr().err

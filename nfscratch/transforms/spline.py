@@ -96,6 +96,11 @@ inverse needs no second copy of the chain rule.
 reads the ``mask == 1`` part and outputs ``3K - 1`` numbers per transformed feature
 ``[u^w (K) | u^h (K) | u^d (K-1)]``. ``log_det`` sums the elements' log-dets.
 
+**Conditional** (``context_dim = C > 0``): the conditioner reads ``[z_a | y]``, so every bin
+of every transformed feature depends on the context too; at fixed ``y`` each feature's map is
+the same monotone spline of one variable, and the log-det is the same sum of ``log dg/dx``.
+The conditioner's backward pass returns the context's gradient beside ``dz_a``.
+
 References
 ----------
 Durkan, Bekasov, Murray, Papamakarios, "Neural Spline Flows", NeurIPS 2019, arXiv:1906.04032.
