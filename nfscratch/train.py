@@ -367,9 +367,12 @@ class _Objective:
                 self.context = as_context(context, flow.context_dim, self.data.shape[0],
                                           "this Flow")
                 self.order, self.pos = rng.permutation(self.data.shape[0]), 0
-        elif self.conditional or context is not None:
+        elif self.conditional:
             raise ValueError("target: reverse KL (target=...) of a conditional flow is not "
                              "provided; train a conditional flow on data with its context.")
+        elif context is not None:
+            raise ValueError("context: goes with data= (pairs for a conditional flow), not with "
+                             "target= (reverse KL).")
         else:
             if anneal is not None:
                 self.anneal = check_positive_int(anneal, "anneal")

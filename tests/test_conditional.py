@@ -315,3 +315,16 @@ def test_cli_trains_a_conditional_toy_and_refuses_what_it_cannot(tmp_path, capsy
         assert main(["train", *args, "--conditional", "-o", str(tmp_path / "x.npz"),
                      "--no-progress"]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_diverging_conditional_run_is_diagnosed_with_its_context(rng):
+    from nfscratch import models
+    from nfscratch.train import TrainingDiverged, fit
+    flow = models.realnvp(2, n_layers=2, hidden=[8], rng=0, context_dim=2)
+    x = rng.normal(size=(256, 2))
+    y = models.one_hot(rng.integers(0, 2, 256), 2)
+    with pytest.raises(TrainingDiverged) as info:
+        fit(flow, data=x, context=y, steps=50, lr=1e300, batch_size=64, rng=0)
+    # the layers were re-run with the batch's context (without it each pass would raise)
+    assert "layer" in str(info.value) and "context" not in str(info.value)
+    assert all(np.all(np.isfinite(p)) for p in flow.params().values())
