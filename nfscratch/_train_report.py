@@ -71,8 +71,10 @@ class Guard:
                 "with a finite loss and gradient (the optimizer's state was not)")
 
 
-def find_bad_layer(flow, batch, direction):
-    """Re-run the pass layer by layer; return ``(index, what)`` of the first non-finite value."""
+def find_bad_layer(flow, batch, direction, context=None):
+    """Re-run the pass layer by layer; return ``(index, what)`` of the first non-finite value.
+
+    ``context``: that of the batch, for the conditional layers of a conditional flow."""
     layers = list(enumerate(flow.layers))
     if direction == "inverse":
         layers = layers[::-1]
@@ -83,7 +85,7 @@ def find_bad_layer(flow, batch, direction):
                 if not np.all(np.isfinite(v)):
                     return i, f"its parameter {k!r}"
             try:
-                p, ld = getattr(t, direction)(p)
+                p, ld = getattr(t, direction)(p, context if t.context_dim else None)
             except (ValueError, FloatingPointError, RuntimeError) as exc:
                 return i, f"its {direction} pass raised: {exc}"
             if not np.all(np.isfinite(p)):
@@ -97,9 +99,9 @@ def find_bad_layer(flow, batch, direction):
     return None, None
 
 
-def diagnose(flow, batch, direction, step, what_failed):
+def diagnose(flow, batch, direction, step, what_failed, context=None):
     """The layer where the pass on ``batch`` first goes non-finite, and a message saying so."""
-    layer, what = find_bad_layer(flow, batch, direction)
+    layer, what = find_bad_layer(flow, batch, direction, context)
     where = ("no single layer was non-finite on its own (the loss itself overflowed)"
              if layer is None else
              f"the first non-finite value was in layer {layer} ({flow.layers[layer].name}): "

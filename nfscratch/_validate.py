@@ -12,7 +12,7 @@ import numpy as np
 
 __all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_positive_float",
            "check_finite_float", "check_nonneg_float", "check_fraction", "check_choice",
-           "check_widths", "check_callable", "check_upstream"]
+           "check_widths", "check_callable", "check_upstream", "as_context", "check_context_dim"]
 
 
 def _describe(a):
@@ -196,3 +196,35 @@ def as_rng(rng, name="rng"):
         return np.random.default_rng(rng)
     raise TypeError(f"{name}: expected a numpy.random.Generator or an int seed, got {type(rng).__name__}. "
                     "Make one with np.random.default_rng(seed).")
+
+
+def as_context(context, context_dim, n, owner):
+    """Return the conditioning input of a pass as a C-contiguous float64 ``(n, context_dim)``.
+
+    ``owner`` names the layer or flow in the message. With ``context_dim == 0`` (nothing is
+    conditioned) a context is refused rather than silently ignored, and None is returned; with
+    ``context_dim > 0`` it is required and must have one row per sample of the pass.
+    """
+    if context_dim == 0:
+        if context is not None:
+            raise ValueError(f"context: {owner} is not conditional (context_dim=0), so it takes no "
+                             f"context, got {type(context).__name__} "
+                             f"{getattr(context, 'shape', '')}. Build it with context_dim=C to "
+                             "condition it, or drop the context argument.")
+        return None
+    if context is None:
+        raise ValueError(f"context: {owner} is conditional (context_dim={context_dim}) and needs a "
+                         f"context of shape (N, {context_dim}) with every pass, got None.")
+    arr = as_batch(context, context_dim, "context")
+    if arr.shape[0] != n:
+        raise ValueError(f"context: expected one row per sample, shape ({n}, {context_dim}), got "
+                         f"{_describe(arr)}.")
+    return arr
+
+
+def check_context_dim(c, name="context_dim"):
+    """Return ``c`` as an int >= 0: the width of a layer's context (0: not conditional)."""
+    if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or c < 0:
+        raise ValueError(f"{name}: expected a non-negative integer (the number of context "
+                         f"features; 0 for an unconditional layer), got {c!r}.")
+    return int(c)

@@ -16,6 +16,14 @@ The chained backward passes walk the layers in the opposite order of the pass th
 differentiate. Each layer's log-det enters the total additively, so every layer receives the
 same upstream ``dlog_det``.
 
+**Conditional flows** ``q(x | y)``: when some members are conditional (built with
+``context_dim = C > 0``, see :mod:`nfscratch.transforms.base`), the flow is conditional too
+(``flow.context_dim = C``): every pass, ``log_prob``, ``sample`` and ``trajectory`` take a context
+``y`` (N, C), which the flow hands to each conditional member (the others never see it). Both
+formulas above hold for every fixed ``y``. The backward passes still return ``dz0`` / ``dx``;
+they also leave dL/dy, summed over the members that read ``y``, in ``flow.dcontext`` (N, C), so
+a context produced by an encoder or learned as an embedding can be trained through it.
+
 The container does not know its members: it only calls the
 :class:`~nfscratch.transforms.base.Transform` interface. A member may stand for several numbered
 layers (a :class:`~nfscratch.transforms.planar.PlanarChain` is K planar layers run by one kernel
@@ -26,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import as_batch, as_rng, check_positive_int, check_upstream
+from ._validate import as_batch, as_context, as_rng, check_positive_int, check_upstream
 from .distributions import StandardNormal
 from .kernels._checks import packed_view   # plain NumPy: does not import Numba
 from .transforms import Transform
@@ -132,6 +140,12 @@ class Flow:
         self.base = StandardNormal(self.dim) if base is None else base
         if self.base.dim != self.dim:
             raise ValueError(f"base: expected dim {self.dim} to match the transforms, got {self.base.dim}.")
+        context_dims = {t.context_dim for t in transforms if t.context_dim}
+        if len(context_dims) > 1:
+            raise ValueError(f"transforms: the conditional layers must read the same context, "
+                             f"got context_dim {[t.context_dim for t in transforms]}.")
+        self.context_dim = context_dims.pop() if context_dims else 0
+        self.dcontext = None    # dL/dcontext (N, C) left by the last backward pass
         self.transforms = transforms
         self._pack_params()
         self.layers = [layer for t in transforms for layer in t.sublayers()]
@@ -144,36 +158,52 @@ class Flow:
     # non-finite intermediate propagates to the loss (where fit's guard can locate it) instead of
     # raising a confusing "z: expected finite values" from inside the chain. Every pass has a
     # token, stamped into each member's pass record; a backward pass checks it.
-    def forward(self, z):
-        """Push base points ``z`` (N, D) to data space; return ``(x, sum of log|det dx/dz|)``."""
-        return self._pass("forward", as_batch(z, self.dim, "z"), self.transforms)
+    def forward(self, z, context=None):
+        """Push base points ``z`` (N, D) to data space; return ``(x, sum of log|det dx/dz|)``.
 
-    def inverse(self, x):
-        """Pull data points ``x`` (N, D) back to the base; return ``(z0, sum of log|det dz/dx|)``."""
-        return self._pass("inverse", as_batch(x, self.dim, "x"), self.transforms[::-1])
+        ``context`` (N, C): required by a conditional flow, refused by another."""
+        z = as_batch(z, self.dim, "z")
+        return self._pass("forward", z, self.transforms, self._context(context, z.shape[0]))
 
-    def _pass(self, direction, p, members):
+    def inverse(self, x, context=None):
+        """Pull data points ``x`` (N, D) back to the base; return ``(z0, sum of log|det dz/dx|)``.
+
+        ``context`` as in :meth:`forward`."""
+        x = as_batch(x, self.dim, "x")
+        return self._pass("inverse", x, self.transforms[::-1], self._context(context, x.shape[0]))
+
+    def _context(self, context, n):
+        return as_context(context, self.context_dim, n, "this Flow")
+
+    def _pass(self, direction, p, members, context=None):
         self._last, token, n = None, new_pass_token(), p.shape[0]
         log_det = np.zeros(n)
         for t in members:
-            p, ld = t._run(direction, p, token)
+            p, ld = t._run(direction, p, token, context if t.context_dim else None)
             log_det += ld
         self._last = (direction, token, n)
         return p, log_det
 
     def backward(self, dx, dlog_det):
-        """Backprop through the last ``forward``: return ``dz0``; fills every layer's grads."""
+        """Backprop through the last ``forward``: return ``dz0``; fills every layer's grads
+        (and ``self.dcontext`` when the pass had a context)."""
         dx, dlog_det = self._check_upstream(dx, dlog_det, "forward", "dx")
-        for t in reversed(self.transforms):
-            dx = t._run_backward(dx, dlog_det)
-        return dx
+        return self._backprop(dx, dlog_det, self.transforms[::-1])
 
     def inverse_backward(self, dz, dlog_det):
-        """Backprop through the last ``inverse``: return ``dx``; fills every layer's grads."""
+        """Backprop through the last ``inverse``: return ``dx``; fills every layer's grads
+        (and ``self.dcontext`` when the pass had a context)."""
         dz, dlog_det = self._check_upstream(dz, dlog_det, "inverse", "dz")
-        for t in self.transforms:
-            dz = t._run_backward(dz, dlog_det)
-        return dz
+        return self._backprop(dz, dlog_det, self.transforms)
+
+    def _backprop(self, d, dlog_det, members):
+        """The members' backward passes in ``members`` order; sums their context gradients."""
+        self.dcontext = None
+        for t in members:
+            d = t._run_backward(d, dlog_det)
+            if t.dcontext is not None:     # every member that read the context adds its share
+                self.dcontext = t.dcontext if self.dcontext is None else self.dcontext + t.dcontext
+        return d
 
     def _check_upstream(self, d_out, dlog_det, direction, name):
         back = "backward" if direction == "forward" else "inverse_backward"
@@ -191,22 +221,25 @@ class Flow:
         return check_upstream(d_out, dlog_det, n, self.dim, name, allow_nonfinite=True)
 
     # -- densities and samples ----------------------------------------------------------------
-    def log_prob(self, x):
-        """Exact ``log q(x)`` per sample (N,), by the inverse chain."""
-        z, log_det = self.inverse(x)
+    def log_prob(self, x, context=None):
+        """Exact ``log q(x)`` (or ``log q(x | context)``) per sample (N,), by the inverse chain."""
+        z, log_det = self.inverse(x, context)
         return self.base.log_prob(z) + log_det
 
-    def sample(self, n, rng=None):
-        """``n`` samples ``x`` of shape (n, D)."""
-        return self.forward(self.base.sample(check_positive_int(n, "n"), as_rng(rng)))[0]
+    def sample(self, n, rng=None, context=None):
+        """``n`` samples ``x`` of shape (n, D); a conditional flow needs ``context`` (n, C),
+        row i the condition of sample i."""
+        return self.sample_and_log_prob(n, rng, context)[0]
 
-    def sample_and_log_prob(self, n, rng=None):
+    def sample_and_log_prob(self, n, rng=None, context=None):
         """``n`` samples and their exact ``log q`` in one forward pass (no inversion needed)."""
-        z0 = self.base.sample(check_positive_int(n, "n"), as_rng(rng))
-        x, log_det = self.forward(z0)
+        n = check_positive_int(n, "n")
+        context = self._context(context, n)      # checked before any work
+        z0 = self.base.sample(n, as_rng(rng))
+        x, log_det = self.forward(z0, context)
         return x, self.base.log_prob(z0) - log_det
 
-    def trajectory(self, points, direction="forward"):
+    def trajectory(self, points, direction="forward", context=None):
         """Run a pass and keep every intermediate point and per-layer log-det.
 
         Parameters
@@ -214,6 +247,8 @@ class Flow:
         points : ndarray, shape (N, D)
             Base points (``direction="forward"``) or data points (``"inverse"``).
         direction : {"forward", "inverse"}
+        context : ndarray, shape (N, C), optional
+            Required by a conditional flow.
 
         Returns
         -------
@@ -226,11 +261,15 @@ class Flow:
             raise ValueError(f"direction: expected 'forward' or 'inverse', got {direction!r}.")
         name = "z" if direction == "forward" else "x"
         p = as_batch(points, self.dim, name)
+        context = self._context(context, p.shape[0])
         self._last, token, n = None, new_pass_token(), p.shape[0]
         members = self.transforms if direction == "forward" else self.transforms[::-1]
         pts, lds = [p], []
         for t in members:
-            p, _, outs, layer_lds = t._trace(direction, p, token)
+            if t.context_dim:
+                p, _, outs, layer_lds = t._trace(direction, p, token, context)
+            else:
+                p, _, outs, layer_lds = t._trace(direction, p, token)
             pts += outs
             lds += layer_lds
         self._last = (direction, token, n)

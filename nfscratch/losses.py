@@ -123,13 +123,14 @@ def reverse_kl_loss(z0, x, log_det, base, target, beta=1.0):
     return loss, (beta / n) * target.energy_grad(x), np.full(n, -1.0 / n)
 
 
-def nll_step(flow, x):
+def nll_step(flow, x, context=None):
     """Forward KL on a batch: inverse pass, loss, and backprop into every layer's grads.
 
-    Returns the mean NLL in nats.
+    Returns the mean NLL in nats. A conditional flow needs ``context`` (N, C), and the step
+    leaves dNLL/dcontext in ``flow.dcontext``.
     """
     x = as_batch(x, flow.dim, "x")
-    z, log_det = flow.inverse(x)
+    z, log_det = flow.inverse(x, context)
     loss, dz, dlog_det = nll_loss(z, log_det, flow.base)
     flow.inverse_backward(dz, dlog_det)
     return loss

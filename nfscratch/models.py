@@ -11,14 +11,17 @@ from .transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, Elementwise
                          PlanarChain, Radial, SplineCoupling)
 
 __all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "maf", "iaf",
-           "nsf_coupling"]
+           "nsf_coupling", "one_hot"]
 
 
-def realnvp(dim=2, n_layers=8, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None):
+def realnvp(dim=2, n_layers=8, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None,
+            context_dim=0):
     """A RealNVP stack: ``n_layers`` affine couplings with alternating masks.
 
     Alternating the mask parity between layers means every feature is transformed by every
     other layer; for D = 2 this is the "1 -> 64 -> 64 -> 2" conditioner architecture.
+    ``context_dim = C > 0`` makes it conditional, ``q(x | y)`` with ``y`` of shape (N, C) read by
+    every conditioner (see :func:`one_hot` for class labels).
 
     Examples
     --------
@@ -29,7 +32,8 @@ def realnvp(dim=2, n_layers=8, hidden=(64, 64), activation="tanh", s_max=2.0, rn
     rng = as_rng(rng)
     n_layers = check_positive_int(n_layers, "n_layers")
     return Flow([AffineCoupling(dim, hidden=hidden, activation=activation, s_max=s_max,
-                                parity=k % 2, rng=rng) for k in range(n_layers)])
+                                parity=k % 2, rng=rng, context_dim=context_dim)
+                 for k in range(n_layers)])
 
 
 def nice(dim=2, n_layers=4, hidden=(64, 64), activation="relu", rng=None):
@@ -97,12 +101,13 @@ def checkerboard_mask(height, width, parity=0):
 
 
 def realnvp_image(height=8, width=8, n_layers=6, hidden=(256,), s_max=2.0, alpha=0.05,
-                  rng=None):
+                  rng=None, context_dim=0):
     """A RealNVP for small images with values in [0, 1]: affine couplings with alternating
     checkerboard masks, then a :class:`~nfscratch.transforms.Logit` layer onto the unit cube.
 
     The conditioner is a fully connected MLP over the masked pixels (the images are tiny, so
-    no convolutions are needed to make the point).
+    no convolutions are needed to make the point). ``context_dim = C > 0``: class-conditional
+    (e.g. ``C = 10`` with ``one_hot(labels, 10)``); the Logit layer reads no context.
 
     Examples
     --------
@@ -114,11 +119,13 @@ def realnvp_image(height=8, width=8, n_layers=6, hidden=(256,), s_max=2.0, alpha
     n_layers = check_positive_int(n_layers, "n_layers")
     dim = check_positive_int(height, "height") * check_positive_int(width, "width")
     layers = [AffineCoupling(dim, mask=checkerboard_mask(height, width, k % 2), hidden=hidden,
-                             s_max=s_max, rng=rng) for k in range(n_layers)]
+                             s_max=s_max, rng=rng, context_dim=context_dim)
+              for k in range(n_layers)]
     return Flow(layers + [Logit(dim, alpha=alpha)])
 
 
-def _autoregressive(cls, dim, n_layers, hidden, activation, s_max, orders, seed, rng):
+def _autoregressive(cls, dim, n_layers, hidden, activation, s_max, orders, seed, rng,
+                    context_dim=0):
     rng = as_rng(rng)
     n_layers = check_positive_int(n_layers, "n_layers")
     if orders not in ("reverse", "random"):
@@ -128,18 +135,19 @@ def _autoregressive(cls, dim, n_layers, hidden, activation, s_max, orders, seed,
     for k in range(n_layers):
         order = "random" if orders == "random" else ("natural", "reverse")[k % 2]
         layers.append(cls(dim, hidden=hidden, order=order, activation=activation, s_max=s_max,
-                          seed=seed + k, rng=rng))
+                          seed=seed + k, rng=rng, context_dim=context_dim))
     return Flow(layers)
 
 
 def maf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders="reverse",
-        seed=0, rng=None):
+        seed=0, rng=None, context_dim=0):
     """A stack of MAF layers (density in one pass per layer, sampling in D passes per layer).
 
     Consecutive layers use reversed orders (``orders="reverse"``, as zuko's MAF does), or each a
     random permutation drawn from ``seed + k`` (``orders="random"``), so that every feature is
     conditioned on every other one somewhere in the stack -- the autoregressive counterpart of
-    the permutations between coupling layers.
+    the permutations between coupling layers. ``context_dim = C > 0``: conditional, every MADE
+    also reads a context (N, C) (hidden widths >= D then).
 
     Examples
     --------
@@ -147,13 +155,14 @@ def maf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
     >>> len(flow), [t.order.tolist() for t in flow]
     (3, [[0, 1], [1, 0], [0, 1]])
     """
-    return _autoregressive(MAF, dim, n_layers, hidden, activation, s_max, orders, seed, rng)
+    return _autoregressive(MAF, dim, n_layers, hidden, activation, s_max, orders, seed, rng,
+                           context_dim)
 
 
 def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders="reverse",
-        seed=0, rng=None):
+        seed=0, rng=None, context_dim=0):
     """A stack of IAF layers (sampling with log-det in one pass per layer, density in D passes);
-    the layers' orders as in :func:`maf`.
+    the layers' orders and ``context_dim`` as in :func:`maf`.
 
     Examples
     --------
@@ -161,17 +170,19 @@ def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
     >>> type(flow[0]).__name__, flow[1].order.tolist()
     ('IAF', [2, 1, 0])
     """
-    return _autoregressive(IAF, dim, n_layers, hidden, activation, s_max, orders, seed, rng)
+    return _autoregressive(IAF, dim, n_layers, hidden, activation, s_max, orders, seed, rng,
+                           context_dim)
 
 
 def nsf_coupling(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0, activation="tanh",
-                 rng=None, **spline_options):
+                 rng=None, context_dim=0, **spline_options):
     """A neural spline flow: ``n_layers`` rational-quadratic spline couplings, alternating masks.
 
     Every layer starts as the identity (zero last conditioner layer). ``spline_options`` are
     ``min_width``, ``min_height``, ``min_derivative`` of
     :class:`~nfscratch.transforms.SplineCoupling`. The data should lie mostly in
-    ``[-bound, bound]``: outside, the layers are the identity.
+    ``[-bound, bound]``: outside, the layers are the identity. ``context_dim = C > 0``:
+    conditional, as in :func:`realnvp`.
 
     Examples
     --------
@@ -182,5 +193,29 @@ def nsf_coupling(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0, activa
     rng = as_rng(rng)
     n_layers = check_positive_int(n_layers, "n_layers")
     return Flow([SplineCoupling(dim, hidden=hidden, activation=activation, n_bins=n_bins,
-                                bound=bound, parity=k % 2, rng=rng, **spline_options)
+                                bound=bound, parity=k % 2, rng=rng, context_dim=context_dim,
+                                **spline_options)
                  for k in range(n_layers)])
+
+
+def one_hot(labels, n_classes):
+    """Class labels (N,) of integers in ``0..n_classes-1`` as a float64 context (N, n_classes).
+
+    The usual context of a class-conditional flow: row ``n`` is 1 in column ``labels[n]``.
+
+    Examples
+    --------
+    >>> one_hot([2, 0], 3).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
+    n_classes = check_positive_int(n_classes, "n_classes")
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or labels.size == 0:
+        raise ValueError(f"labels: expected a non-empty 1-D array of integer class labels, got "
+                         f"an array of shape {labels.shape} and dtype {labels.dtype}.")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(f"labels: expected integers in 0..{n_classes - 1}, got values from "
+                         f"{labels.min()} to {labels.max()}.")
+    out = np.zeros((labels.size, n_classes))
+    out[np.arange(labels.size), labels] = 1.0
+    return out

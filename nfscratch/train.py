@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _train_report as report
-from ._validate import (as_batch, as_rng, check_callable, check_choice, check_fraction,
+from ._validate import (as_batch, as_context, as_rng, check_callable, check_choice, check_fraction,
                         check_positive_float, check_positive_int)
 from .losses import nll_step, reverse_kl_step
 from .optim import Adam, Cosine, Optimizer, Schedule, as_schedule, clip_grad_norm
@@ -109,7 +109,7 @@ class TrainingDiverged(FloatingPointError):
 def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=None, lr=1e-3,
         schedule=None, clip=None, anneal=None, transform=None, validation=None,
         validation_split=None, patience=None, rng=None, progress=None, record_every=10,
-        callback=None):
+        callback=None, context=None):
     """Train ``flow`` in place and return its :class:`History`.
 
     Parameters
@@ -165,6 +165,13 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
         Record per-layer diagnostics, and evaluate the validation set, every this many steps.
     callback : callable, optional
         ``callback(step, loss, flow)`` after every step; return True to stop early.
+    context : ndarray, shape (M, C), optional
+        A conditional flow (``flow.context_dim = C > 0``) learns ``q(x | y)`` by maximum
+        likelihood on pairs: with a fixed ``data`` array, ``context[m]`` is the condition of
+        ``data[m]`` and batches (and ``validation_split``) keep the pairs together. A sampler
+        returns the pairs itself, ``data(n, rng) -> (x (n, D), y (n, C))``, and ``context`` is
+        not given; ``validation`` is then the pair ``(x, y)`` too. ``transform`` sees only ``x``.
+        (Reverse KL of a conditional flow is not provided.)
 
     Returns
     -------
@@ -188,7 +195,7 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
     ([0, 50, 100, 150, 200], True)
     """
     objective = _Objective(flow, data, target, check_positive_int(batch_size, "batch_size"),
-                           as_rng(rng), anneal, check_callable(transform, "transform"))
+                           as_rng(rng), anneal, check_callable(transform, "transform"), context)
     steps = check_positive_int(steps, "steps")
     record_every = check_positive_int(record_every, "record_every")
     if clip is not None:
@@ -279,10 +286,14 @@ def _schedule(schedule, lr, steps):
 
 
 def _validate(flow, val, step, history, early):
-    """Record the validation NLL of the current parameters; True when early stopping is due."""
+    """Record the validation NLL of the current parameters; True when early stopping is due.
+
+    ``val`` is ``(x, context)``, the context None for an unconditional flow."""
+    x, y = val
+    chunk = lambda a, i: None if a is None else a[i:i + _VAL_CHUNK]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         val_loss = -float(np.mean(np.concatenate(
-            [flow.log_prob(val[i:i + _VAL_CHUNK]) for i in range(0, len(val), _VAL_CHUNK)])))
+            [flow.log_prob(x[i:i + _VAL_CHUNK], chunk(y, i)) for i in range(0, len(x), _VAL_CHUNK)])))
     history.val_loss.append(val_loss)
     history.val_steps.append(step)
     return early is not None and early.update(val_loss, step)
@@ -311,7 +322,7 @@ _VAL_CHUNK = 8192      # validation points per log_prob call: bounded temporarie
 def _diverged(objective, guard, history, step, what_failed, failure):
     """Find the bad layer (with the bad parameters), restore the good ones, raise."""
     layer, message = report.diagnose(objective.flow, objective.last_input(), objective.direction,
-                                     step, what_failed)
+                                     step, what_failed, objective.batch_context)
     restored = guard.restore()
     raise TrainingDiverged(f"{message}. {restored}. Try a smaller learning rate, gradient "
                            "clipping (clip=...), or a bound on the scales.", history,
@@ -333,23 +344,35 @@ class _Objective:
     reverse KL on fresh base samples. Remembers what the last step used, so that the same pass
     can be run again: at the end of training, and to find a bad layer."""
 
-    def __init__(self, flow, data, target, batch_size, rng, anneal, transform):
+    def __init__(self, flow, data, target, batch_size, rng, anneal, transform, context=None):
         self.flow, self.rng, self.batch_size = _check_flow(flow), rng, batch_size
         if (data is None) == (target is None):
             raise ValueError("fit: give exactly one of data= (maximum likelihood) or target= "
                              "(reverse KL), got " + ("both" if data is not None else "neither") + ".")
         self.beta, self.anneal, self.transform = None, anneal, transform
-        self.sampler, self.data = None, None
+        self.sampler, self.data, self.context = None, None, None
+        self.conditional = flow.context_dim > 0
         if data is not None:
             if anneal is not None:
                 raise ValueError("anneal: annealing applies to reverse KL (target=...), not to data.")
             self.name, self.direction, self.target = "nll", "inverse", None
             if callable(data):
+                if context is not None:
+                    raise ValueError("context: with a sampler as data, the sampler returns the "
+                                     "pairs itself, data(n, rng) -> (x, context); drop context=.")
                 self.sampler = data
                 self._draw(batch_size, "data(n, rng)")     # fails now, not at step 0 of a bar
             else:
                 self.data = as_batch(data, flow.dim, "data")
+                self.context = as_context(context, flow.context_dim, self.data.shape[0],
+                                          "this Flow")
                 self.order, self.pos = rng.permutation(self.data.shape[0]), 0
+        elif self.conditional:
+            raise ValueError("target: reverse KL (target=...) of a conditional flow is not "
+                             "provided; train a conditional flow on data with its context.")
+        elif context is not None:
+            raise ValueError("context: goes with data= (pairs for a conditional flow), not with "
+                             "target= (reverse KL).")
         else:
             if anneal is not None:
                 self.anneal = check_positive_int(anneal, "anneal")
@@ -357,15 +380,23 @@ class _Objective:
                 raise ValueError("transform: a per-batch transform applies to data, not to "
                                  "reverse KL (target=...), whose batches are base samples.")
             self.name, self.direction, self.target = "reverse_kl", "forward", _check_target(target, flow)
-        self.batch, self.state = None, None
+        self.batch, self.batch_context, self.state = None, None, None
 
     def _draw(self, n, what):
-        """A fresh batch from the sampler, checked: (n, D) finite floats."""
-        batch = as_batch(self.sampler(n, self.rng), self.flow.dim, what)
+        """A fresh batch from the sampler, checked: (n, D) finite floats, and for a conditional
+        flow its context (n, C), else None."""
+        out = self.sampler(n, self.rng)
+        if self.conditional:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError(f"{what}: a conditional flow learns from pairs; expected the "
+                                f"sampler to return (x, context), got {type(out).__name__}.")
+            out, y = out
+        batch = as_batch(out, self.flow.dim, what)
         if batch.shape[0] != n:
             raise ValueError(f"{what}: the sampler was asked for n = {n} points and returned "
                              f"{batch.shape[0]}.")
-        return batch
+        return batch, (as_context(y, self.flow.context_dim, n, "this Flow")
+                       if self.conditional else None)
 
     def _transformed(self, batch, what):
         if self.transform is None:
@@ -379,6 +410,7 @@ class _Objective:
         """The validation points (transformed once), or None; a split shrinks ``self.data``."""
         if validation is None and split is None:
             return None
+        val_context = None
         if self.target is not None:
             raise ValueError("validation: a validation NLL needs data (maximum likelihood); "
                              "for reverse KL (target=...) evaluate the KL instead.")
@@ -400,10 +432,20 @@ class _Objective:
             order = self.rng.permutation(m)
             validation = self.data[order[:n_val]]
             self.data = np.ascontiguousarray(self.data[order[n_val:]])
+            if self.context is not None:
+                val_context = self.context[order[:n_val]]
+                self.context = np.ascontiguousarray(self.context[order[n_val:]])
             self.order, self.pos = self.rng.permutation(m - n_val), 0
         else:
+            if self.conditional:
+                if not (isinstance(validation, tuple) and len(validation) == 2):
+                    raise TypeError(f"validation: a conditional flow is validated on pairs; "
+                                    f"expected (x, context), got {type(validation).__name__}.")
+                validation, val_context = validation
             validation = as_batch(validation, self.flow.dim, "validation")
-        return self._transformed(validation, "transform(validation, rng)")
+            val_context = as_context(val_context, self.flow.context_dim, validation.shape[0],
+                                     "this Flow")
+        return self._transformed(validation, "transform(validation, rng)"), val_context
 
     def log_normalizer(self):
         log_z = getattr(self.target, "log_normalizer", None)
@@ -416,14 +458,14 @@ class _Objective:
         """``(loss, grads, g_all, failure)`` of one step (of the last one again if ``again``)."""
         if self.target is None:
             if not again and self.sampler is not None:
-                self.batch = self._transformed(self._draw(self.batch_size, "data(n, rng)"),
-                                               "transform(batch, rng)")
+                batch, self.batch_context = self._draw(self.batch_size, "data(n, rng)")
+                self.batch = self._transformed(batch, "transform(batch, rng)")
             elif not again:
                 if self.pos + self.batch_size > self.data.shape[0]:
                     self.order, self.pos = self.rng.permutation(self.data.shape[0]), 0
-                self.batch = self._transformed(
-                    self.data[self.order[self.pos:self.pos + self.batch_size]],
-                    "transform(batch, rng)")
+                rows = self.order[self.pos:self.pos + self.batch_size]
+                self.batch = self._transformed(self.data[rows], "transform(batch, rng)")
+                self.batch_context = None if self.context is None else self.context[rows]
                 self.pos += self.batch_size
         else:
             if not again:
@@ -432,7 +474,7 @@ class _Objective:
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 if self.target is None:
-                    loss = nll_step(self.flow, self.batch)
+                    loss = nll_step(self.flow, self.batch, self.batch_context)
                 else:
                     loss = reverse_kl_step(self.flow, self.target, self.batch_size,
                                            self._replay() if again else self.rng, self.beta)

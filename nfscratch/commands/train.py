@@ -40,6 +40,9 @@ def register(sub):
     p.add_argument("--n-data", type=positive_int, default=None,
                    help="train on a fixed set of this many points (default: fresh points "
                         "every step, which cannot be overfitted)")
+    p.add_argument("--conditional", action="store_true",
+                   help="two_moons only: learn q(x | moon), the moon each point came from given "
+                        "one-hot, and report the test NLL against H(X | Y)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--output", "-o", required=True, help="where to save the flow (.npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -51,9 +54,16 @@ DEFAULT_LAYERS = {"realnvp": 8, "nice": 4, "planar": 32, "maf": 5, "iaf": 5, "ns
                   "nsf_coupling": 5}
 
 
-def build(model, layers, hidden, rng):
+def build(model, layers, hidden, rng, context_dim=0):
     from .. import models
     n = DEFAULT_LAYERS[model] if layers is None else layers
+    if context_dim:
+        builders = {"realnvp": models.realnvp, "maf": models.maf, "iaf": models.iaf,
+                    "nsf": models.nsf_coupling, "nsf_coupling": models.nsf_coupling}
+        if model not in builders:
+            raise UsageError(f"--conditional: expected a model with a conditioner "
+                             f"({', '.join(builders)}), got {model}.")
+        return builders[model](2, n_layers=n, hidden=hidden, rng=rng, context_dim=context_dim)
     if model == "realnvp":
         return models.realnvp(2, n_layers=n, hidden=hidden, rng=rng)
     if model == "nice":
@@ -110,7 +120,13 @@ def _run(args):
             datasets.sample(name, 1, rng)                    # an unknown name fails here
             data = (datasets.sample(name, args.n_data, rng) if args.n_data
                     else (lambda n, r: datasets.sample(name, n, r)))
-            flow = build(args.model or "realnvp", args.layers, args.hidden, rng)
+            if args.conditional:
+                data, context = _conditional_data(name, args.n_data, rng)
+            flow = build(args.model or "realnvp", args.layers, args.hidden, rng,
+                         2 if args.conditional else 0)
+        elif args.conditional:
+            raise UsageError("--conditional: conditions a --dataset (two_moons) on its labels; "
+                             "energies have none.")
         else:
             target = datasets.energy(args.energy)
             flow = build(args.model or "planar", args.layers, args.hidden, rng)
@@ -121,7 +137,7 @@ def _run(args):
             steps = args.steps or 10_000
             hist = fit(flow, data=data, steps=steps, batch_size=args.batch_size or 256,
                        lr=args.lr or 2e-3, schedule=args.schedule, clip=args.clip, rng=rng,
-                       progress=progress)
+                       progress=progress, context=context if args.conditional else None)
         else:
             steps = args.steps or 20_000
             lr = args.lr or 2e-2
@@ -140,7 +156,8 @@ def _run(args):
         return _diverged(f"layer {bad[0]} ({bad[1]}) is not finite after training. {advice}")
     try:
         with np.errstate(all="ignore"):
-            result = (evaluate.nll(flow, args.dataset, n=100_000, rng=rng) if args.dataset
+            result = (_conditional_nll(flow, rng) if args.conditional
+                      else evaluate.nll(flow, args.dataset, n=100_000, rng=rng) if args.dataset
                       else evaluate.kl(flow, target, n=100_000, rng=rng))
             metric = result.nll if args.dataset else result.kl
     except (ValueError, FloatingPointError) as exc:     # e.g. samples that overflowed to inf
@@ -155,3 +172,29 @@ def _run(args):
     path = io.save(flow, out, overwrite=args.overwrite)
     print(f"saved {path}")
     return 0
+
+
+def _conditional_data(name, n_data, rng):
+    """``(data, context)`` for ``fit``: labelled two moons, a fixed set or fresh pairs."""
+    from .. import datasets, models
+    if name != "two_moons":
+        raise UsageError(f"--conditional: only two_moons has labels (the moon), got {name}.")
+    if n_data:
+        x, label = datasets.two_moons_labeled(n_data, rng)
+        return x, models.one_hot(label, 2)
+
+    def pairs(n, r):
+        x, label = datasets.two_moons_labeled(n, r)
+        return x, models.one_hot(label, 2)
+    return pairs, None
+
+
+def _conditional_nll(flow, rng, n=100_000):
+    """Test NLL -log q(x | moon) on fresh labelled points, against H(X | Y)."""
+    from .. import datasets, evaluate, models
+    x, label = datasets.two_moons_labeled(n, rng)
+    terms = -flow.log_prob(x, models.one_hot(label, 2))
+    if not np.all(np.isfinite(terms)):
+        raise ValueError("log q(x | y) is not finite at some test points")
+    return evaluate.NLLResult(nll=float(terms.mean()), se=float(terms.std(ddof=1) / np.sqrt(n)),
+                              floor=datasets.moon_entropy(), n=n, data="two_moons | moon")

@@ -16,10 +16,12 @@ from .energies import BOX_HALF_WIDTH, ENERGIES, WALL_SCALE, Energy, energy, gaus
 from .images import bits_per_dim, dequantize, digits
 from .toys import (SAMPLERS, checkerboard, circles, eight_gaussians, entropy, log_prob, pinwheel,
                    rings, sample, swiss_roll, two_moons, two_spirals)
+from .toys import moon_entropy, two_moons_labeled
 
 __all__ = [
     "two_moons", "circles", "eight_gaussians", "checkerboard", "rings", "swiss_roll",
     "pinwheel", "two_spirals", "SAMPLERS", "sample", "log_prob", "entropy",
     "Energy", "ENERGIES", "energy", "gaussian_mixture", "BOX_HALF_WIDTH", "WALL_SCALE",
     "digits", "dequantize", "bits_per_dim",
+    "two_moons_labeled", "moon_entropy",
 ]

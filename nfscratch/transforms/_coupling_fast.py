@@ -16,6 +16,7 @@ import numpy as np
 from .. import _nn_fast
 from ..nn import mlp_backward, mlp_forward
 from . import coupling          # (coupling.py imports this module: use its names at call time)
+from .base import conditioner_input, split_conditioner_grad
 
 _layers = weakref.WeakKeyDictionary()    # layer -> {"mask": ..., "ia", "ib", "workspace": {}}
 
@@ -50,10 +51,11 @@ def _net_backward(dout, net_cache):
     return mlp_backward(dout, net_cache)
 
 
-def _affine(layer, p, direction):
+def _affine(layer, p, direction, context):
     kc, st = _kc(), _state(layer)
     p = np.ascontiguousarray(p)          # a Flow passes the previous layer's output as it is
-    out, net_cache = _net_forward(layer, p[:, st["ia"]], st["workspace"])     # (N, 2 d_b)
+    out, net_cache = _net_forward(layer, conditioner_input(p[:, st["ia"]], context),
+                                  st["workspace"])                    # (N, 2 d_b)
     if direction == "forward":
         res, log_det, e, ds_draw = kc.affine_elementwise_forward_nb(p, out, st["ib"], layer.s_max)
         base_side, e_key = p, "exp_s"
@@ -64,12 +66,12 @@ def _affine(layer, p, direction):
                           "z": base_side, e_key: e, "ds_draw": ds_draw, "net_cache": net_cache}
 
 
-def affine_forward(layer, z):
-    return _affine(layer, z, "forward")
+def affine_forward(layer, z, context=None):
+    return _affine(layer, z, "forward", context)
 
 
-def affine_inverse(layer, x):
-    return _affine(layer, x, "inverse")
+def affine_inverse(layer, x, context=None):
+    return _affine(layer, x, "inverse", context)
 
 
 def affine_backward(d_out, dlog_det, cache):
@@ -83,15 +85,16 @@ def affine_backward(d_out, dlog_det, cache):
         d_in, dout = kc.affine_elementwise_inverse_backward_nb(
             d_out, dlog_det, cache["z"], cache["ib"], cache["exp_neg_s"], cache["ds_draw"])
     d_net, grads = _net_backward(dout, cache["net_cache"])
-    d_in[:, cache["ia"]] += d_net
+    d_in[:, cache["ia"]] += split_conditioner_grad(d_net, cache["ia"].size, grads)
     return d_in, grads
 
 
-def additive_forward(layer, p, sign):
+def additive_forward(layer, p, sign, context=None):
     """Forward (``sign = 1.0``) or inverse (``-1.0``) of an additive coupling."""
     kc, st = _kc(), _state(layer)
     p = np.ascontiguousarray(p)
-    t, net_cache = _net_forward(layer, p[:, st["ia"]], st["workspace"])      # (N, d_b)
+    t, net_cache = _net_forward(layer, conditioner_input(p[:, st["ia"]], context),
+                                st["workspace"])                      # (N, d_b)
     out = kc.additive_elementwise_nb(p, np.ascontiguousarray(t), st["ib"], sign)
     return out, np.zeros(p.shape[0]), {"n": p.shape[0], "kernels": sign, "ia": st["ia"],
                                        "ib": st["ib"], "net_cache": net_cache}
@@ -101,5 +104,5 @@ def additive_backward(d_out, cache):
     kc = _kc()
     d_in, dt = kc.additive_elementwise_backward_nb(np.ascontiguousarray(d_out), cache["ib"], cache["kernels"])
     d_net, grads = _net_backward(dt, cache["net_cache"])
-    d_in[:, cache["ia"]] += d_net
+    d_in[:, cache["ia"]] += split_conditioner_grad(d_net, cache["ia"].size, grads)
     return d_in, grads

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..kernels import spline as ks
 from ..nn import mlp_backward, mlp_forward
+from .base import conditioner_input, split_conditioner_grad
 
 _STEPS = {"forward": (ks.spline_forward_nb, ks.spline_backward_nb),
           "inverse": (ks.spline_inverse_nb, ks.spline_inverse_backward_nb)}
@@ -18,11 +19,11 @@ def _settings(layer):
     return (layer.bound, layer.min_width, layer.min_height, layer.min_derivative)
 
 
-def _run(layer, p, direction):
+def _run(layer, p, direction, context):
     ia, ib = np.flatnonzero(layer.mask == 1), np.flatnonzero(layer.mask == 0)
     N, d_b, K = p.shape[0], ib.size, layer.n_bins
-    out, net_cache = mlp_forward(np.ascontiguousarray(p[:, ia]), layer.params,
-                                 layer.activation)                     # (N, d_b (3K-1))
+    out, net_cache = mlp_forward(np.ascontiguousarray(conditioner_input(p[:, ia], context)),
+                                 layer.params, layer.activation)       # (N, d_b (3K-1))
     theta = out.reshape(N * d_b, 3 * K - 1)                            # one row per element
     uw = np.ascontiguousarray(theta[:, :K])
     uh = np.ascontiguousarray(theta[:, K:2 * K])
@@ -36,12 +37,12 @@ def _run(layer, p, direction):
     return res, log_det.reshape(N, d_b).sum(axis=1), cache
 
 
-def forward(layer, z):
-    return _run(layer, z, "forward")
+def forward(layer, z, context=None):
+    return _run(layer, z, "forward", context)
 
 
-def inverse(layer, x):
-    return _run(layer, x, "inverse")
+def inverse(layer, x, context=None):
+    return _run(layer, x, "inverse", context)
 
 
 def backward(cache, d_out, dlog_det):
@@ -54,8 +55,8 @@ def backward(cache, d_out, dlog_det):
     d_p, duw, duh, dud = back(d_b_out, dl, cache["p_b"], cache["uw"], cache["uh"], cache["ud"],
                               *cache["settings"])
     dout = np.concatenate([duw, duh, dud], axis=1).reshape(N, -1)      # (N, d_b (3K-1))
-    d_a, grads = mlp_backward(dout, cache["net_cache"])
+    d_net_in, grads = mlp_backward(dout, cache["net_cache"])
     d_in = d_out.copy()
-    d_in[:, ia] += d_a
+    d_in[:, ia] += split_conditioner_grad(d_net_in, ia.size, grads)
     d_in[:, ib] = d_p.reshape(N, d_b)
     return d_in, grads

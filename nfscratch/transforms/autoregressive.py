@@ -56,6 +56,13 @@ Backward of the one pass (``maf_inverse``), upstream ``dy`` and ``dl`` = dL/dlog
    gradients are *minus* those of that last one-pass backward. D one-pass backward passes and
    one cache, the sequential direction's true cost.
 
+**Conditional** (``context_dim = C > 0``, a density ``p(x | y)``): the MADE also reads the
+context ``y`` (N, C) through inputs of degree 0 (see :mod:`.made`), so ``s_i = s_i(u_{<i}, y)``,
+``t_i = t_i(u_{<i}, y)``. At fixed ``y`` the map is still triangular in ``u`` and the log-det is
+still ``sum_i s_i``. The context's gradient comes out of MADE's backward beside ``du``; in the
+sequential direction it is, like the parameters', minus that of the last one-pass backward
+(``y`` enters ``g(u, θ, y) = y_out`` exactly as ``θ`` does).
+
 Shapes: ``u, y`` (N, D); MADE output ``[raw | t]`` (N, 2D); ``log_det`` (N,).
 
 References
@@ -70,7 +77,8 @@ NeurIPS 2017, arXiv:1705.07057.
 import numpy as np
 
 from ..config import use_kernels
-from .base import Transform
+from .._validate import check_context_dim
+from .base import Transform, split_conditioner_grad
 from .made import MADE, made_backward, made_forward
 
 __all__ = ["maf_inverse", "maf_inverse_backward", "maf_forward", "maf_forward_backward",
@@ -83,7 +91,7 @@ def _scale_shift(out, D, s_max):
     return s_max * th, out[:, D:], 1.0 - th * th
 
 
-def maf_inverse(x, params, masks, activation="tanh", s_max=2.0):
+def maf_inverse(x, params, masks, activation="tanh", s_max=2.0, context=None):
     """The one-pass direction: ``z = x e^{s(x)} + t(x)``; returns ``(z, log_det = sum s, cache)``.
 
     MAF's ``inverse`` (density) and, applied to a base sample, IAF's ``forward``.
@@ -96,6 +104,8 @@ def maf_inverse(x, params, masks, activation="tanh", s_max=2.0):
     masks : list of ndarray
     activation : str
     s_max : float
+    context : ndarray, shape (N, C), optional
+        Context of a conditional MADE.
 
     Returns
     -------
@@ -112,7 +122,7 @@ def maf_inverse(x, params, masks, activation="tanh", s_max=2.0):
     ((3, 2), (3,))
     """
     D = x.shape[1]
-    out, made_cache = made_forward(x, params, masks, activation)     # (N, 2D)
+    out, made_cache = made_forward(x, params, masks, activation, context)    # (N, 2D)
     s, t, ds_draw = _scale_shift(out, D, s_max)
     exp_s = np.exp(s)
     z = x * exp_s + t
@@ -121,15 +131,16 @@ def maf_inverse(x, params, masks, activation="tanh", s_max=2.0):
 
 
 def maf_inverse_backward(dz, dlog_det, cache):
-    """Backward of :func:`maf_inverse`: ``(dx, MADE grads)``."""
+    """Backward of :func:`maf_inverse`: ``(dx, MADE grads)``; with a context,
+    ``grads["context"]`` is its gradient."""
     x, exp_s = cache["u"], cache["exp_s"]
     ds = dz * x * exp_s + dlog_det[:, None]                          # (N, D)
     dout = np.concatenate([ds * cache["ds_draw"], dz], axis=1)       # (N, 2D): [draw | dt]
-    dx_made, grads = made_backward(dout, cache["made_cache"])
-    return dz * exp_s + dx_made, grads
+    d_made_in, grads = made_backward(dout, cache["made_cache"])     # (N, D [+ C])
+    return dz * exp_s + split_conditioner_grad(d_made_in, x.shape[1], grads), grads
 
 
-def maf_forward(z, params, masks, order, activation="tanh", s_max=2.0):
+def maf_forward(z, params, masks, order, activation="tanh", s_max=2.0, context=None):
     """The sequential direction: solve ``z = x e^{s(x)} + t(x)`` for ``x`` in D MADE passes.
 
     MAF's ``forward`` (sampling) and IAF's ``inverse``. Returns ``(x, log_det = -sum s(x), cache)``;
@@ -138,7 +149,7 @@ def maf_forward(z, params, masks, order, activation="tanh", s_max=2.0):
     Parameters
     ----------
     z : ndarray, shape (N, D)
-    params, masks, activation, s_max
+    params, masks, activation, s_max, context
         As in :func:`maf_inverse`.
     order : ndarray of int, shape (D,)
         ``order[k]`` is the feature generated k-th (the MADE's order).
@@ -153,7 +164,7 @@ def maf_forward(z, params, masks, order, activation="tanh", s_max=2.0):
     D = z.shape[1]
     x = np.zeros_like(z)
     for i in order:                         # pass k fixes feature order[k]: its inputs are final
-        out, made_cache = made_forward(x, params, masks, activation)
+        out, made_cache = made_forward(x, params, masks, activation, context)
         s_i = s_max * np.tanh(out[:, i] / s_max)
         x[:, i] = (z[:, i] - out[:, D + i]) * np.exp(-s_i)
     # The last pass saw every input an output depends on (the last feature in the order feeds
@@ -168,7 +179,8 @@ def maf_forward_backward(dx, dlog_det, cache):
     """Backward of :func:`maf_forward` by the implicit-function theorem: ``(dz, grads)``.
 
     Back-substitution for ``v`` in ``J^T v = dx - dlog_det * d(sum s)/dx`` (module docstring),
-    one :func:`maf_inverse_backward` per feature; ``dz = v``, grads = -(the last pass's grads).
+    one :func:`maf_inverse_backward` per feature; ``dz = v``, grads = -(the last pass's grads),
+    the context's included.
     """
     v = np.zeros_like(dx)                                            # (N, D), becomes dz
     g = np.zeros_like(dx)
@@ -191,42 +203,48 @@ class _AffineAutoregressive(Transform):
     """Shared construction: a MADE with 2 outputs per feature (log-scale and shift)."""
 
     def __init__(self, dim, hidden=(64, 64), order=None, activation="tanh", s_max=2.0,
-                 hidden_degrees="cyclic", seed=0, rng=None, zero_init=True):
+                 hidden_degrees="cyclic", seed=0, rng=None, zero_init=True, context_dim=0):
         super().__init__(dim)
+        self.context_dim = check_context_dim(context_dim)
         if not (s_max > 0 and np.isfinite(s_max)):
             raise ValueError(f"s_max: expected a finite positive bound on |s|, got {s_max!r}.")
         self.s_max = float(s_max)
         self.hidden_degrees, self.seed = hidden_degrees, int(seed)
         self.net = MADE(self.dim, hidden, k=2, order=order, hidden_degrees=hidden_degrees,
-                        activation=activation, rng=rng, zero_last=zero_init, seed=self.seed)
+                        activation=activation, rng=rng, zero_last=zero_init, seed=self.seed,
+                        context_dim=self.context_dim)
         self.hidden, self.activation = self.net.hidden, activation
         self.order, self.masks = self.net.order, self.net.masks
         self.params = self.net.params                   # shared arrays: updates reach the net
         self.zero_grads()
 
     def config(self):
-        return {"dim": self.dim, "hidden": self.hidden, "order": self.order.tolist(),
-                "activation": self.activation, "s_max": self.s_max,
-                "hidden_degrees": self.hidden_degrees, "seed": self.seed}
+        cfg = {"dim": self.dim, "hidden": self.hidden, "order": self.order.tolist(),
+               "activation": self.activation, "s_max": self.s_max,
+               "hidden_degrees": self.hidden_degrees, "seed": self.seed}
+        return {**cfg, "context_dim": self.context_dim} if self.context_dim else cfg
 
     @classmethod
-    def param_shapes(cls, dim, hidden=(64, 64), **config):
-        return MADE.param_shapes(dim, hidden, 2)
+    def param_shapes(cls, dim, hidden=(64, 64), context_dim=0, **config):
+        return MADE.param_shapes(dim, hidden, 2, context_dim)
 
-    def _one_pass(self, p):
-        if use_kernels():
+    # The kernel path (_autoregressive_fast.py) has no context input: a pass with a context runs
+    # the NumPy functions on either backend.
+    def _one_pass(self, p, context=None):
+        if use_kernels() and context is None:
             return _fast().one_pass(self, p)
-        return maf_inverse(p, self.params, self.masks, self.activation, self.s_max)
+        return maf_inverse(p, self.params, self.masks, self.activation, self.s_max, context)
 
     def _one_pass_backward(self, d_out, dlog_det, cache):
         if "kernels" in cache:
             return _fast().one_pass_backward(cache, d_out, dlog_det)
         return maf_inverse_backward(d_out, dlog_det, cache)
 
-    def _sequential(self, p):
-        if use_kernels():
+    def _sequential(self, p, context=None):
+        if use_kernels() and context is None:
             return _fast().sequential(self, p)
-        return maf_forward(p, self.params, self.masks, self.order, self.activation, self.s_max)
+        return maf_forward(p, self.params, self.masks, self.order, self.activation, self.s_max,
+                           context)
 
     def _sequential_backward(self, d_out, dlog_det, cache):
         if "kernels" in cache:
@@ -260,6 +278,11 @@ class MAF(_AffineAutoregressive):
         Initial weights.
     zero_init : bool
         Zero MADE's last layer so the layer starts as the identity.
+    context_dim : int
+        Width C of a context read by the MADE (degree-0 inputs; ``p(x | y)``); 0: not
+        conditional. When C > 0 every pass needs ``context`` (N, C) and the backward passes
+        leave its gradient in ``self.dcontext``. (Such passes run the NumPy functions on the
+        numba backend too.)
 
     Examples
     --------
@@ -271,14 +294,14 @@ class MAF(_AffineAutoregressive):
     (True, True)
     """
 
-    def _forward(self, z):
-        return self._sequential(z)
+    def _forward(self, z, context=None):
+        return self._sequential(z, context)
 
     def _backward(self, dx, dlog_det, cache):
         return self._sequential_backward(dx, dlog_det, cache)
 
-    def _inverse(self, x):
-        return self._one_pass(x)
+    def _inverse(self, x, context=None):
+        return self._one_pass(x, context)
 
     def _inverse_backward(self, dz, dlog_det, cache):
         return self._one_pass_backward(dz, dlog_det, cache)
@@ -300,14 +323,14 @@ class IAF(_AffineAutoregressive):
     True
     """
 
-    def _forward(self, z):
-        return self._one_pass(z)
+    def _forward(self, z, context=None):
+        return self._one_pass(z, context)
 
     def _backward(self, dx, dlog_det, cache):
         return self._one_pass_backward(dx, dlog_det, cache)
 
-    def _inverse(self, x):
-        return self._sequential(x)
+    def _inverse(self, x, context=None):
+        return self._sequential(x, context)
 
     def _inverse_backward(self, dz, dlog_det, cache):
         return self._sequential_backward(dz, dlog_det, cache)

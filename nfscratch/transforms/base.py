@@ -13,6 +13,24 @@ Direction convention (Rezende & Mohamed, 2015): a flow pushes base samples forwa
 
 "backward" always means backpropagation; inversion is always called "inverse".
 
+Conditional transforms
+----------------------
+A transform with a conditioner (a coupling, MAF/IAF, a spline coupling) becomes *conditional*
+when built with ``context_dim=C > 0``: it then models ``p(x | y)`` and every pass takes a context
+``y`` of shape ``(N, C)``, ``forward(z, context)`` and ``inverse(x, context)``, which is
+concatenated to the conditioner's input. The context is required (an error names the argument
+if it is missing or has the wrong shape). A transform with ``context_dim == 0`` -- every
+transform without a conditioner, and a conditioner-based one built unconditional -- refuses a
+context with an error instead of ignoring it; a :class:`~nfscratch.flow.Flow` hands the context
+only to its conditional members.
+
+The backward passes keep their contract, ``backward(dx, dlog_det) -> dz``. The gradient with
+respect to the context is *stored*: after the backward pass of a pass that had a context,
+``self.dcontext`` holds dL/dcontext ``(N, C)`` (None otherwise). The pure backward functions
+return it inside their ``grads`` dict under the key ``"context"``, beside the conditioner's
+parameter gradients (the context enters the conditioner exactly like a parameter does); the
+class moves it from there to ``dcontext``.
+
 ``dx`` is dL/dx (shape ``(N, D)``) and ``dlog_det`` is dL/dlog_det (shape ``(N,)``), the two
 upstream gradients of a loss L that depends on both outputs.
 
@@ -40,9 +58,9 @@ from collections import namedtuple
 
 import numpy as np
 
-from .._validate import as_batch, check_upstream
+from .._validate import as_batch, as_context, check_upstream
 
-__all__ = ["Transform"]
+__all__ = ["Transform", "conditioner_input", "split_conditioner_grad"]
 
 _Pass = namedtuple("_Pass", "direction token n")
 _TOKENS = itertools.count(1)
@@ -51,6 +69,23 @@ _TOKENS = itertools.count(1)
 def new_pass_token():
     """A token no other pass has: the name of one pass through a Flow or a lone layer."""
     return next(_TOKENS)
+
+
+def conditioner_input(p_a, context):
+    """What a conditioner reads: the passed-through features ``p_a`` (N, d_a), followed by the
+    context (N, C) when the pass has one."""
+    return p_a if context is None else np.concatenate([p_a, context], axis=1)
+
+
+def split_conditioner_grad(d_net_in, d_a, grads):
+    """Split the conditioner's input gradient (N, d_a [+ C]) made by a backward pass.
+
+    Returns dL/dp_a (N, d_a); the context's part, if the pass had one, goes into
+    ``grads["context"]`` (see the module docstring).
+    """
+    if d_net_in.shape[1] > d_a:
+        grads["context"] = d_net_in[:, d_a:]
+    return d_net_in[:, :d_a]
 
 
 class Transform:
@@ -64,6 +99,8 @@ class Transform:
 
     #: True when ``inverse`` is exact in closed form (False: solved numerically).
     analytic_inverse = True
+    #: Width C of the context every pass needs (0: not conditional, a context is refused).
+    context_dim = 0
 
     def __init__(self, dim):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -74,15 +111,27 @@ class Transform:
         self._cache = None
         self._pass = None
         self._last_log_det = None   # per-sample log-det of the last pass, for diagnostics
+        self.dcontext = None        # dL/dcontext (N, C) of the last backward pass with a context
 
     # -- public API: validate, then call the subclass ---------------------------------------------
-    def forward(self, z):
-        """Map base-side points ``z`` (N, D) to data-side ``x`` (N, D); return ``(x, log_det)``."""
-        return self._run("forward", as_batch(z, self.dim, "z"))
+    def forward(self, z, context=None):
+        """Map base-side points ``z`` (N, D) to data-side ``x`` (N, D); return ``(x, log_det)``.
 
-    def inverse(self, x):
-        """Map data-side points ``x`` (N, D) to base-side ``z`` (N, D); return ``(z, log_det)``."""
-        return self._run("inverse", as_batch(x, self.dim, "x"))
+        ``context`` (N, C) is required when the layer is conditional (``context_dim = C > 0``)
+        and refused otherwise."""
+        z = as_batch(z, self.dim, "z")
+        return self._run("forward", z, context=self.check_context(context, z.shape[0]))
+
+    def inverse(self, x, context=None):
+        """Map data-side points ``x`` (N, D) to base-side ``z`` (N, D); return ``(z, log_det)``.
+
+        ``context`` as in :meth:`forward`."""
+        x = as_batch(x, self.dim, "x")
+        return self._run("inverse", x, context=self.check_context(context, x.shape[0]))
+
+    def check_context(self, context, n):
+        """The validated context of a pass over ``n`` samples (None for a non-conditional layer)."""
+        return as_context(context, self.context_dim, n, self.name)
 
     def backward(self, dx, dlog_det):
         """Backpropagate through the last ``forward``: return ``dz`` and fill ``self.grads``."""
@@ -95,11 +144,12 @@ class Transform:
         return self._run_backward(dz, dlog_det)
 
     # -- unchecked versions, for Flow, which validates once at its own boundary -------------------
-    def _run(self, direction, p, token=None):
-        """One pass on a validated batch ``p``; ``token`` names the pass (a new one if None)."""
+    def _run(self, direction, p, token=None, context=None):
+        """One pass on a validated batch ``p``; ``token`` names the pass (a new one if None);
+        ``context`` is validated too, and None for a non-conditional layer."""
         step = self._forward if direction == "forward" else self._inverse
         self._pass = None    # a step that raises leaves no pass to backpropagate through
-        out, log_det, self._cache = step(p)
+        out, log_det, self._cache = step(p) if context is None else step(p, context)
         self._pass = _Pass(direction, new_pass_token() if token is None else token, p.shape[0])
         self._last_log_det = log_det
         return out, log_det
@@ -107,6 +157,7 @@ class Transform:
     def _run_backward(self, d_out, dlog_det):
         step = self._backward if self._pass.direction == "forward" else self._inverse_backward
         d_in, grads = step(d_out, dlog_det, self._cache)
+        self.dcontext = grads.pop("context", None)
         self._store_grads(grads)
         return d_in
 
@@ -114,13 +165,14 @@ class Transform:
         """True when the cache is the one of pass ``token`` in ``direction``."""
         return self._pass is not None and self._pass[:2] == (direction, token)
 
-    def _trace(self, direction, p, token=None):
+    def _trace(self, direction, p, token=None, context=None):
         """Like :meth:`_run`, and also every sublayer's output and log-det in the order applied.
 
         Returns ``(out, log_det, outs, log_dets)``; ``outs[-1]`` is ``out``. The backward pass
-        afterwards is the one of this pass. A transform with sublayers overrides it.
+        afterwards is the one of this pass. A transform with sublayers overrides it (and is
+        called without ``context``: such transforms are not conditional).
         """
-        out, log_det = self._run(direction, p, token)
+        out, log_det = self._run(direction, p, token, context)
         return out, log_det, [out], [log_det]
 
     # -- layers -----------------------------------------------------------------------------------

@@ -51,6 +51,13 @@ the passed-through part to ``out = [raw | t]``, then an elementwise step (``affi
 The additive coupling (NICE) is the case ``s = 0``: the conditioner outputs only ``t`` and every
 log-det is exactly 0 (volume preserving).
 
+**Conditional coupling** (``context_dim = C > 0``, a density ``p(x | y)``): the conditioner reads
+``[z_a | y]`` instead of ``z_a``, so ``s = s(z_a, y)`` and ``t = t(z_a, y)``. The Jacobian
+``∂x/∂z`` is taken at fixed ``y`` -- the context is an input of the map, not one of its
+variables -- so it is still block triangular and the log-det is still ``sum_j s_j(z_a, y)``; no
+derivative with respect to ``y`` enters it. The backward pass through the conditioner returns
+the gradient for the whole input ``[z_a | y]``; its ``y`` part is ``dy`` (``grads["context"]``).
+
 References
 ----------
 Dinh, Krueger, Bengio, "NICE: Non-linear Independent Components Estimation", ICLR 2015 workshop,
@@ -63,7 +70,7 @@ from .. import _validate as V
 from ..config import use_kernels
 from ..nn import ACTIVATIONS, MLP, mlp_backward, mlp_forward, mlp_param_shapes
 from . import _coupling_fast as _fast
-from .base import Transform
+from .base import Transform, conditioner_input, split_conditioner_grad
 
 __all__ = ["affine_coupling_forward", "affine_coupling_backward", "affine_coupling_inverse",
            "affine_coupling_inverse_backward", "affine_elementwise_forward",
@@ -175,7 +182,7 @@ def additive_elementwise_backward(d, ib, sign):
 # ---------------------------------------------------------------------------------------------
 # affine coupling (RealNVP): conditioner, then the elementwise step
 # ---------------------------------------------------------------------------------------------
-def affine_coupling_forward(z, mask, net_params, activation="tanh", s_max=2.0):
+def affine_coupling_forward(z, mask, net_params, activation="tanh", s_max=2.0, context=None):
     """RealNVP coupling, generative direction.
 
     Parameters
@@ -188,6 +195,9 @@ def affine_coupling_forward(z, mask, net_params, activation="tanh", s_max=2.0):
     activation : str
     s_max : float
         Bound on ``|s|``.
+    context : ndarray, shape (N, C), optional
+        Conditioning input, read by the conditioner beside ``z_a`` (then the MLP maps
+        ``d_a + C -> 2 d_b``).
 
     Returns
     -------
@@ -204,25 +214,27 @@ def affine_coupling_forward(z, mask, net_params, activation="tanh", s_max=2.0):
     ((3, 2), (3,))
     """
     ia, ib = split_mask(mask)
-    out, net_cache = mlp_forward(z[:, ia], net_params, activation)   # (N, 2 d_b)
+    out, net_cache = mlp_forward(conditioner_input(z[:, ia], context), net_params,
+                                 activation)                         # (N, 2 d_b)
     x, log_det, exp_s, ds_draw = affine_elementwise_forward(z, out, ib, s_max)
     return x, log_det, {"n": z.shape[0], "ia": ia, "ib": ib, "z": z, "exp_s": exp_s,
                         "ds_draw": ds_draw, "net_cache": net_cache}
 
 
 def affine_coupling_backward(dx, dlog_det, cache):
-    """Backward of :func:`affine_coupling_forward`: ``(dz, conditioner grads)``."""
+    """Backward of :func:`affine_coupling_forward`: ``(dz, conditioner grads)``; with a context,
+    ``grads["context"]`` is its gradient."""
     dz, dout = affine_elementwise_backward(dx, dlog_det, cache["z"], cache["ib"], cache["exp_s"],
                                            cache["ds_draw"])
-    dz_a, grads = mlp_backward(dout, cache["net_cache"])            # z_a also fed the net
-    dz[:, cache["ia"]] += dz_a
+    d_net_in, grads = mlp_backward(dout, cache["net_cache"])        # z_a also fed the net
+    dz[:, cache["ia"]] += split_conditioner_grad(d_net_in, cache["ia"].size, grads)
     return dz, grads
 
 
-def affine_coupling_inverse(x, mask, net_params, activation="tanh", s_max=2.0):
+def affine_coupling_inverse(x, mask, net_params, activation="tanh", s_max=2.0, context=None):
     """RealNVP coupling, normalizing direction: ``(z, log_det = log|det dz/dx|, cache)``."""
     ia, ib = split_mask(mask)
-    out, net_cache = mlp_forward(x[:, ia], net_params, activation)
+    out, net_cache = mlp_forward(conditioner_input(x[:, ia], context), net_params, activation)
     z, log_det, exp_neg_s, ds_draw = affine_elementwise_inverse(x, out, ib, s_max)
     return z, log_det, {"n": x.shape[0], "ia": ia, "ib": ib, "z": z, "exp_neg_s": exp_neg_s,
                         "ds_draw": ds_draw, "net_cache": net_cache}
@@ -232,18 +244,20 @@ def affine_coupling_inverse_backward(dz, dlog_det, cache):
     """Backward of :func:`affine_coupling_inverse`: ``(dx, conditioner grads)``."""
     dx, dout = affine_elementwise_inverse_backward(dz, dlog_det, cache["z"], cache["ib"],
                                                    cache["exp_neg_s"], cache["ds_draw"])
-    dx_a, grads = mlp_backward(dout, cache["net_cache"])
-    dx[:, cache["ia"]] += dx_a
+    d_net_in, grads = mlp_backward(dout, cache["net_cache"])
+    dx[:, cache["ia"]] += split_conditioner_grad(d_net_in, cache["ia"].size, grads)
     return dx, grads
 
 
 # ---------------------------------------------------------------------------------------------
 # additive coupling (NICE)
 # ---------------------------------------------------------------------------------------------
-def additive_coupling_forward(z, mask, net_params, activation="tanh"):
-    """NICE coupling ``x_b = z_b + t(z_a)``: ``(x, log_det = 0, cache)``."""
+def additive_coupling_forward(z, mask, net_params, activation="tanh", context=None):
+    """NICE coupling ``x_b = z_b + t(z_a)`` (``t(z_a, y)`` with a context):
+    ``(x, log_det = 0, cache)``."""
     ia, ib = split_mask(mask)
-    t, net_cache = mlp_forward(z[:, ia], net_params, activation)    # (N, d_b)
+    t, net_cache = mlp_forward(conditioner_input(z[:, ia], context), net_params,
+                               activation)                           # (N, d_b)
     x = additive_elementwise(z, t, ib, 1.0)
     return x, np.zeros(z.shape[0]), {"n": z.shape[0], "ia": ia, "ib": ib, "net_cache": net_cache}
 
@@ -251,15 +265,15 @@ def additive_coupling_forward(z, mask, net_params, activation="tanh"):
 def additive_coupling_backward(dx, dlog_det, cache):
     """Backward of :func:`additive_coupling_forward` (``dlog_det`` has no effect: log_det = 0)."""
     dz, dt = additive_elementwise_backward(dx, cache["ib"], 1.0)
-    dz_a, grads = mlp_backward(dt, cache["net_cache"])
-    dz[:, cache["ia"]] += dz_a
+    d_net_in, grads = mlp_backward(dt, cache["net_cache"])
+    dz[:, cache["ia"]] += split_conditioner_grad(d_net_in, cache["ia"].size, grads)
     return dz, grads
 
 
-def additive_coupling_inverse(x, mask, net_params, activation="tanh"):
+def additive_coupling_inverse(x, mask, net_params, activation="tanh", context=None):
     """NICE coupling inverse ``z_b = x_b - t(x_a)``: ``(z, log_det = 0, cache)``."""
     ia, ib = split_mask(mask)
-    t, net_cache = mlp_forward(x[:, ia], net_params, activation)
+    t, net_cache = mlp_forward(conditioner_input(x[:, ia], context), net_params, activation)
     z = additive_elementwise(x, t, ib, -1.0)
     return z, np.zeros(x.shape[0]), {"n": x.shape[0], "ia": ia, "ib": ib, "net_cache": net_cache}
 
@@ -267,8 +281,8 @@ def additive_coupling_inverse(x, mask, net_params, activation="tanh"):
 def additive_coupling_inverse_backward(dz, dlog_det, cache):
     """Backward of :func:`additive_coupling_inverse`."""
     dx, dt = additive_elementwise_backward(dz, cache["ib"], -1.0)
-    dx_a, grads = mlp_backward(dt, cache["net_cache"])
-    dx[:, cache["ia"]] += dx_a
+    d_net_in, grads = mlp_backward(dt, cache["net_cache"])
+    dx[:, cache["ia"]] += split_conditioner_grad(d_net_in, cache["ia"].size, grads)
     return dx, grads
 
 
@@ -281,15 +295,16 @@ class _Coupling(Transform):
     _out_per_feature = 1
 
     def __init__(self, dim, mask=None, hidden=(64, 64), activation="tanh", rng=None,
-                 parity=0, zero_init=True):
+                 parity=0, zero_init=True, context_dim=0):
         super().__init__(dim)
+        self.context_dim = V.check_context_dim(context_dim)
         if self.dim < 2:
             raise ValueError(f"dim: a coupling layer needs at least 2 features, got {dim}.")
         self.mask = self._check_mask(mask, parity)
         self.hidden = V.check_widths(hidden, "hidden")
         self.activation = V.check_choice(activation, "activation", ACTIVATIONS)
         d_a, d_b = int(self.mask.sum()), self.dim - int(self.mask.sum())
-        self.net = MLP([d_a, *self.hidden, self._out_per_feature * d_b], activation,
+        self.net = MLP([d_a + self.context_dim, *self.hidden, self._out_per_feature * d_b], activation,
                        rng=V.as_rng(rng), zero_last=zero_init)
         self.params = self.net.params                   # shared arrays: updates reach the net
         self.zero_grads()
@@ -307,14 +322,15 @@ class _Coupling(Transform):
         return mask.astype(np.int64)
 
     def config(self):
-        return {"dim": self.dim, "mask": self.mask.tolist(), "hidden": self.hidden,
-                "activation": self.activation}
+        cfg = {"dim": self.dim, "mask": self.mask.tolist(), "hidden": self.hidden,
+               "activation": self.activation}
+        return {**cfg, "context_dim": self.context_dim} if self.context_dim else cfg
 
     @classmethod
-    def param_shapes(cls, dim, mask=None, hidden=(64, 64), parity=0, **config):
+    def param_shapes(cls, dim, mask=None, hidden=(64, 64), parity=0, context_dim=0, **config):
         mask = alternating_mask(dim, parity) if mask is None else np.asarray(mask)
-        d_a = int(np.sum(mask))
-        sizes = [d_a, *[int(h) for h in hidden], cls._out_per_feature * (dim - d_a)]
+        d_a = int(np.sum(mask)) + int(context_dim)
+        sizes = [d_a, *[int(h) for h in hidden], cls._out_per_feature * (dim - int(np.sum(mask)))]
         return mlp_param_shapes(sizes)
 
 
@@ -335,6 +351,10 @@ class AffineCoupling(_Coupling):
     rng : numpy.random.Generator or int, optional
     zero_init : bool
         Zero the conditioner's last layer, so the layer starts as the identity.
+    context_dim : int
+        Width C of a context ``y`` read by the conditioner (``p(x | y)``); 0 (default): not
+        conditional. When C > 0 every pass needs ``context`` (N, C), and each backward pass
+        leaves dL/dcontext in ``self.dcontext``.
 
     Examples
     --------
@@ -348,26 +368,28 @@ class AffineCoupling(_Coupling):
     _out_per_feature = 2
 
     def __init__(self, dim, mask=None, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None,
-                 parity=0, zero_init=True):
+                 parity=0, zero_init=True, context_dim=0):
         self.s_max = V.check_positive_float(s_max, "s_max", what="a finite positive bound on |s|")
-        super().__init__(dim, mask, hidden, activation, rng, parity, zero_init)
+        super().__init__(dim, mask, hidden, activation, rng, parity, zero_init, context_dim)
 
     def config(self):
         return {**super().config(), "s_max": self.s_max}
 
     # On the numba backend each pass runs the kernels (_coupling_fast.py); a backward pass follows
     # the path of the pass it differentiates.
-    def _forward(self, z):
-        if use_kernels(): return _fast.affine_forward(self, z)
-        return affine_coupling_forward(z, self.mask, self.params, self.activation, self.s_max)
+    def _forward(self, z, context=None):
+        if use_kernels(): return _fast.affine_forward(self, z, context)
+        return affine_coupling_forward(z, self.mask, self.params, self.activation, self.s_max,
+                                       context)
 
     def _backward(self, dx, dlog_det, cache):
         if _fast.made(cache): return _fast.affine_backward(dx, dlog_det, cache)
         return affine_coupling_backward(dx, dlog_det, cache)
 
-    def _inverse(self, x):
-        if use_kernels(): return _fast.affine_inverse(self, x)
-        return affine_coupling_inverse(x, self.mask, self.params, self.activation, self.s_max)
+    def _inverse(self, x, context=None):
+        if use_kernels(): return _fast.affine_inverse(self, x, context)
+        return affine_coupling_inverse(x, self.mask, self.params, self.activation, self.s_max,
+                                       context)
 
     def _inverse_backward(self, dz, dlog_det, cache):
         if _fast.made(cache): return _fast.affine_backward(dz, dlog_det, cache)
@@ -387,17 +409,17 @@ class AdditiveCoupling(_Coupling):
     [0.0, 0.0]
     """
 
-    def _forward(self, z):
-        if use_kernels(): return _fast.additive_forward(self, z, 1.0)
-        return additive_coupling_forward(z, self.mask, self.params, self.activation)
+    def _forward(self, z, context=None):
+        if use_kernels(): return _fast.additive_forward(self, z, 1.0, context)
+        return additive_coupling_forward(z, self.mask, self.params, self.activation, context)
 
     def _backward(self, dx, dlog_det, cache):
         if _fast.made(cache): return _fast.additive_backward(dx, cache)
         return additive_coupling_backward(dx, dlog_det, cache)
 
-    def _inverse(self, x):
-        if use_kernels(): return _fast.additive_forward(self, x, -1.0)
-        return additive_coupling_inverse(x, self.mask, self.params, self.activation)
+    def _inverse(self, x, context=None):
+        if use_kernels(): return _fast.additive_forward(self, x, -1.0, context)
+        return additive_coupling_inverse(x, self.mask, self.params, self.activation, context)
 
     def _inverse_backward(self, dz, dlog_det, cache):
         if _fast.made(cache): return _fast.additive_backward(dz, cache)

@@ -27,6 +27,15 @@ Jacobian of the outputs is strictly triangular in the order.
 unit has degree ``d - 1`` the input of degree ``d - 1`` reaches no output at all. With fewer than
 ``D - 1`` units in a layer some degree is missing, so such a width is refused.
 
+**Context** (a conditional MADE, ``context_dim = C > 0``): ``C`` more inputs, read by the first
+layer beside the D features, each of degree 0 (the context is given, not generated: every output
+may see it). The hidden degrees then run over ``0..D-1`` instead of ``1..D-1``: a unit of degree 0
+sees only the context, and it is the only kind of unit that the *first* feature's outputs (degree
+1, ``m_out > m_in`` strictly) may read -- without it they would be constant biases and the first
+feature's density would ignore the context. Every rule above is unchanged, so a path from input
+feature ``j`` to output ``i`` still needs ``m(j) <= ... < m(i)``: the property holds for the D
+features, and the width must be ``>= D``. The first weight matrix is ``(D + C, H_1)``.
+
 **Forward and backward**, per layer ``l`` with mask ``M_l`` (``W_l`` of shape (fan_in, fan_out)):
 
 .. math::
@@ -47,7 +56,7 @@ ICML 2015, arXiv:1502.03509.
 """
 import numpy as np
 
-from .._validate import as_batch, as_rng
+from .._validate import as_batch, as_context, as_rng
 from ..nn import ACTIVATIONS, linear_backward, linear_forward, mlp_param_shapes
 
 __all__ = ["made_order", "made_degrees", "made_masks", "check_made_masks", "made_forward",
@@ -74,7 +83,7 @@ def made_order(dim, order=None, rng=None):
     return arr.astype(np.int64)
 
 
-def made_degrees(order, hidden, hidden_degrees="cyclic", rng=None):
+def made_degrees(order, hidden, hidden_degrees="cyclic", rng=None, context_dim=0):
     """Degrees of the inputs and of every hidden layer.
 
     Parameters
@@ -86,11 +95,14 @@ def made_degrees(order, hidden, hidden_degrees="cyclic", rng=None):
     hidden_degrees : {"cyclic", "random"}
     rng : numpy.random.Generator or int, optional
         Used only by ``"random"``.
+    context_dim : int
+        With context inputs (> 0) the hidden degrees start at 0 (units that see only the
+        context) and each width must be ``>= D``.
 
     Returns
     -------
     list of ndarray of int64
-        ``[m_in (D,), m_1 (H_1,), ...]``.
+        ``[m_in (D,), m_1 (H_1,), ...]`` (the context's degree-0 inputs are not listed).
 
     Examples
     --------
@@ -104,27 +116,32 @@ def made_degrees(order, hidden, hidden_degrees="cyclic", rng=None):
     m_in = np.empty(D, dtype=np.int64)
     m_in[order] = np.arange(1, D + 1)
     degrees = [m_in]
+    lowest = 0 if context_dim else 1                 # degree 0: units that see only the context
+    below = lowest                                   # the lowest degree of the layer below
     rng = as_rng(rng) if hidden_degrees == "random" else None
     for layer, H in enumerate(hidden):
-        if H < D - 1:
-            raise ValueError(f"hidden: layer {layer} has width {H} < D - 1 = {D - 1}: some input "
-                             "would have no path to the outputs that should depend on it (MADE "
-                             f"needs a unit of every degree 1..{D - 1}); use a width >= {D - 1}.")
+        if H < D - lowest:
+            need = "D - 1" if lowest else "D (with a context)"
+            raise ValueError(f"hidden: layer {layer} has width {H} < {need} = {D - lowest}: some "
+                             "input would have no path to the outputs that should depend on it (MADE "
+                             f"needs a unit of every degree {lowest}..{D - 1}); use a width >= "
+                             f"{D - lowest}.")
         if hidden_degrees == "cyclic":
-            degrees.append(np.arange(H, dtype=np.int64) % (D - 1) + 1)
+            degrees.append(np.arange(H, dtype=np.int64) % (D - lowest) + lowest)
         elif hidden_degrees == "random":
-            low = min(int(degrees[-1].min()), D - 1)
-            degrees.append(rng.integers(low, D, size=H).astype(np.int64))
+            degrees.append(rng.integers(min(below, D - 1), D, size=H).astype(np.int64))
+            below = int(degrees[-1].min())
         else:
             raise ValueError(f"hidden_degrees: expected 'cyclic' or 'random', got {hidden_degrees!r}.")
     return degrees
 
 
-def made_masks(degrees, k=1):
+def made_masks(degrees, k=1, context_dim=0):
     """Binary masks ``[M_0, ..., M_L]`` (float64, shapes like the weights) from the degrees.
 
     Hidden layers keep ``m_out >= m_in``; the output layer (``k`` blocks of D outputs) keeps
-    ``m_out > m_in``.
+    ``m_out > m_in``. ``context_dim`` inputs of degree 0 follow the D features (rows of ones
+    appended to ``M_0``).
 
     Examples
     --------
@@ -133,20 +150,24 @@ def made_masks(degrees, k=1):
     [[[1, 1], [0, 1], [0, 0]], [[0, 1, 1], [0, 0, 1]]]
     """
     m_out = np.tile(degrees[0], k)                                   # (k D,)
+    degrees = [np.concatenate([degrees[0], np.zeros(int(context_dim), dtype=np.int64)]),
+               *degrees[1:]]
     masks = [(d_out[None, :] >= d_in[:, None]).astype(np.float64)
              for d_in, d_out in zip(degrees[:-1], degrees[1:])]
     masks.append((m_out[None, :] > degrees[-1][:, None]).astype(np.float64))
     return masks
 
 
-def check_made_masks(masks, order, k=1):
+def check_made_masks(masks, order, k=1, context_dim=0):
     """Raise ``ValueError`` unless ``masks`` make output ``c D + i`` depend only on inputs
-    generated before ``i`` (shapes chained, entries 0/1)."""
+    generated before ``i`` (shapes chained, entries 0/1); ``context_dim`` context inputs after
+    the D features may reach any output."""
     D = order.size
-    if not masks or masks[0].shape[0] != D or masks[-1].shape[1] != k * D:
-        raise ValueError(f"masks: expected a chain from {D} inputs to {k * D} outputs, got shapes "
-                         f"{[np.shape(m) for m in masks]}.")
-    reach = np.eye(D)
+    n_in = D + int(context_dim)
+    if not masks or np.shape(masks[0])[0] != n_in or np.shape(masks[-1])[1] != k * D:
+        raise ValueError(f"masks: expected a chain from {n_in} inputs to {k * D} outputs, got "
+                         f"shapes {[np.shape(m) for m in masks]}.")
+    reach = np.eye(D, n_in)                     # paths from the D features only
     for layer, M in enumerate(masks):
         if M.ndim != 2 or M.shape[0] != reach.shape[1] or not np.all((M == 0) | (M == 1)):
             raise ValueError(f"masks[{layer}]: expected a 0/1 matrix with {reach.shape[1]} rows, "
@@ -163,7 +184,7 @@ def check_made_masks(masks, order, k=1):
                          f"{m_in[j]}-th); an output may only see inputs generated before it.")
 
 
-def made_forward(x, params, masks, activation="tanh"):
+def made_forward(x, params, masks, activation="tanh", context=None):
     r"""MADE pass: the MLP with every weight multiplied by its mask.
 
     Parameters
@@ -174,6 +195,8 @@ def made_forward(x, params, masks, activation="tanh"):
     masks : list of ndarray
         ``masks[l]`` has the shape of ``W{l}``.
     activation : str
+    context : ndarray, shape (N, C), optional
+        Inputs of degree 0 of a conditional MADE, read after ``x``.
 
     Returns
     -------
@@ -189,7 +212,7 @@ def made_forward(x, params, masks, activation="tanh"):
     """
     act_forward = ACTIVATIONS[activation][0]
     caches = []
-    h = x
+    h = x if context is None else np.concatenate([x, context], axis=1)      # (N, D [+ C])
     for l, M in enumerate(masks):
         h, lin_cache = linear_forward(h, params[f"W{l}"] * M, params[f"b{l}"])   # (N, H_{l+1})
         act_cache = None
@@ -200,7 +223,9 @@ def made_forward(x, params, masks, activation="tanh"):
 
 
 def made_backward(dout, cache):
-    """Backward of :func:`made_forward`: ``(dx, grads)``; every ``dW`` is multiplied by its mask."""
+    """Backward of :func:`made_forward`: ``(dx, grads)``; every ``dW`` is multiplied by its mask.
+
+    ``dx`` has a column per input: (N, D), or (N, D + C) with a context (the caller splits it)."""
     caches, masks, activation = cache
     act_backward = ACTIVATIONS[activation][1]
     grads = {}
@@ -222,7 +247,7 @@ class MADE:
     dim : int
         Number of features D >= 2.
     hidden : sequence of int
-        Hidden widths, each >= D - 1.
+        Hidden widths, each >= D - 1 (>= D with a context).
     k : int
         Outputs per feature.
     order : None, "natural", "reverse", "random" or permutation of 0..D-1
@@ -238,6 +263,8 @@ class MADE:
     seed : int
         Seed of the ``"random"`` order (``default_rng(seed)``) and of the ``"random"`` hidden
         degrees (``default_rng([seed, 1])``).
+    context_dim : int
+        Number C of context inputs (degree 0, seen by every output); 0: none.
 
     Examples
     --------
@@ -248,24 +275,25 @@ class MADE:
     """
 
     def __init__(self, dim, hidden=(64, 64), k=2, order=None, hidden_degrees="cyclic",
-                 activation="tanh", rng=None, zero_last=False, masks=None, seed=0):
+                 activation="tanh", rng=None, zero_last=False, masks=None, seed=0, context_dim=0):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}.")
         rng = as_rng(rng)
         self.dim, self.k, self.activation = int(dim), int(k), activation
+        self.context_dim = int(context_dim)
         self.hidden = [int(h) for h in hidden]
         # the random order and degrees come from their own seed, not from ``rng``, so that a
         # saved layer (which stores ``seed``) gets the same masks back when it is rebuilt
         self.order = made_order(self.dim, order, seed)
         self.degrees = made_degrees(self.order, self.hidden, hidden_degrees,
-                                    np.random.default_rng([int(seed), 1]))
+                                    np.random.default_rng([int(seed), 1]), self.context_dim)
         if masks is None:
-            masks = made_masks(self.degrees, self.k)
+            masks = made_masks(self.degrees, self.k, self.context_dim)
         else:
             masks = [np.asarray(M, dtype=np.float64) for M in masks]
-            check_made_masks(masks, self.order, self.k)
+            check_made_masks(masks, self.order, self.k, self.context_dim)
         self.masks = masks
-        sizes = [self.dim, *self.hidden, self.k * self.dim]
+        sizes = [self.dim + self.context_dim, *self.hidden, self.k * self.dim]
         gain = ACTIVATIONS[activation][2]
         self.params = {}
         for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -279,20 +307,24 @@ class MADE:
         self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
         self._cache = None
 
-    def forward(self, x):
-        """Outputs ``(N, k D)``; output ``c D + i`` depends only on inputs generated before ``i``."""
+    def forward(self, x, context=None):
+        """Outputs ``(N, k D)``; output ``c D + i`` depends only on inputs generated before ``i``
+        (and on all of ``context`` (N, C), required when ``context_dim > 0``)."""
         x = as_batch(x, self.dim, "x")
-        out, self._cache = made_forward(x, self.params, self.masks, self.activation)
+        context = as_context(context, self.context_dim, x.shape[0], "MADE")
+        out, self._cache = made_forward(x, self.params, self.masks, self.activation, context)
         return out
 
     def backward(self, dout):
-        """Backpropagate ``dout`` (N, k D) through the last forward; return ``dx``, fill grads."""
+        """Backpropagate ``dout`` (N, k D) through the last forward; return ``dx``, fill grads.
+
+        With a context, ``dx`` is (N, D + C): the features' gradient, then the context's."""
         if self._cache is None:
             raise RuntimeError("MADE.backward: call forward() first.")
         dx, self.grads = made_backward(dout, self._cache)
         return dx
 
     @staticmethod
-    def param_shapes(dim, hidden, k):
-        sizes = [int(dim), *[int(h) for h in hidden], int(k) * int(dim)]
+    def param_shapes(dim, hidden, k, context_dim=0):
+        sizes = [int(dim) + int(context_dim), *[int(h) for h in hidden], int(k) * int(dim)]
         return mlp_param_shapes(sizes)

@@ -96,6 +96,11 @@ inverse needs no second copy of the chain rule.
 reads the ``mask == 1`` part and outputs ``3K - 1`` numbers per transformed feature
 ``[u^w (K) | u^h (K) | u^d (K-1)]``. ``log_det`` sums the elements' log-dets.
 
+**Conditional** (``context_dim = C > 0``): the conditioner reads ``[z_a | y]``, so every bin
+of every transformed feature depends on the context too; at fixed ``y`` each feature's map is
+the same monotone spline of one variable, and the log-det is the same sum of ``log dg/dx``.
+The conditioner's backward pass returns the context's gradient beside ``dz_a``.
+
 References
 ----------
 Durkan, Bekasov, Murray, Papamakarios, "Neural Spline Flows", NeurIPS 2019, arXiv:1906.04032.
@@ -107,8 +112,8 @@ import numpy as np
 
 from ..config import use_kernels
 from ..nn import ACTIVATIONS, MLP, mlp_backward, mlp_forward, mlp_param_shapes, sigmoid, softplus
-from .._validate import as_rng, check_positive_float, check_positive_int
-from .base import Transform
+from .._validate import as_rng, check_context_dim, check_positive_float, check_positive_int
+from .base import Transform, conditioner_input, split_conditioner_grad
 from .coupling import alternating_mask
 
 __all__ = ["spline_params", "spline_params_backward", "rq_forward", "rq_backward",
@@ -426,9 +431,10 @@ def _opts(bound, min_width, min_height, min_derivative):
                 min_derivative=min_derivative)
 
 
-def _coupling_pass(p, mask, net_params, activation, n_bins, spline_opts, step):
+def _coupling_pass(p, mask, net_params, activation, n_bins, spline_opts, step, context):
     ia, ib = _split(mask)
-    out, net_cache = mlp_forward(p[:, ia], net_params, activation)    # (N, d_b (3K-1))
+    out, net_cache = mlp_forward(conditioner_input(p[:, ia], context), net_params,
+                                 activation)                          # (N, d_b (3K-1))
     res_b, log_det, sp_cache = step(p[:, ib], *_unpack(out, ib.size, n_bins), **spline_opts)
     res = p.copy()
     res[:, ib] = res_b
@@ -441,16 +447,16 @@ def _coupling_pass_backward(d_out, dlog_det, cache, step):
     d_b, *dtheta = step(d_out[:, ib], np.broadcast_to(dlog_det[:, None], (d_out.shape[0], ib.size)),
                         cache["spline"])
     dout = np.concatenate(dtheta, axis=-1).reshape(d_out.shape[0], -1)   # (N, d_b (3K-1))
-    d_a, grads = mlp_backward(dout, cache["net_cache"])
+    d_net_in, grads = mlp_backward(dout, cache["net_cache"])
     d_in = np.empty_like(d_out)
-    d_in[:, ia] = d_out[:, ia] + d_a
+    d_in[:, ia] = d_out[:, ia] + split_conditioner_grad(d_net_in, ia.size, grads)
     d_in[:, ib] = d_b
     return d_in, grads
 
 
 def spline_coupling_forward(z, mask, net_params, activation="tanh", n_bins=8, bound=BOUND,
                             min_width=MIN_WIDTH, min_height=MIN_HEIGHT,
-                            min_derivative=MIN_DERIVATIVE):
+                            min_derivative=MIN_DERIVATIVE, context=None):
     """Spline coupling, generative direction: ``(x, log_det, cache)``.
 
     Parameters
@@ -463,6 +469,9 @@ def spline_coupling_forward(z, mask, net_params, activation="tanh", n_bins=8, bo
     activation : str
     n_bins, bound, min_width, min_height, min_derivative
         The spline's settings (see :func:`spline_params`).
+    context : ndarray, shape (N, C), optional
+        Conditioning input, read by the conditioner after ``z_a`` (the MLP then maps
+        ``d_a + C -> d_b (3 n_bins - 1)``); its gradient comes back as ``grads["context"]``.
 
     Examples
     --------
@@ -473,7 +482,7 @@ def spline_coupling_forward(z, mask, net_params, activation="tanh", n_bins=8, bo
     ((3, 2), (3,))
     """
     opts = _opts(bound, min_width, min_height, min_derivative)
-    return _coupling_pass(z, mask, net_params, activation, n_bins, opts, spline_forward)
+    return _coupling_pass(z, mask, net_params, activation, n_bins, opts, spline_forward, context)
 
 
 def spline_coupling_backward(dx, dlog_det, cache):
@@ -483,10 +492,10 @@ def spline_coupling_backward(dx, dlog_det, cache):
 
 def spline_coupling_inverse(x, mask, net_params, activation="tanh", n_bins=8, bound=BOUND,
                             min_width=MIN_WIDTH, min_height=MIN_HEIGHT,
-                            min_derivative=MIN_DERIVATIVE):
+                            min_derivative=MIN_DERIVATIVE, context=None):
     """Spline coupling, normalizing direction: ``(z, log_det = log|det dz/dx|, cache)``."""
     opts = _opts(bound, min_width, min_height, min_derivative)
-    return _coupling_pass(x, mask, net_params, activation, n_bins, opts, spline_inverse)
+    return _coupling_pass(x, mask, net_params, activation, n_bins, opts, spline_inverse, context)
 
 
 def spline_coupling_inverse_backward(dz, dlog_det, cache):
@@ -515,6 +524,10 @@ class SplineCoupling(Transform):
     rng : numpy.random.Generator or int, optional
     zero_init : bool
         Zero the conditioner's last layer, so the layer starts as the identity exactly.
+    context_dim : int
+        Width C of a context read by the conditioner (``p(x | y)``); 0 (default): not
+        conditional. When C > 0 every pass needs ``context`` (N, C) and the backward passes
+        leave its gradient in ``self.dcontext``.
 
     Examples
     --------
@@ -527,8 +540,9 @@ class SplineCoupling(Transform):
 
     def __init__(self, dim, mask=None, hidden=(64, 64), activation="tanh", n_bins=8,
                  bound=BOUND, min_width=MIN_WIDTH, min_height=MIN_HEIGHT,
-                 min_derivative=MIN_DERIVATIVE, rng=None, parity=0, zero_init=True):
+                 min_derivative=MIN_DERIVATIVE, rng=None, parity=0, zero_init=True, context_dim=0):
         super().__init__(dim)
+        self.context_dim = check_context_dim(context_dim)
         if dim < 2:
             raise ValueError(f"dim: a coupling layer needs at least 2 features, got {dim}.")
         mask = alternating_mask(dim, parity) if mask is None else np.asarray(mask)
@@ -546,32 +560,39 @@ class SplineCoupling(Transform):
         self.min_width, self.min_height = float(min_width), float(min_height)
         self.min_derivative = float(min_derivative)
         d_a = int(self.mask.sum())
-        self.net = MLP([d_a, *self.hidden, (dim - d_a) * (3 * self.n_bins - 1)], activation,
+        self.net = MLP([d_a + self.context_dim, *self.hidden, (dim - d_a) * (3 * self.n_bins - 1)],
+                       activation,
                        rng=as_rng(rng), zero_last=zero_init)
         self.params = self.net.params                   # shared arrays: updates reach the net
         self.zero_grads()
 
     def config(self):
-        return {"dim": self.dim, "mask": self.mask.tolist(), "hidden": self.hidden,
-                "activation": self.activation, "n_bins": self.n_bins, "bound": self.bound,
-                "min_width": self.min_width, "min_height": self.min_height,
-                "min_derivative": self.min_derivative}
+        cfg = {"dim": self.dim, "mask": self.mask.tolist(), "hidden": self.hidden,
+               "activation": self.activation, "n_bins": self.n_bins, "bound": self.bound,
+               "min_width": self.min_width, "min_height": self.min_height,
+               "min_derivative": self.min_derivative}
+        return {**cfg, "context_dim": self.context_dim} if self.context_dim else cfg
 
     @classmethod
-    def param_shapes(cls, dim, mask=None, hidden=(64, 64), n_bins=8, parity=0, **config):
+    def param_shapes(cls, dim, mask=None, hidden=(64, 64), n_bins=8, parity=0, context_dim=0,
+                     **config):
         mask = alternating_mask(dim, parity) if mask is None else np.asarray(mask)
         d_a = int(np.sum(mask))
-        sizes = [d_a, *[int(h) for h in hidden], (dim - d_a) * (3 * int(n_bins) - 1)]
+        sizes = [d_a + int(context_dim), *[int(h) for h in hidden],
+                 (dim - d_a) * (3 * int(n_bins) - 1)]
         return mlp_param_shapes(sizes)
 
-    def knots(self, z, params=None):
+    def knots(self, z, params=None, context=None):
         """The knots every transformed feature uses at the points ``z`` (N, D).
 
         Returns ``knot_x, knot_y, deriv``, each (N, d_b, K + 1), for pictures and teaching;
-        ``params`` (default: the layer's own) lets one look at a saved copy, e.g. before training.
+        ``params`` (default: the layer's own) lets one look at a saved copy, e.g. before training;
+        ``context`` (N, C) is required for a conditional layer.
         """
         ia, ib = _split(self.mask)
-        out, _ = mlp_forward(np.asarray(z, dtype=np.float64)[:, ia],
+        z = np.asarray(z, dtype=np.float64)
+        context = self.check_context(context, z.shape[0])
+        out, _ = mlp_forward(conditioner_input(z[:, ia], context),
                              self.params if params is None else params, self.activation)
         return spline_params(*_unpack(out, ib.size, self.n_bins),
                              **_opts(self.bound, self.min_width, self.min_height,
@@ -581,20 +602,20 @@ class SplineCoupling(Transform):
         return (self.mask, self.params, self.activation, self.n_bins, self.bound,
                 self.min_width, self.min_height, self.min_derivative)
 
-    def _forward(self, z):
+    def _forward(self, z, context=None):
         if use_kernels():
-            return _fast().forward(self, z)
-        return spline_coupling_forward(z, *self._spline_args())
+            return _fast().forward(self, z, context)
+        return spline_coupling_forward(z, *self._spline_args(), context=context)
 
     def _backward(self, dx, dlog_det, cache):
         if "kernels" in cache:
             return _fast().backward(cache, dx, dlog_det)
         return spline_coupling_backward(dx, dlog_det, cache)
 
-    def _inverse(self, x):
+    def _inverse(self, x, context=None):
         if use_kernels():
-            return _fast().inverse(self, x)
-        return spline_coupling_inverse(x, *self._spline_args())
+            return _fast().inverse(self, x, context)
+        return spline_coupling_inverse(x, *self._spline_args(), context=context)
 
     def _inverse_backward(self, dz, dlog_det, cache):
         if "kernels" in cache:
