@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import as_batch, as_rng, check_positive_int
+from ._validate import as_batch, as_context, as_rng, check_positive_int
 from .flow import Flow
 from .gradcheck import numerical_jacobian
 
@@ -121,25 +121,27 @@ def _nonfinite_text(out, log_det):
     return None
 
 
-def _run(t, direction, p):
-    """``t``'s pass in ``direction`` on ``p``, errors silenced; ``(out, log_det)`` or the exception."""
+def _run(t, direction, p, ctx=None):
+    """``t``'s pass in ``direction`` on ``p``, errors silenced; ``(out, log_det)`` or the exception.
+
+    ``ctx`` holds one context row per point of ``p``; only a conditional layer is given it."""
     with np.errstate(all="ignore"):
         try:
-            return getattr(t, direction)(p)
+            return getattr(t, direction)(p, context=ctx if t.context_dim else None)
         except (ValueError, RuntimeError, FloatingPointError, ArithmeticError) as exc:
             return exc
 
 
-def _round_trip(t, direction, p):
+def _round_trip(t, direction, p, ctx=None):
     """Max error and lossy share of ``other(direction(p))`` against ``p`` (finite points only)."""
     other = "inverse" if direction == "forward" else "forward"
-    first = _run(t, direction, p)
+    first = _run(t, direction, p, ctx)
     if isinstance(first, Exception):
         return None
     keep = np.all(np.isfinite(first[0]), axis=1)
     if not keep.any():
         return None
-    back = _run(t, other, first[0][keep])
+    back = _run(t, other, first[0][keep], None if ctx is None else ctx[keep])
     if isinstance(back, Exception):
         return float("inf"), 1.0
     # relative to the size of the point: a layer that maps to 1e14 cannot round-trip better
@@ -149,16 +151,18 @@ def _round_trip(t, direction, p):
     return float(err.max()), float(np.mean(err > ROUND_TRIP_TOL))
 
 
-def _jacobian_checks(t, direction, points):
-    """Max |log_det - slogdet(J)| and max condition number of J over ``points`` (K, D)."""
+def _jacobian_checks(t, direction, points, ctx=None):
+    """Max |log_det - slogdet(J)| and max condition number of J over ``points`` (K, D), each at
+    its own context row (the Jacobian is taken in the points, the context held fixed)."""
     ld_err, cond, compared = 0.0, 0.0, 0
-    for p in points:
-        res = _run(t, direction, p[None, :])
+    for k, p in enumerate(points):
+        c = None if ctx is None else ctx[k:k + 1]
+        res = _run(t, direction, p[None, :], c)
         if isinstance(res, Exception) or not np.all(np.isfinite(res[0])):
             continue
 
         def f(v):
-            out = _run(t, direction, v[None, :])
+            out = _run(t, direction, v[None, :], c)
             return out[0][0] if not isinstance(out, Exception) else np.full(v.size, np.nan)
         with np.errstate(all="ignore"):
             J = numerical_jacobian(f, p.copy())
@@ -175,9 +179,10 @@ def _jacobian_checks(t, direction, points):
     return (ld_err if compared else float("nan")), cond
 
 
-def _grid_mass(flow, points):
+def _grid_mass(flow, points, ctx=None):
     """Mass of the model density on a grid covering ``points`` (the data and the model's own
-    samples), for 2-D flows only; else NaN."""
+    samples), for 2-D flows only; else NaN. A conditional density is integrated at one fixed
+    context, the first row of ``ctx``: p(x | y) integrates to 1 for every y."""
     if flow.dim != 2:
         return float("nan")
     lo, hi = np.min(points, axis=0), np.max(points, axis=0)
@@ -188,7 +193,8 @@ def _grid_mass(flow, points):
     grid = np.stack(np.meshgrid(g1, g2), axis=-1).reshape(-1, 2)
     with np.errstate(all="ignore"):
         try:
-            log_q = flow.log_prob(grid)
+            log_q = flow.log_prob(grid, context=None if ctx is None
+                                  else np.repeat(ctx[:1], len(grid), axis=0))
         except (ValueError, RuntimeError, FloatingPointError):
             return float("nan")
     cell = (g1[1] - g1[0]) * (g2[1] - g2[0])
@@ -222,7 +228,7 @@ def _layer_problems(rep):
     return out
 
 
-def doctor(flow, x=None, *, n=2000, n_jacobian=8, rng=0, verbose=True):
+def doctor(flow, x=None, *, context=None, n=2000, n_jacobian=8, rng=0, verbose=True):
     """Examine every layer of ``flow`` in both directions and say what is wrong, if anything.
 
     Parameters
@@ -230,6 +236,12 @@ def doctor(flow, x=None, *, n=2000, n_jacobian=8, rng=0, verbose=True):
     flow : Flow
     x : array_like, shape (N, D), optional
         Data points for the inverse (density) direction. Default: ``n`` samples of the flow.
+    context : array_like, shape (C,) or (N, C), optional
+        For a conditional flow (``flow.context_dim = C > 0``): the context of the checks, one
+        row shared by every point or one row per row of ``x``. Default: a standard-normal row
+        per point. Invertibility and the log-det formula must hold at every context, so random
+        rows test them as well as real ones; pass real contexts to examine the model on them.
+        Refused for a flow that is not conditional.
     n : int
         Number of base samples pushed forward (and of data points used, at most).
     n_jacobian : int
@@ -248,35 +260,41 @@ def doctor(flow, x=None, *, n=2000, n_jacobian=8, rng=0, verbose=True):
     n = check_positive_int(n, "n")
     n_jacobian = check_positive_int(n_jacobian, "n_jacobian")
     rng = as_rng(rng)
-    z = flow.base.sample(n, rng)
-    with np.errstate(all="ignore"):
-        samples = _run_flow_samples(flow, z)
-    if x is None:
-        x = samples
-    else:
+    if x is not None:
         x = as_batch(x, flow.dim, "x", allow_nonfinite=False)
-        if x.shape[0] > n:
-            x = x[rng.choice(x.shape[0], n, replace=False)]
+    ctx_x = _contexts(flow, context, None if x is None else x.shape[0], n, rng)
+    if x is not None and x.shape[0] > n:
+        keep = rng.choice(x.shape[0], n, replace=False)
+        x = x[keep]
+        ctx_x = None if ctx_x is None else ctx_x[keep]
+    z = flow.base.sample(n, rng)
+    # the forward checks run at the data's contexts, recycled to n rows
+    ctx_z = None if ctx_x is None else ctx_x[np.arange(n) % len(ctx_x)]
+    with np.errstate(all="ignore"):
+        samples, ctx_s = _run_flow_samples(flow, z, ctx_z)
+    if x is None:
+        x, ctx_x = samples, ctx_s
 
     layers = list(flow.layers)
     reports = [LayerReport(i, t.name) for i, t in enumerate(layers)]
     # the points that reach each layer: forward from the base, inverse from the data
-    inputs = {"forward": _inputs(layers, z, "forward", reports),
-              "inverse": _inputs(layers, x, "inverse", reports)}
+    inputs = {"forward": _inputs(layers, z, ctx_z, "forward", reports),
+              "inverse": _inputs(layers, x, ctx_x, "inverse", reports)}
     for i, t in enumerate(layers):
         rep = reports[i]
         for d in ("forward", "inverse"):
-            p = inputs[d][i]
+            p, c = inputs[d][i]
             if p is None or d in rep.raised:
                 continue
-            p = p[np.all(np.isfinite(p), axis=1)]
+            finite = np.all(np.isfinite(p), axis=1)
+            p, c = p[finite], None if c is None else c[finite]
             if not len(p):
                 continue
-            trip = _round_trip(t, d, p)
+            trip = _round_trip(t, d, p, c)
             if trip is not None:
                 rep.round_trip[d] = trip
-            pts = p[rng.choice(len(p), min(n_jacobian, len(p)), replace=False)]
-            ld_err, cond = _jacobian_checks(t, d, pts)
+            pick = rng.choice(len(p), min(n_jacobian, len(p)), replace=False)
+            ld_err, cond = _jacobian_checks(t, d, p[pick], None if c is None else c[pick])
             rep.log_det_error[d] = ld_err
             if d == "forward":
                 rep.cond = cond
@@ -287,36 +305,54 @@ def doctor(flow, x=None, *, n=2000, n_jacobian=8, rng=0, verbose=True):
 
     with np.errstate(all="ignore"):
         try:
-            log_q = flow.log_prob(x)
+            log_q = flow.log_prob(x, context=ctx_x)
         except (ValueError, RuntimeError, FloatingPointError):
             log_q = np.full(x.shape[0], np.nan)
     nll = float(-np.mean(log_q)) if np.all(np.isfinite(log_q)) else float("nan")
-    mass = _grid_mass(flow, np.concatenate([x, samples]))
+    mass = _grid_mass(flow, np.concatenate([x, samples]), ctx_x)
     report = DoctorReport(reports, nll, mass, _verdicts(reports, nll, mass, log_q, flow.dim))
     if verbose:
         print(report)
     return report
 
 
-def _run_flow_samples(flow, z):
+def _contexts(flow, context, n_x, n, rng):
+    """The context rows of the data points (``n_x`` of them, or ``n`` samples when None)."""
+    if not flow.context_dim:
+        as_context(context, 0, 0, "this Flow")      # refuses a context, with its message
+        return None
+    rows = n if n_x is None else n_x
+    if context is None:
+        return rng.standard_normal((rows, flow.context_dim))
+    arr = np.asarray(context)
+    if arr.ndim == 1:       # one row for every point
+        arr = np.repeat(arr[None, :], rows, axis=0)
+    return as_context(arr, flow.context_dim, rows, "this Flow")
+
+
+def _run_flow_samples(flow, z, ctx):
+    """The flow's samples from ``z`` and their contexts (``z`` itself if the flow fails)."""
     p = z
     for t in flow.layers:
-        res = _run(t, "forward", p)
+        res = _run(t, "forward", p, ctx)
         if isinstance(res, Exception):
-            return z
+            return z, ctx
         p = res[0]
     finite = np.all(np.isfinite(p), axis=1)
-    return p[finite] if finite.any() else z
+    if not finite.any():
+        return z, ctx
+    return p[finite], None if ctx is None else ctx[finite]
 
 
-def _inputs(layers, start, direction, reports):
-    """The points entering each layer in a pass of ``direction``; records non-finite/raised."""
+def _inputs(layers, start, ctx, direction, reports):
+    """The points entering each layer in a pass of ``direction`` with their context rows, as
+    ``(points, contexts)`` pairs; records non-finite/raised."""
     order = range(len(layers)) if direction == "forward" else range(len(layers) - 1, -1, -1)
-    inputs = [None] * len(layers)
+    inputs = [(None, None)] * len(layers)
     p = start
     for i in order:
-        inputs[i] = p
-        res = _run(layers[i], direction, p)
+        inputs[i] = (p, ctx)
+        res = _run(layers[i], direction, p, ctx)
         if isinstance(res, Exception):
             reports[i].raised[direction] = f"{type(res).__name__}: {res}"
             break
@@ -328,6 +364,7 @@ def _inputs(layers, start, direction, reports):
         if not keep.any():
             break
         p = res[0][keep]
+        ctx = None if ctx is None else ctx[keep]
     return inputs
 
 

@@ -6,7 +6,7 @@ import nfscratch
 from nfscratch import Flow, datasets, io, models
 from nfscratch.cli import main
 from nfscratch.doctor import doctor
-from nfscratch.transforms import ElementwiseAffine
+from nfscratch.transforms import AffineCoupling, ElementwiseAffine
 
 
 def _trained_like(rng=0):
@@ -124,3 +124,55 @@ def test_cli_doctor(tmp_path, capsys):
     assert "--data" in capsys.readouterr().err
     assert main(["doctor", str(good), "--seed", "-1"]) == 2
     assert "--seed" in capsys.readouterr().err
+
+
+def _conditional(rng=0):
+    """A conditional RealNVP (two one-hot classes) with random parameters."""
+    flow = models.realnvp(2, 4, hidden=(16, 16), rng=rng, context_dim=2)
+    r = np.random.default_rng(rng)
+    for p in flow.params().values():
+        p[...] = r.normal(0.0, 0.3, p.shape)
+    return flow
+
+
+def test_conditional_flow_is_examined_at_its_contexts():
+    flow = _conditional()
+    x, y = datasets.two_moons_labeled(300, 0)
+    ctx = models.one_hot(y, 2)
+    for context in (None, ctx, [0.0, 1.0]):       # random rows, one per point, one shared
+        report = doctor(flow, x, context=context, n=300, rng=0, verbose=False)
+        assert report.ok, str(report)
+        assert abs(report.mass - 1.0) < 0.05
+        assert all(r.log_det_error["inverse"] < 1e-5 for r in report.layers)
+    with pytest.raises(ValueError, match="context"):
+        doctor(flow, x, context=np.ones((300, 3)), verbose=False)
+    with pytest.raises(ValueError, match="context"):
+        doctor(flow, x, context=np.ones((7, 2)), verbose=False)
+    with pytest.raises(ValueError, match="not conditional"):
+        doctor(_trained_like(), context=[1.0, 0.0], verbose=False)
+
+
+class ContextBlindInverse(AffineCoupling):
+    """Planted fault: the inverse reads a zero context instead of the one it was given."""
+    def _inverse(self, x, context=None):
+        return super()._inverse(x, np.zeros_like(context))
+
+
+def test_conditional_fault_is_found_and_named():
+    flow = _conditional()
+    bad = ContextBlindInverse(2, hidden=(8,), parity=1, context_dim=2, rng=1)
+    for p in bad.params.values():
+        p[...] = np.random.default_rng(1).normal(0.0, 0.5, p.shape)
+    flow = Flow(list(flow.transforms[:2]) + [bad] + list(flow.transforms[2:]))
+    report = doctor(flow, n=300, rng=0, verbose=False)
+    assert report.problem_layers() == [2], str(report)
+    assert any("layer 2" in v and "misses p" in v for v in report.verdicts)
+
+
+def test_cli_doctor_conditional(tmp_path, capsys):
+    path = io.save(_conditional(), tmp_path / "cond.npz")
+    assert main(["doctor", str(path), "--n", "200"]) == 0
+    assert main(["doctor", str(path), "--n", "200", "--context", "1,0"]) == 0
+    assert "healthy" in capsys.readouterr().out
+    assert main(["doctor", str(path), "--context", "1,x"]) == 2
+    assert "--context" in capsys.readouterr().err

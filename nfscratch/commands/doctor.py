@@ -11,6 +11,11 @@ def register(sub):
                    help="data for the density direction: a built-in 2-D data set name "
                         "(e.g. two_moons) or a .npy file of shape (N, D); default: the flow's "
                         "own samples")
+    p.add_argument("--context", default=None,
+                   help="for a conditional flow: one context row as comma-separated numbers "
+                        "(e.g. 1,0 for the first of two one-hot classes) or a .npy file of shape "
+                        "(N, C), one row per --data point; default: a standard-normal row per "
+                        "point")
     p.add_argument("--n", type=int, default=2000, help="points per direction (default 2000)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -35,6 +40,20 @@ def _load_data(spec, n, seed):
     return datasets.sample(spec, n, rng=seed)
 
 
+def _load_context(spec):
+    import numpy as np
+    path = Path(spec)
+    if path.suffix == ".npy":
+        if not path.is_file():
+            raise ValueError(f"--context: no file {path}.")
+        return np.load(path, allow_pickle=False)
+    try:
+        return np.array([float(v) for v in spec.split(",")])
+    except ValueError:
+        raise ValueError(f"--context: expected comma-separated numbers or a .npy file, got "
+                         f"{spec!r}.") from None
+
+
 def run(args):
     if args.n < 1:
         return _fail(f"--n: expected a positive number of points, got {args.n}.")
@@ -48,7 +67,8 @@ def run(args):
         return _fail(str(exc))
     try:
         x = None if args.data is None else _load_data(args.data, args.n, args.seed)
-        report = doctor(flow, x, n=args.n, rng=args.seed, verbose=False)
+        context = None if args.context is None else _load_context(args.context)
+        report = doctor(flow, x, context=context, n=args.n, rng=args.seed, verbose=False)
     except (TypeError, ValueError) as exc:
         return _fail(str(exc))
     print(report)
