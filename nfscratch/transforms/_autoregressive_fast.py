@@ -1,6 +1,6 @@
 """The kernel path of MAF/IAF (backend "numba"): same math as ``autoregressive.py``.
 
-* one pass: the MADE runs through ``nn.mlp_forward``/``mlp_backward`` (Numba for its thin
+* one pass: the MADE runs through ``_nn_fast.net_forward``/``net_backward`` (Numba for its thin
   layers, BLAS for the square ones) on the masked weights, and the elementwise affine part is the
   affine-coupling kernel with every feature transformed (``ib = 0..D-1``): ``y = u e^s + t`` is
   exactly a coupling whose conditioner reads all of ``u`` through the masks;
@@ -8,9 +8,11 @@
   its backward builds the one-pass cache at the solution and runs the implicit-function
   back-substitution of :func:`.autoregressive.maf_forward_backward` (D one-pass backward passes).
 """
+import weakref
+
 import numpy as np
 
-from ..nn import mlp_backward, mlp_forward
+from .. import _nn_fast
 from .autoregressive import maf_forward, maf_forward_backward, maf_inverse
 
 
@@ -24,10 +26,15 @@ def _masked(layer):
             for key, value in layer.params.items()}
 
 
+_workspaces = weakref.WeakKeyDictionary()    # layer -> the scratch arrays of its MADE passes
+
+
 def one_pass(layer, u):
     _, kc, _ = _kernels()
     ib = np.arange(layer.dim, dtype=np.int64)
-    out, net_cache = mlp_forward(u, _masked(layer), layer.activation)          # (N, 2D)
+    u = np.ascontiguousarray(u)
+    out, net_cache = _nn_fast.net_forward(u, _masked(layer), layer.activation,
+                                          _workspaces.setdefault(layer, {}))     # (N, 2D)
     y, log_det, e, ds_draw = kc.affine_elementwise_forward_nb(u, np.ascontiguousarray(out), ib,
                                                            layer.s_max)
     return y, log_det, {"n": u.shape[0], "kernels": "one_pass", "u": u, "ib": ib, "e": e,
@@ -39,7 +46,7 @@ def one_pass_backward(cache, dy, dlog_det):
     du, dout = kc.affine_elementwise_backward_nb(np.ascontiguousarray(dy),
                                               np.ascontiguousarray(dlog_det), cache["u"],
                                               cache["ib"], cache["e"], cache["ds_draw"])
-    du_net, grads = mlp_backward(dout, cache["net_cache"])
+    du_net, grads = _nn_fast.net_backward(dout, cache["net_cache"])
     du += du_net
     for l, M in enumerate(cache["masks"]):
         grads[f"W{l}"] = grads[f"W{l}"] * M
