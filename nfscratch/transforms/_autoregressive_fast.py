@@ -4,16 +4,17 @@
   layers, BLAS for the square ones) on the masked weights, and the elementwise affine part is the
   affine-coupling kernel with every feature transformed (``ib = 0..D-1``): ``y = u e^s + t`` is
   exactly a coupling whose conditioner reads all of ``u`` through the masks;
-* sequential direction: :func:`nfscratch.kernels.autoregressive.maf_forward_nb`, one fused kernel;
-  its backward builds the one-pass cache at the solution and runs the implicit-function
-  back-substitution of :func:`.autoregressive.maf_forward_backward` (D one-pass backward passes).
+* sequential direction: :func:`nfscratch.kernels.autoregressive.maf_forward_nb`, one fused kernel,
+  and its backward :func:`~nfscratch.kernels.autoregressive.maf_forward_backward_nb`, the
+  implicit-function back-substitution of :func:`.autoregressive.maf_forward_backward` done as
+  one backward pass in reverse order of degree (instead of D one-pass backward passes).
 """
 import weakref
 
 import numpy as np
 
 from .. import _nn_fast
-from .autoregressive import maf_forward, maf_forward_backward, maf_inverse
+from .autoregressive import maf_forward
 
 
 def _kernels():
@@ -59,15 +60,18 @@ def sequential(layer, y):
         return maf_forward(y, layer.params, layer.masks, layer.order, layer.activation,
                            layer.s_max)
     weights, sizes = ka.pack_made(layer.params, layer.masks)
-    hidden_deg = (np.concatenate(layer.net.degrees[1:]) if len(layer.net.degrees) > 1
-                  else np.zeros(0, dtype=np.int64))
-    u, log_det = ka.maf_forward_nb(y, weights, sizes, hidden_deg, layer.order,
+    u, log_det = ka.maf_forward_nb(np.ascontiguousarray(y), weights, sizes,
+                                   ka.unit_degrees(layer.masks, layer.order), layer.order,
                                    km.ACT_CODES[layer.activation], layer.s_max)
-    # the one-pass cache at u is built only if a backward pass asks for it
+    # the backward kernel recomputes the one pass at u: nothing else is kept
     return u, log_det, {"n": y.shape[0], "kernels": "sequential", "u": u}
 
 
 def sequential_backward(layer, cache, du, dlog_det):
-    _, _, pass_cache = maf_inverse(cache["u"], layer.params, layer.masks, layer.activation,
-                                   layer.s_max)
-    return maf_forward_backward(du, dlog_det, {**pass_cache, "order": layer.order})
+    ka, _, km = _kernels()
+    weights, sizes = ka.pack_made(layer.params, layer.masks)
+    dz, dweights = ka.maf_forward_backward_nb(
+        np.ascontiguousarray(du), np.ascontiguousarray(dlog_det), cache["u"], weights,
+        ka.pack_masks(layer.masks), sizes, ka.unit_degrees(layer.masks, layer.order), layer.order,
+        km.ACT_CODES[layer.activation], layer.s_max)
+    return dz, ka.unpack_made(dweights, sizes)
