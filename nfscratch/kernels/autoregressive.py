@@ -11,8 +11,10 @@ This kernel gives the same numbers (to round-off) with the work of *one* pass: a
 degree ``d`` reads only inputs (and lower units) of degree ``<= d``, so it is final as soon as the
 ``d``-th feature is known. At step ``k`` the kernel computes exactly the hidden units of degree
 ``k`` (layer by layer), then the two outputs of feature ``order[k]`` -- each unit once, skipping
-masked (zero) weights. (Units of degree 0, which read no input, are computed at step 0.) The D steps remain a chain (step k needs step k-1), which is what makes
-sampling a MAF slow on parallel hardware; the arithmetic is no longer D times larger.
+masked (zero) weights (units of degree 0, which read no input, at step 0). The D steps remain a
+chain (step k needs step k-1), which is what makes sampling a MAF slow on parallel hardware;
+the arithmetic is no longer D times larger. Its backward (:func:`maf_forward_backward_nb`, below)
+is the same idea run backwards.
 
 Layout: samples run in the inner loop (vectorized), over blocks of ``BLOCK`` samples whose
 activations, stored unit-major ``(units, BLOCK)``, stay in cache. Scratch is allocated once per
@@ -20,7 +22,9 @@ call, never per step.
 
 Arguments: ``z`` (N, D); ``weights`` 1-D, for each layer ``l`` the masked weights ``W_l ⊙ M_l``
 (row-major, shape ``(sizes[l], sizes[l+1])``) then ``b_l``; ``sizes`` int64 ``[D, H_1, .., 2D]``;
-``hidden_deg`` int64, the degrees (1..D-1) of all hidden units, layer after layer; ``order``
+``hidden_deg`` int64, the degrees of all hidden units, layer after layer (:func:`unit_degrees`
+reads them off the masks; a MADE's own degrees 1..D-1 also work for masks built from them),
+each at least the degree of every unit it reads; ``order``
 int64 (D,); ``act`` an activation code of :mod:`.mlp` (0 tanh, 1 relu, 2 leaky_relu);
 ``s_max`` a positive float. Returns ``x`` (N, D) and ``log_det`` (N,).
 """
