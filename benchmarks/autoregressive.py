@@ -143,25 +143,34 @@ def torch_impls(D, x):
 
 
 def time_block(fn, calls):
-    t0 = time.perf_counter()
+    """Wall and CPU seconds per call over ``calls`` calls."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - t0) / calls
+    return (time.perf_counter() - t0) / calls, (time.process_time() - c0) / calls
 
 
 def measure(fns, repeats, block_seconds=0.15):
-    """``fns``: name -> callable. Median and min ms over ``repeats`` rotating blocks."""
+    """``fns``: name -> callable. Median and min ms over ``repeats`` rotating blocks, in wall time
+    and in CPU time of this (single-threaded) process: on a shared machine the CPU time leaves out
+    the time the process waited for a core."""
     names = list(fns)
     calls = {}
     for name in names:                        # warm up (compiles), then size the blocks
         fns[name]()
-        calls[name] = max(1, min(200, int(block_seconds / max(time_block(fns[name], 1), 1e-6))))
+        per_call = time_block(fns[name], 1)[0]
+        calls[name] = max(1, min(200, int(block_seconds / max(per_call, 1e-6))))
     samples = {name: [] for name in names}
     for r in range(repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
             samples[name].append(time_block(fns[name], calls[name]))
-    return {name: {"median_ms": 1e3 * float(np.median(s)), "min_ms": 1e3 * float(np.min(s))}
-            for name, s in samples.items()}
+    out = {}
+    for name, s in samples.items():
+        wall, cpu = np.array(s).T
+        out[name] = {"median_ms": 1e3 * float(np.median(wall)), "min_ms": 1e3 * float(np.min(wall)),
+                     "cpu_median_ms": 1e3 * float(np.median(cpu)),
+                     "cpu_min_ms": 1e3 * float(np.min(cpu))}
+    return out
 
 
 def part1(dims, batch, repeats):
@@ -176,11 +185,14 @@ def part1(dims, batch, repeats):
         for what in ("step", "sample"):
             res = measure({name: getattr(obj, what) for name, obj in impls.items()}, repeats)
             results[f"{what} D={D}"] = res
-            print(f"\n{what}, D = {D}, batch {batch}: ms median (min)")
+            print(f"\n{what}, D = {D}, batch {batch} (load {os.getloadavg()[0]:.1f}): "
+                  "ms median (min), wall | CPU")
             for name, r in res.items():
-                ratio = res.get("nfscratch numba", r)["median_ms"]
+                ref = res.get("nfscratch numba", r)
                 print(f"  {name:22s} {r['median_ms']:9.3f} ({r['min_ms']:.3f})   "
-                      f"x{r['median_ms'] / ratio:6.1f} of nfscratch numba")
+                      f"x{r['median_ms'] / ref['median_ms']:6.2f} of nfscratch numba | "
+                      f"{r['cpu_median_ms']:9.3f} ({r['cpu_min_ms']:.3f})   "
+                      f"x{r['cpu_median_ms'] / ref['cpu_median_ms']:6.2f}")
     return results
 
 
@@ -249,11 +261,12 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--skip-compare", action="store_true", help="only the sweep")
+    p.add_argument("--skip-sweep", action="store_true", help="only the comparison")
     p.add_argument("--sweep", type=int, nargs="*", default=None,
                    help="dimensions of the sampling-vs-density sweep (default 2 4 8 16 32 64)")
     p.add_argument("--figure", help="draw the sweep to this file")
     p.add_argument("--json", help="write all results here (with --skip-compare, the comparison "
-                                  "already in the file is kept)")
+                                  "already in the file is kept, with --skip-sweep the sweep)")
     p.add_argument("--replot", metavar="JSON",
                    help="only redraw --figure from the sweep saved in this JSON file")
     args = p.parse_args(argv)
@@ -267,13 +280,14 @@ def main(argv=None):
     results = {"batch": args.batch, "layers": LAYERS, "hidden": list(HIDDEN)}
     if not args.skip_compare:
         results["compare"] = part1(args.dims, args.batch, args.repeats)
-    sweep_dims = args.sweep if args.sweep else [2, 4, 8, 16, 32, 64]
-    print("\nsampling vs density, one layer:")
-    results["sweep"] = part2(sweep_dims, args.batch, args.repeats)
-    if args.figure:
+    if not args.skip_sweep:
+        sweep_dims = args.sweep if args.sweep else [2, 4, 8, 16, 32, 64]
+        print("\nsampling vs density, one layer:")
+        results["sweep"] = part2(sweep_dims, args.batch, args.repeats)
+    if args.figure and "sweep" in results:
         figure(results["sweep"], args.figure)
     if args.json:
-        if args.skip_compare and os.path.exists(args.json):
+        if (args.skip_compare or args.skip_sweep) and os.path.exists(args.json):
             with open(args.json) as f:
                 results = {**json.load(f), **results}
         with open(args.json, "w") as f:

@@ -20,8 +20,10 @@ they compute on the same inputs are compared first (the run stops if they differ
 1e-9 relative). Then, per batch size, the implementations take turns: each repeat times a block
 of steps of every implementation in rotating order, so that a slow minute on this shared machine
 hits all of them alike; the table gives the median and the minimum over the repeats (ms per
-step). The thread count is fixed before NumPy is imported (``OPENBLAS_NUM_THREADS`` etc.) and
-passed to ``torch.set_num_threads``. GFLOP/s counts the matrix products of the coupling step
+step), and after the bar the median CPU time of this process per step with the same ratios --
+on a shared machine the one that leaves out the time spent waiting for a core (the large matmul
+is then also counted per CPU second). The thread count is fixed before NumPy is imported
+(``OPENBLAS_NUM_THREADS`` etc.) and passed to ``torch.set_num_threads``. GFLOP/s counts the matrix products of the coupling step
 (forward ``2 N (1*64 + 64*64 + 64*2)`` per layer, backward twice that) and is compared with a
 large ``matmul`` measured in the same run. The planar step does ~10 flops per sample and layer
 around a ``tanh`` and a ``log``; its GFLOP/s is not meaningful and is left out.
@@ -383,10 +385,12 @@ def check_agreement(kind, impls, n=256):
 
 
 def time_block(obj, steps):
-    t0 = time.perf_counter()
+    """Wall and CPU seconds per step (the CPU time of this process leaves out the time it waited
+    for a core on a shared machine; with more than one thread it adds theirs up)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         obj.step()
-    return (time.perf_counter() - t0) / steps
+    return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
 
 
 def measure(kind, impls, n, repeats, block_seconds):
@@ -394,30 +398,35 @@ def measure(kind, impls, n, repeats, block_seconds):
     inner = {}
     for name, obj in objs.items():                 # warm up (compiles), then size the blocks
         obj.step()
-        per_step = time_block(obj, 2)
+        per_step = time_block(obj, 2)[0]
         inner[name] = max(1, min(200, int(block_seconds / max(per_step, 1e-6))))
     samples = {name: [] for name in impls}
     for r in range(repeats):
         order = impls[r % len(impls):] + impls[:r % len(impls)]    # rotate who goes first
         for name in order:
             samples[name].append(time_block(objs[name], inner[name]))
-    return {name: {"median_ms": 1e3 * float(np.median(s)), "min_ms": 1e3 * float(np.min(s)),
-                   "steps_per_block": inner[name], "repeats": len(s)} for name, s in samples.items()}
+    out = {}
+    for name, s in samples.items():
+        wall, cpu = np.array(s).T
+        out[name] = {"median_ms": 1e3 * float(np.median(wall)), "min_ms": 1e3 * float(np.min(wall)),
+                     "cpu_median_ms": 1e3 * float(np.median(cpu)),
+                     "steps_per_block": inner[name], "repeats": len(s)}
+    return out
 
 
-def large_matmul_gflops(size=2048, repeats=5):
+def large_matmul_gflops(size=2048, repeats=5, clock=time.perf_counter):
     a = np.random.default_rng(0).normal(size=(size, size))
     b = np.random.default_rng(1).normal(size=(size, size))
     out = np.empty_like(a)
     np.matmul(a, b, out=out)
-    best = min(_timed(lambda: np.matmul(a, b, out=out)) for _ in range(repeats))
+    best = min(_timed(lambda: np.matmul(a, b, out=out), clock) for _ in range(repeats))
     return 2.0 * size ** 3 / best / 1e9
 
 
-def _timed(fn):
-    t0 = time.perf_counter()
+def _timed(fn, clock=time.perf_counter):
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 COLD_SCRIPT = r"""
@@ -451,11 +460,13 @@ def cold_start(kind, cache_dir=None, samples=1):
         env["NUMBA_CACHE_DIR"] = cache_dir
     runs = []
     for _ in range(samples):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), os.times()
         out = subprocess.run([sys.executable, "-c", COLD_SCRIPT, kind], env=env, check=True,
                              capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        runs.append({"wall_s": wall, **json.loads(out.stdout.strip().splitlines()[-1])})
+        wall, c1 = time.perf_counter() - t0, os.times()
+        cpu = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+        runs.append({"wall_s": wall, "cpu_s": cpu,
+                     **json.loads(out.stdout.strip().splitlines()[-1])})
     return min(runs, key=lambda r: r["wall_s"])
 
 
@@ -481,20 +492,24 @@ def machine_description(threads):
 # ---------------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------------
-def print_table(kind, n, res, matmul):
+def print_table(kind, n, res, matmul, matmul_cpu):
     flops = coupling_flops(n) if kind == "coupling" else None
     ref = res.get("normflows", {}).get("median_ms")
-    print(f"\n{kind} step, batch {n}")
+    ref_cpu = res.get("normflows", {}).get("cpu_median_ms")
+    print(f"\n{kind} step, batch {n} (load average {os.getloadavg()[0]:.1f})")
     print(f"  {'implementation':<12} {'median ms':>10} {'min ms':>9} {'samples/s':>11} "
-          f"{'x normflows':>12} {'GFLOP/s':>8} {'% matmul':>9}")
+          f"{'x normflows':>12} {'GFLOP/s':>8} {'% matmul':>9} | {'CPU ms':>8} {'x nf':>6} "
+          f"{'% matmul':>9}")
     for name, r in res.items():
-        med = r["median_ms"]
+        med, cpu = r["median_ms"], r["cpu_median_ms"]
         speed = f"{ref / med:.1f}" if ref else "-"
+        speed_cpu = f"{ref_cpu / cpu:.1f}" if ref_cpu else "-"
         gf = flops / (med * 1e-3) / 1e9 if flops else None
         gfs = f"{gf:.1f}" if gf else "-"
         frac = f"{100 * gf / matmul:.0f}%" if gf else "-"
+        frac_cpu = f"{100 * flops / (cpu * 1e-3) / 1e9 / matmul_cpu:.0f}%" if flops else "-"
         print(f"  {name:<12} {med:>10.3f} {r['min_ms']:>9.3f} {n / (med * 1e-3):>11,.0f} "
-              f"{speed:>12} {gfs:>8} {frac:>9}")
+              f"{speed:>12} {gfs:>8} {frac:>9} | {cpu:>8.3f} {speed_cpu:>6} {frac_cpu:>9}")
 
 
 def main(args):
@@ -512,8 +527,11 @@ def main(args):
         print("(torch/normflows not importable: their columns are skipped; "
               "pip install 'nfscratch[bench]' to add them)")
     matmul = large_matmul_gflops()
+    matmul_cpu = large_matmul_gflops(clock=time.process_time)
     results["large_matmul_gflops"] = matmul
-    print(f"large matmul (2048 x 2048, float64): {matmul:.1f} GFLOP/s")
+    results["large_matmul_gflops_cpu"] = matmul_cpu
+    print(f"large matmul (2048 x 2048, float64): {matmul:.1f} GFLOP/s "
+          f"({matmul_cpu:.1f} per CPU second)")
 
     for kind in kinds:
         losses, worst = check_agreement(kind, impls)
@@ -524,7 +542,7 @@ def main(args):
             block = 0.05 if n < 32768 else 0.2
             res = measure(kind, impls, n, repeats, block)
             results.setdefault(kind, {})[str(n)] = res
-            print_table(kind, n, res, matmul)
+            print_table(kind, n, res, matmul, matmul_cpu)
 
     if not args.no_cold:
         print("\ncold start: fresh process, import + build + first training step (numba backend)")
@@ -537,7 +555,8 @@ def main(args):
             results[f"{kind}_cold_start"] = {"no_cache": no_cache, "warm_cache": warm}
             for label, r in (("empty cache", no_cache), ("warm cache", warm)):
                 print(f"  {kind:<9} {label:<12} {r['wall_s']:6.2f} s total "
-                      f"(import {r['import_s']:.2f} s, first step {r['first_step_s']:.2f} s)")
+                      f"(import {r['import_s']:.2f} s, first step {r['first_step_s']:.2f} s; "
+                      f"CPU {r['cpu_s']:.2f} s; load average {os.getloadavg()[0]:.1f})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -24,6 +24,23 @@ CHUNK_BYTES = 1024 * 1024      # per layer and block of rows (2048 rows of a 64-
 KEEP_BYTES = 4 * 1024 * 1024   # activations above this size per array are not kept for reuse
 
 
+def net_forward(x, params, activation, workspace=None):
+    """:func:`mlp_forward` where the activation has a kernel, else :func:`nfscratch.nn.mlp_forward`
+    (softplus); :func:`net_backward` follows whichever ran."""
+    if activation in KERNEL_ACTIVATIONS:
+        return mlp_forward(x, params, activation, workspace)
+    from .nn import mlp_forward as numpy_forward
+    return numpy_forward(x, params, activation)
+
+
+def net_backward(dy, cache):
+    """Backward of :func:`net_forward`: ``(dx, grads)``."""
+    if isinstance(cache, MLPCache):
+        return mlp_backward(dy, cache)
+    from .nn import mlp_backward as numpy_backward
+    return numpy_backward(dy, cache)
+
+
 def _km():
     from .kernels import mlp as km     # imported on first use: it loads Numba code
     return km

@@ -14,13 +14,17 @@ import pytest
 from numba import njit
 
 from nfscratch.kernels import adam as ka
+from nfscratch.kernels import autoregressive as kar
 from nfscratch.kernels import coupling as kc
 from nfscratch.kernels import energies as ke
 from nfscratch.kernels import mlp as km
 from nfscratch.kernels import planar as kp
 from nfscratch.kernels._checks import packed_view
 from nfscratch.kernels._math import EXP_MAX, exp_v, log1p_v, log_v, tanh_v
+from nfscratch.gradcheck import perturb_params
+from nfscratch.transforms import autoregressive as AR
 from nfscratch.transforms import coupling as C
+from nfscratch.transforms.made import MADE
 from nfscratch.transforms import planar as P
 
 RTOL = 1e-12
@@ -372,6 +376,82 @@ ENERGY_POINTS = np.array([[0.0, 0.0], [2.0, 0.0], [-2.0, 0.0], [1.0, -2.0], [30.
                           [1e-300, -1e-300], [4.0 + 1e-12, -4.0 - 1e-12]])
 
 
+# ---------------------------------------------------------------------------------------------
+# the sequential direction of MAF/IAF and its backward
+# ---------------------------------------------------------------------------------------------
+AR_CASES = [(2, [8], "tanh", "cyclic", 5), (5, [7, 9], "relu", "random", 600),
+            (3, [], "tanh", "cyclic", 3), (8, [16, 16, 16], "leaky_relu", "random", 257),
+            (16, [20], "tanh", "cyclic", 1)]
+
+
+def _made(rng, D, hidden, activation, hidden_degrees):
+    return perturb_params(MADE(D, hidden, k=2, order="random", hidden_degrees=hidden_degrees,
+                               activation=activation, rng=rng, seed=D), rng)
+
+
+@pytest.mark.parametrize("D, hidden, activation, hidden_degrees, N", AR_CASES)
+def test_maf_forward_backward_kernel_equals_the_teaching_back_substitution(
+        D, hidden, activation, hidden_degrees, N, rng):
+    net = _made(rng, D, hidden, activation, hidden_degrees)
+    W_last = f"W{len(hidden)}"
+    net.params[W_last][:, 0] = 0.0   # zero weights that exist still have gradients
+    weights, sizes = kar.pack_made(net.params, net.masks)
+    u = rng.normal(size=(N, D))
+    dx, dlog_det = rng.normal(size=(N, D)), rng.normal(size=N)
+    _, _, cache = AR.maf_inverse(u, net.params, net.masks, activation, 1.5)
+    dz_ref, grads_ref = AR.maf_forward_backward(dx, dlog_det, {**cache, "order": net.order})
+    dz, dweights = kar.maf_forward_backward_nb(
+        dx, dlog_det, u, weights, kar.pack_masks(net.masks), sizes,
+        kar.unit_degrees(net.masks, net.order), net.order, km.ACT_CODES[activation], 1.5)
+    assert_twins(dz_ref, dz, what="dz")
+    grads = kar.unpack_made(dweights, sizes)
+    assert set(grads) == set(grads_ref)
+    for key in grads:
+        assert_twins(grads_ref[key], grads[key], what=key)
+    assert np.any(grads[W_last][:, 0] != 0.0) or not net.masks[-1][:, 0].any()
+
+
+def test_unit_degrees_schedule_custom_masks_the_nominal_degrees_would_not(rng):
+    # a hidden unit whose nominal degree (1) is lower than an input it reads through a custom
+    # mask (feature 1, degree 2): the unit may feed only feature 2, and the kernels must not
+    # compute it before feature 1 is known
+    order = np.arange(3)
+    M0 = np.array([[1, 1], [1, 0], [0, 0]], dtype=float)         # unit 0 reads features 0 and 1
+    M1 = np.array([[0, 0, 1, 0, 0, 1], [0, 1, 1, 0, 1, 1]], dtype=float)
+    net = perturb_params(MADE(3, [2], k=2, masks=[M0, M1], rng=rng), rng)
+    assert kar.unit_degrees(net.masks, order).tolist() == [2, 1]
+    z = rng.normal(size=(4, 3))
+    x_ref, ld_ref, _ = AR.maf_forward(z, net.params, net.masks, order, "tanh", 2.0)
+    weights, sizes = kar.pack_made(net.params, net.masks)
+    x, ld = kar.maf_forward_nb(z, weights, sizes, kar.unit_degrees(net.masks, order), order, 0,
+                               2.0)
+    assert_twins(x_ref, x, what="x")
+    assert_twins(ld_ref, ld, what="log_det")
+
+
+@pytest.mark.parametrize("cls_name", ["MAF", "IAF"])
+def test_the_sequential_direction_trains_the_same_on_both_backends(cls_name, rng):
+    from nfscratch import use_backend
+    from nfscratch import transforms
+    layer = perturb_params(getattr(transforms, cls_name)(4, hidden=[6, 6], order="random",
+                                                          rng=rng, seed=2), rng)
+    p = rng.normal(size=(9, 4))
+    d_out, dlog_det = rng.normal(size=(9, 4)), rng.normal(size=9)
+    direction = "forward" if cls_name == "MAF" else "inverse"
+    results = {}
+    for backend in ("numpy", "numba"):
+        with use_backend(backend):
+            out, log_det = getattr(layer, direction)(p)
+            back = layer.backward if direction == "forward" else layer.inverse_backward
+            d_in = back(d_out, dlog_det)
+            results[backend] = (out, log_det, d_in, {k: v.copy() for k, v in layer.grads.items()})
+    (o1, l1, d1, g1), (o2, l2, d2, g2) = results["numpy"], results["numba"]
+    for a, b, what in [(o1, o2, "out"), (l1, l2, "log_det"), (d1, d2, "d_in")]:
+        assert_twins(a, b, what=what)
+    for key in g1:
+        assert_twins(g1[key], g2[key], what=key)
+
+
 @pytest.mark.parametrize("name", list(ke.ENERGY_CODES))
 @pytest.mark.parametrize("N", [1, 7, 300])
 def test_energy_kernels_equal_their_twins_in_datasets(name, N, rng):
@@ -548,10 +628,27 @@ def _my_cases(rng):
                                np.zeros(ka.GROUP, dtype=np.int64), 0.1, 0.9, 0.999, 1e-8, 0.1,
                                0.001), ka, "_adam_update_group"),
         ("count_nonfinite", (p1,), ka, "_count_nonfinite"),
+        ("maf_forward", _maf_forward_args(rng), kar, "_maf_forward"),
+        ("maf_forward_backward", _made_args(rng), kar, "_maf_forward_backward"),
     ]
 
 
-MY_FREE_BATCH = {"dense_small_in_forward": (0,), "bias_act_forward": (0,),
+def _made_args(rng, N=5, D=3):
+    """Arguments of ``maf_forward_backward_nb``: (dx, dlog_det, u, weights, masks, sizes,
+    hidden_deg, order, act, s_max)."""
+    net = MADE(D, [4], k=2, rng=0)
+    weights, sizes = kar.pack_made(net.params, net.masks)
+    return (rng.normal(size=(N, D)), rng.normal(size=N), rng.normal(size=(N, D)), weights,
+            kar.pack_masks(net.masks), sizes, kar.unit_degrees(net.masks, net.order), net.order,
+            0, 1.5)
+
+
+def _maf_forward_args(rng):
+    dx, dlog_det, u, weights, masks, sizes, hidden_deg, order, act, s_max = _made_args(rng)
+    return u, weights, sizes, hidden_deg, order, act, s_max
+
+
+MY_FREE_BATCH = {"dense_small_in_forward": (0,), "bias_act_forward": (0,), "maf_forward": (0,),
                  "additive_elementwise_backward": (0,), "count_nonfinite": (0,)}
 
 

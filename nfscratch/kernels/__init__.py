@@ -27,7 +27,8 @@ above ``kernels/`` at import time):
 * :mod:`.planar` -- a chain of K planar layers, both directions, with backward passes (twins:
   the functions of ``nfscratch.transforms.planar`` applied layer by layer);
 * :mod:`.autoregressive` -- the sequential (D-pass) direction of an affine autoregressive layer,
-  fused over the batch without per-pass allocation (twin: ``transforms.autoregressive.maf_forward``);
+  fused over the batch without per-pass allocation, and its backward (twins:
+  ``transforms.autoregressive.maf_forward`` and ``maf_forward_backward``);
 * :mod:`.coupling` -- the elementwise step of affine and additive couplings, both directions,
   with log-det and backward;
 * :mod:`.spline` -- rational-quadratic splines, elementwise: knots from the unconstrained

@@ -11,8 +11,10 @@ This kernel gives the same numbers (to round-off) with the work of *one* pass: a
 degree ``d`` reads only inputs (and lower units) of degree ``<= d``, so it is final as soon as the
 ``d``-th feature is known. At step ``k`` the kernel computes exactly the hidden units of degree
 ``k`` (layer by layer), then the two outputs of feature ``order[k]`` -- each unit once, skipping
-masked (zero) weights. The D steps remain a chain (step k needs step k-1), which is what makes
-sampling a MAF slow on parallel hardware; the arithmetic is no longer D times larger.
+masked (zero) weights (units of degree 0, which read no input, at step 0). The D steps remain a
+chain (step k needs step k-1), which is what makes sampling a MAF slow on parallel hardware;
+the arithmetic is no longer D times larger. Its backward (:func:`maf_forward_backward_nb`, below)
+is the same idea run backwards.
 
 Layout: samples run in the inner loop (vectorized), over blocks of ``BLOCK`` samples whose
 activations, stored unit-major ``(units, BLOCK)``, stay in cache. Scratch is allocated once per
@@ -20,7 +22,9 @@ call, never per step.
 
 Arguments: ``z`` (N, D); ``weights`` 1-D, for each layer ``l`` the masked weights ``W_l ⊙ M_l``
 (row-major, shape ``(sizes[l], sizes[l+1])``) then ``b_l``; ``sizes`` int64 ``[D, H_1, .., 2D]``;
-``hidden_deg`` int64, the degrees (1..D-1) of all hidden units, layer after layer; ``order``
+``hidden_deg`` int64, the degrees of all hidden units, layer after layer (:func:`unit_degrees`
+reads them off the masks; a MADE's own degrees 1..D-1 also work for masks built from them),
+each at least the degree of every unit it reads; ``order``
 int64 (D,); ``act`` an activation code of :mod:`.mlp` (0 tanh, 1 relu, 2 leaky_relu);
 ``s_max`` a positive float. Returns ``x`` (N, D) and ``log_det`` (N,).
 """
@@ -28,10 +32,11 @@ import numpy as np
 from numba import njit
 
 from . import _checks as ck
-from ._math import exp_v, tanh_v
-from .mlp import ACT_CODES, _act
+from ._math import dot_v, exp_v, sum_v, tanh_v
+from .mlp import ACT_CODES, _act, _act_grad
 
-__all__ = ["maf_forward_nb", "pack_made"]
+__all__ = ["maf_forward_nb", "maf_forward_backward_nb", "pack_made", "unpack_made", "pack_masks",
+           "unit_degrees"]
 
 BLOCK = 256
 _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"})
@@ -44,6 +49,43 @@ def pack_made(params, masks):
         parts += [(params[f"W{l}"] * M).ravel(), params[f"b{l}"]]
         sizes.append(M.shape[1])
     return np.concatenate(parts), np.array(sizes, dtype=np.int64)
+
+
+def unpack_made(packed, sizes):
+    """The inverse of :func:`pack_made`: ``{"W0": (sizes[0], sizes[1]), "b0": ..., ...}``."""
+    out, pos = {}, 0
+    for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        out[f"W{l}"] = packed[pos:pos + fan_in * fan_out].reshape(fan_in, fan_out)
+        pos += fan_in * fan_out
+        out[f"b{l}"] = packed[pos:pos + fan_out]
+        pos += fan_out
+    return out
+
+
+def pack_masks(masks):
+    """The masks in the layout of :func:`pack_made`'s ``weights`` (1 for every bias)."""
+    parts = []
+    for M in masks:
+        parts += [M.ravel(), np.ones(M.shape[1])]
+    return np.concatenate(parts).astype(np.float64)
+
+
+def unit_degrees(masks, order):
+    """Degrees of the hidden units read off the masks: the latest position (1..D) in ``order`` of
+    any input a unit reads through them, 0 for a unit that reads none; layer after layer, int64.
+
+    For masks built from degrees these are at most the MADE's own degrees, and for any masks that
+    pass :func:`~nfscratch.transforms.made.check_made_masks` they are what the kernels need: a
+    unit of degree d is final once the first d features in the order are, and feeds only units of
+    degree >= d and outputs of features after position d.
+    """
+    deg = np.empty(order.size, dtype=np.int64)
+    deg[order] = np.arange(1, order.size + 1)
+    hidden = []
+    for M in masks[:-1]:
+        deg = np.where(M != 0, deg[:, None], 0).max(axis=0)              # (fan_out,)
+        hidden.append(deg)
+    return np.concatenate(hidden) if hidden else np.zeros(0, dtype=np.int64)
 
 
 def _check(kernel, z, weights, sizes, hidden_deg, order, act, s_max):
@@ -66,13 +108,14 @@ def _check(kernel, z, weights, sizes, hidden_deg, order, act, s_max):
         raise ValueError(f"{kernel}: s_max: expected a positive float, got {s_max!r}.")
 
 
-@njit(**_JIT)
-def _maf_forward(z, weights, sizes, hidden_deg, order, act, s_max):
-    N, D = z.shape
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
+def _layout(sizes):
+    """Where ``W_l`` and ``b_l`` start in ``weights``, and the first row of layer ``l``'s units
+    in the unit-major activations (row 0: the inputs; ``a_off[L]``: the total)."""
     L = sizes.shape[0] - 1
-    w_off = np.empty(L, np.int64)          # where W_l starts in weights
-    b_off = np.empty(L, np.int64)          # where b_l starts
-    a_off = np.empty(L, np.int64)          # first row of layer l's units in acts (0: inputs)
+    w_off = np.empty(L, np.int64)
+    b_off = np.empty(L, np.int64)
+    a_off = np.empty(L + 1, np.int64)
     pos = 0
     rows = 0
     for l in range(L):
@@ -82,8 +125,36 @@ def _maf_forward(z, weights, sizes, hidden_deg, order, act, s_max):
         pos += sizes[l + 1]
         a_off[l] = rows
         rows += sizes[l]
+    a_off[L] = rows
+    return w_off, b_off, a_off
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
+def _hidden_unit(acts, weights, sizes, w_off, b_off, a_off, l, j, nb, act):
+    """Unit ``j`` of hidden layer ``l + 1`` for the first ``nb`` samples of a block, from the
+    units of layer ``l`` (skipping zero weights)."""
+    H_in, H = sizes[l], sizes[l + 1]
+    row = acts[a_off[l + 1] + j]
+    bj = weights[b_off[l] + j]
+    for n in range(nb):
+        row[n] = bj
+    for p in range(H_in):
+        w = weights[w_off[l] + p * H + j]
+        if w != 0.0:
+            src = acts[a_off[l] + p]
+            for n in range(nb):
+                row[n] += w * src[n]
+    for n in range(nb):
+        row[n] = _act(row[n], act)
+
+
+@njit(**_JIT)
+def _maf_forward(z, weights, sizes, hidden_deg, order, act, s_max):
+    N, D = z.shape
+    L = sizes.shape[0] - 1
+    w_off, b_off, a_off = _layout(sizes)
     B = min(N, BLOCK)
-    acts = np.empty((rows, B))             # (units, samples) of one block
+    acts = np.empty((a_off[L], B))         # (units, samples) of one block
     raw = np.empty(B)
     t = np.empty(B)
     x = np.empty((N, D))
@@ -91,26 +162,12 @@ def _maf_forward(z, weights, sizes, hidden_deg, order, act, s_max):
     for n0 in range(0, N, B):
         nb = min(B, N - n0)
         for k in range(D):
-            if k >= 1:                     # hidden units of degree k: their inputs are final now
-                hd = 0
-                for l in range(L - 1):
-                    H_in, H = sizes[l], sizes[l + 1]
-                    for j in range(H):
-                        if hidden_deg[hd + j] != k:
-                            continue
-                        row = acts[a_off[l + 1] + j]
-                        bj = weights[b_off[l] + j]
-                        for n in range(nb):
-                            row[n] = bj
-                        for p in range(H_in):
-                            w = weights[w_off[l] + p * H + j]
-                            if w != 0.0:
-                                src = acts[a_off[l] + p]
-                                for n in range(nb):
-                                    row[n] += w * src[n]
-                        for n in range(nb):
-                            row[n] = _act(row[n], act)
-                    hd += H
+            hd = 0                         # hidden units of degree k: their inputs are final now
+            for l in range(L - 1):
+                for j in range(sizes[l + 1]):
+                    if hidden_deg[hd + j] == k:
+                        _hidden_unit(acts, weights, sizes, w_off, b_off, a_off, l, j, nb, act)
+                hd += sizes[l + 1]
             i = order[k]                   # the feature generated k-th: its two outputs
             H_in, O = sizes[L - 1], sizes[L]
             b_raw, b_t = weights[b_off[L - 1] + i], weights[b_off[L - 1] + D + i]
@@ -142,3 +199,140 @@ def maf_forward_nb(z, weights, sizes, hidden_deg, order, act, s_max):
     """
     _check("maf_forward_nb", z, weights, sizes, hidden_deg, order, act, s_max)
     return _maf_forward(z, weights, sizes, hidden_deg, order, act, s_max)
+
+
+# ---------------------------------------------------------------------------------------------
+# backward of the sequential direction
+# ---------------------------------------------------------------------------------------------
+# Twin: ``maf_forward_backward`` of the teaching file, on the cache of ``maf_inverse`` at the
+# solution. The teaching function finds ``v`` (= dz) of ``J^T v = dx - dlog_det d(sum s)/dx`` by
+# back-substitution with D full one-pass backward passes. Here it is one backward pass, run in
+# reverse order of degree: the gradient reaching a hidden unit of degree d is complete once the
+# outputs of every feature after position d are (they are the only outputs it feeds, directly or
+# through units of degree >= d). So at each position m = D .. 1, the units of degree m are
+# finished (last hidden layer first), which completes the gradient reaching input ``order[m-1]``
+# and gives its ``v``; its two outputs then send their gradient down to the units of lower degree.
+# Each weight's gradient is summed once, where its unit is finished; units of degree 0 last.
+def _check_backward(kernel, dx, dlog_det, u, weights, masks, sizes, hidden_deg, order, act,
+                    s_max):
+    _check(kernel, u, weights, sizes, hidden_deg, order, act, s_max)
+    N, D = u.shape
+    ck.same_shape(kernel, "dx", ck.f64(kernel, "dx", dx, 2), (N, D), "(N, D) like u")
+    ck.same_shape(kernel, "dlog_det", ck.f64(kernel, "dlog_det", dlog_det, 1), (N,), "(N,)")
+    ck.same_shape(kernel, "masks", ck.f64(kernel, "masks", masks, 1), weights.shape,
+                  "weights.shape (pack_masks)")
+
+
+@njit(**_JIT)
+def _maf_forward_backward(dx, dlog_det, u, weights, masks, sizes, hidden_deg, order, act, s_max):
+    N, D = u.shape
+    L = sizes.shape[0] - 1
+    w_off, b_off, a_off = _layout(sizes)
+    rows = a_off[L]
+    B = min(N, BLOCK)
+    acts = np.empty((rows, B))             # unit outputs at u, (units, samples) of one block
+    grad = np.empty((rows, B))             # dL/d(unit output), summed as outputs finish
+    e_s = np.empty((D, B))
+    ds_draw = np.empty((D, B))
+    raw = np.empty(B)
+    dpre = np.empty(B)
+    c_raw = np.empty(B)
+    v = np.empty(B)
+    dz = np.empty((N, D))
+    dweights = np.zeros(weights.shape[0])
+    H_last, O = sizes[L - 1], sizes[L]
+    for n0 in range(0, N, B):
+        nb = min(B, N - n0)
+        # the one pass at u, every unit (its cache)
+        for i in range(D):
+            row = acts[i]
+            for n in range(nb):
+                row[n] = u[n0 + n, i]
+        for l in range(L - 1):
+            for j in range(sizes[l + 1]):
+                _hidden_unit(acts, weights, sizes, w_off, b_off, a_off, l, j, nb, act)
+        for i in range(D):
+            b_raw = weights[b_off[L - 1] + i]
+            for n in range(nb):
+                raw[n] = b_raw
+            for p in range(H_last):
+                w_raw = weights[w_off[L - 1] + p * O + i]
+                if w_raw != 0.0:
+                    src = acts[a_off[L - 1] + p]
+                    for n in range(nb):
+                        raw[n] += w_raw * src[n]
+            es, dd = e_s[i], ds_draw[i]
+            for n in range(nb):
+                th = tanh_v(raw[n] / s_max)
+                es[n] = exp_v(s_max * th)
+                dd[n] = 1.0 - th * th
+        for r in range(rows):
+            g = grad[r]
+            for n in range(nb):
+                g[n] = 0.0
+        # back-substitution in reverse order of degree
+        for m in range(D, -1, -1):
+            hd = rows - D                  # past the last hidden unit: walk the layers down
+            for l in range(L - 1, 0, -1):  # hidden layer l, fed by W_{l-1}
+                H_in, H = sizes[l - 1], sizes[l]
+                hd -= H
+                for j in range(H):
+                    if hidden_deg[hd + j] != m:
+                        continue
+                    g, h = grad[a_off[l] + j], acts[a_off[l] + j]
+                    for n in range(nb):
+                        dpre[n] = g[n] * _act_grad(h[n], act)
+                    dweights[b_off[l - 1] + j] += sum_v(dpre[:nb])
+                    for p in range(H_in):
+                        k = w_off[l - 1] + p * H + j
+                        if masks[k] != 0.0:
+                            w = weights[k]
+                            src, gsrc = acts[a_off[l - 1] + p], grad[a_off[l - 1] + p]
+                            for n in range(nb):
+                                gsrc[n] += w * dpre[n]
+                            dweights[k] += dot_v(src[:nb], dpre[:nb])
+            if m == 0:
+                break
+            i = order[m - 1]               # its input gradient is complete: solve for v_i
+            gi, ui, es, dd = grad[i], acts[i], e_s[i], ds_draw[i]
+            for n in range(nb):
+                v[n] = (dx[n0 + n, i] - gi[n]) / es[n]
+                c_raw[n] = (v[n] * ui[n] * es[n] + dlog_det[n0 + n]) * dd[n]
+            for n in range(nb):
+                dz[n0 + n, i] = v[n]
+            dweights[b_off[L - 1] + i] += sum_v(c_raw[:nb])
+            dweights[b_off[L - 1] + D + i] += sum_v(v[:nb])
+            for p in range(H_last):        # the two outputs of feature i, down to the units
+                k_raw = w_off[L - 1] + p * O + i
+                k_t = k_raw + D
+                src, gsrc = acts[a_off[L - 1] + p], grad[a_off[L - 1] + p]
+                if masks[k_raw] != 0.0:
+                    w = weights[k_raw]
+                    for n in range(nb):
+                        gsrc[n] += w * c_raw[n]
+                    dweights[k_raw] += dot_v(src[:nb], c_raw[:nb])
+                if masks[k_t] != 0.0:
+                    w = weights[k_t]
+                    for n in range(nb):
+                        gsrc[n] += w * v[n]
+                    dweights[k_t] += dot_v(src[:nb], v[:nb])
+    for k in range(dweights.shape[0]):     # the one pass's gradients, with the sign of u(theta)
+        dweights[k] = -dweights[k]
+    return dz, dweights
+
+
+def maf_forward_backward_nb(dx, dlog_det, u, weights, masks, sizes, hidden_deg, order, act,
+                            s_max):
+    """Backward of :func:`maf_forward_nb`: ``(dz, dweights)`` for upstream ``(dx, dlog_det)``.
+
+    ``u`` (N, D) is the forward's solution ``x``; ``masks`` (:func:`pack_masks`) says which
+    weights exist (a weight that is zero still has a gradient); ``hidden_deg`` as for the forward
+    (:func:`unit_degrees`). ``dweights`` has the layout of ``weights``, masked entries zero.
+
+    Twin: ``nfscratch.transforms.autoregressive.maf_forward_backward`` on the cache of
+    ``maf_inverse(u, ...)`` with ``"order"`` added.
+    """
+    _check_backward("maf_forward_backward_nb", dx, dlog_det, u, weights, masks, sizes,
+                    hidden_deg, order, act, s_max)
+    return _maf_forward_backward(dx, dlog_det, u, weights, masks, sizes, hidden_deg, order, act,
+                                 s_max)

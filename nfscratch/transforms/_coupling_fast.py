@@ -14,7 +14,6 @@ import weakref
 import numpy as np
 
 from .. import _nn_fast
-from ..nn import mlp_backward, mlp_forward
 from . import coupling          # (coupling.py imports this module: use its names at call time)
 from .base import conditioner_input, split_conditioner_grad
 
@@ -39,23 +38,11 @@ def made(cache):
     return "kernels" in cache
 
 
-def _net_forward(layer, p_a, workspace):
-    if layer.activation in _nn_fast.KERNEL_ACTIVATIONS:
-        return _nn_fast.mlp_forward(p_a, layer.params, layer.activation, workspace)
-    return mlp_forward(p_a, layer.params, layer.activation)      # softplus: NumPy only
-
-
-def _net_backward(dout, net_cache):
-    if isinstance(net_cache, _nn_fast.MLPCache):
-        return _nn_fast.mlp_backward(dout, net_cache)
-    return mlp_backward(dout, net_cache)
-
-
 def _affine(layer, p, direction, context):
     kc, st = _kc(), _state(layer)
     p = np.ascontiguousarray(p)          # a Flow passes the previous layer's output as it is
-    out, net_cache = _net_forward(layer, conditioner_input(p[:, st["ia"]], context),
-                                  st["workspace"])                    # (N, 2 d_b)
+    out, net_cache = _nn_fast.net_forward(conditioner_input(p[:, st["ia"]], context),
+                                           layer.params, layer.activation, st["workspace"])                    # (N, 2 d_b)
     if direction == "forward":
         res, log_det, e, ds_draw = kc.affine_elementwise_forward_nb(p, out, st["ib"], layer.s_max)
         base_side, e_key = p, "exp_s"
@@ -84,7 +71,7 @@ def affine_backward(d_out, dlog_det, cache):
     else:
         d_in, dout = kc.affine_elementwise_inverse_backward_nb(
             d_out, dlog_det, cache["z"], cache["ib"], cache["exp_neg_s"], cache["ds_draw"])
-    d_net, grads = _net_backward(dout, cache["net_cache"])
+    d_net, grads = _nn_fast.net_backward(dout, cache["net_cache"])
     d_in[:, cache["ia"]] += split_conditioner_grad(d_net, cache["ia"].size, grads)
     return d_in, grads
 
@@ -93,8 +80,8 @@ def additive_forward(layer, p, sign, context=None):
     """Forward (``sign = 1.0``) or inverse (``-1.0``) of an additive coupling."""
     kc, st = _kc(), _state(layer)
     p = np.ascontiguousarray(p)
-    t, net_cache = _net_forward(layer, conditioner_input(p[:, st["ia"]], context),
-                                st["workspace"])                      # (N, d_b)
+    t, net_cache = _nn_fast.net_forward(conditioner_input(p[:, st["ia"]], context),
+                                         layer.params, layer.activation, st["workspace"])                      # (N, d_b)
     out = kc.additive_elementwise_nb(p, np.ascontiguousarray(t), st["ib"], sign)
     return out, np.zeros(p.shape[0]), {"n": p.shape[0], "kernels": sign, "ia": st["ia"],
                                        "ib": st["ib"], "net_cache": net_cache}
@@ -103,6 +90,6 @@ def additive_forward(layer, p, sign, context=None):
 def additive_backward(d_out, cache):
     kc = _kc()
     d_in, dt = kc.additive_elementwise_backward_nb(np.ascontiguousarray(d_out), cache["ib"], cache["kernels"])
-    d_net, grads = _net_backward(dt, cache["net_cache"])
+    d_net, grads = _nn_fast.net_backward(dt, cache["net_cache"])
     d_in[:, cache["ia"]] += split_conditioner_grad(d_net, cache["ia"].size, grads)
     return d_in, grads
