@@ -36,6 +36,36 @@ ROWS = 16
 
 
 @njit(**_JIT)
+def _matmul_acc(A, W, C, R):
+    """``C[:R] += A[:R] @ W`` for a few rows, in 4 x 4 register tiles: each pass over a row of
+    C reads four rows of W once for four rows of A (16 multiply-adds per load and store of C)."""
+    H = W.shape[0]
+    H4, R4 = H - H % 4, R - R % 4
+    for r in range(0, R4, 4):
+        for i in range(0, H4, 4):
+            a0, a1, a2, a3 = A[r, i], A[r, i + 1], A[r, i + 2], A[r, i + 3]
+            b0, b1, b2, b3 = A[r + 1, i], A[r + 1, i + 1], A[r + 1, i + 2], A[r + 1, i + 3]
+            c0, c1, c2, c3 = A[r + 2, i], A[r + 2, i + 1], A[r + 2, i + 2], A[r + 2, i + 3]
+            d0, d1, d2, d3 = A[r + 3, i], A[r + 3, i + 1], A[r + 3, i + 2], A[r + 3, i + 3]
+            for j in range(W.shape[1]):
+                w0, w1, w2, w3 = W[i, j], W[i + 1, j], W[i + 2, j], W[i + 3, j]
+                C[r, j] += a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3
+                C[r + 1, j] += b0 * w0 + b1 * w1 + b2 * w2 + b3 * w3
+                C[r + 2, j] += c0 * w0 + c1 * w1 + c2 * w2 + c3 * w3
+                C[r + 3, j] += d0 * w0 + d1 * w1 + d2 * w2 + d3 * w3
+        for i in range(H4, H):
+            for rr in range(r, r + 4):
+                a = A[rr, i]
+                for j in range(W.shape[1]):
+                    C[rr, j] += a * W[i, j]
+    for r in range(R4, R):
+        for i in range(H):
+            a = A[r, i]
+            for j in range(W.shape[1]):
+                C[r, j] += a * W[i, j]
+
+
+@njit(**_JIT)
 def _field(ys, t, nb, Wx, Wt, b0, Wh, bh, Wo, bo, freqs, trace, A, C, dact, beff, kv, div):
     """v(ys, t) into kv (and the divergence into div) for the first nb rows of ys."""
     D, H = Wx.shape
@@ -80,18 +110,7 @@ def _field(ys, t, nb, Wx, Wt, b0, Wh, bh, Wo, bo, freqs, trace, A, C, dact, beff
             bias = 1.0 if r < nb else 0.0
             for j in range(H):
                 C[r, j] = bias * bh[layer, j]
-        # four rows of W per pass: one load and one store of C per four multiply-adds
-        H4 = H - H % 4
-        for r in range(R):
-            for i in range(0, H4, 4):
-                a0, a1, a2, a3 = A[r, i], A[r, i + 1], A[r, i + 2], A[r, i + 3]
-                for j in range(H):
-                    C[r, j] += (a0 * Wh[layer, i, j] + a1 * Wh[layer, i + 1, j]
-                                + a2 * Wh[layer, i + 2, j] + a3 * Wh[layer, i + 3, j])
-            for i in range(H4, H):
-                a = A[r, i]
-                for j in range(H):
-                    C[r, j] += a * Wh[layer, i, j]
+        _matmul_acc(A, Wh[layer], C, R)
         for r in range(R):
             for j in range(H):
                 A[r, j] = C[r, j]
@@ -114,9 +133,10 @@ def _field(ys, t, nb, Wx, Wt, b0, Wh, bh, Wo, bo, freqs, trace, A, C, dact, beff
 def _rk4(x, Wx, Wt, b0, Wh, bh, Wo, bo, freqs, t0, t1, n_steps, trace, out, log_det):
     N, D = x.shape
     H = Wx.shape[1]
-    B = max(1, ROWS // (1 + D)) if trace else ROWS      # samples per block
-    A = np.empty((max(ROWS, 1 + D), H))
-    C = np.empty((max(ROWS, 1 + D), H))
+    # samples per block: with the trace, a multiple of 4 (whole 4-row tiles when D = 2 or 3)
+    B = max(4, 4 * (ROWS // (4 * (1 + D)))) if trace else ROWS
+    A = np.empty((max(ROWS, B * (1 + D)), H))
+    C = np.empty((max(ROWS, B * (1 + D)), H))
     dact = np.empty((B, H))
     beff = np.empty(H)
     y = np.empty((B, D))
