@@ -57,8 +57,13 @@ def run(name, args, seed=0):
     def data(n, r):
         return datasets.sample(name, n, r, **params)
 
+    def progress(step, loss):
+        if (step + 1) % 2500 == 0:
+            print(f"  step {step + 1}: loss {loss:.4f}", flush=True)
+
     history, cpu, wall = _timed(lambda: continuous.fit_cfm(
-        cnf, data, args.steps, batch_size=args.batch, lr=args.lr, ot=args.ot, rng=rng))
+        cnf, data, args.steps, batch_size=args.batch, lr=args.lr, ot=args.ot, rng=rng,
+        callback=progress))
     print(f"{name}: {args.steps} steps in {cpu:.1f} CPU s ({wall:.1f} wall s), "
           f"last loss {np.mean(history[-200:]):.4f}", flush=True)
     x = data(args.n_test, np.random.default_rng(seed + 1000))

@@ -47,13 +47,15 @@ def test_velocity_backward_matches_finite_differences(rng):
         assert rel_error(grads[k], _fd(loss, p)) < 1e-5, k
 
 
-def test_cfm_loss_gradient_matches_finite_differences(rng):
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_cfm_loss_gradient_matches_finite_differences(rng, backend):
     cnf = _cnf(rng)
     x, z, t = rng.normal(size=(6, 2)), rng.normal(size=(6, 2)), rng.random(6)
-    loss, grads = C.cfm_loss(cnf.params, x, z, t, K)
-    for k, p in cnf.params.items():
-        num = _fd(lambda: C.cfm_loss(cnf.params, x, z, t, K)[0], p)
-        assert rel_error(grads[k], num) < 1e-5, k
+    with use_backend(backend):
+        loss, grads = C.cfm_loss(cnf.params, x, z, t, K)
+        for k, p in cnf.params.items():
+            num = _fd(lambda: C.cfm_loss(cnf.params, x, z, t, K)[0], p)
+            assert rel_error(grads[k], num) < 1e-5, k
 
 
 def test_exact_trace_equals_trace_of_finite_difference_jacobian(rng):
@@ -225,3 +227,26 @@ def test_bad_kernel_arguments(rng):
 def test_backward_says_it_is_not_provided(rng):
     with pytest.raises(NotImplementedError, match="adjoint"):
         _cnf(rng).backward(np.zeros((1, 2)), np.zeros(1))
+
+
+def test_silu_kernel_equals_nn(rng):
+    from nfscratch import nn
+    from nfscratch.kernels.ode import silu_act_nb
+    pre = rng.normal(size=(7, 5)) * 10
+    pre[0, :3] = [800.0, -800.0, 0.0]
+    h, dact = silu_act_nb(pre)
+    h_ref, cache = nn.silu_forward(pre)
+    assert np.allclose(h, h_ref, rtol=1e-14, atol=1e-300)
+    assert np.allclose(dact, nn.silu_backward(np.ones_like(pre), cache), rtol=1e-13, atol=1e-300)
+
+
+def test_cfm_loss_fast_path_equals_numpy(rng):
+    cnf = _cnf(rng)
+    x, z, t = rng.normal(size=(6, 2)), rng.normal(size=(6, 2)), rng.random(6)
+    with use_backend("numpy"):
+        a = C.cfm_loss(cnf.params, x, z, t, K)
+    with use_backend("numba"):
+        b = C.cfm_loss(cnf.params, x, z, t, K)
+    assert abs(a[0] - b[0]) < 1e-13 * abs(a[0])
+    for k in a[1]:
+        assert np.allclose(a[1][k], b[1][k], rtol=1e-12, atol=1e-14), k
