@@ -250,3 +250,20 @@ def test_cfm_loss_fast_path_equals_numpy(rng):
     assert abs(a[0] - b[0]) < 1e-13 * abs(a[0])
     for k in a[1]:
         assert np.allclose(a[1][k], b[1][k], rtol=1e-12, atol=1e-14), k
+
+
+def test_pictures(rng, tmp_path):
+    from nfscratch import plotting
+    cnf = _cnf(rng, hidden=(8, 8), n_steps=3)
+    assert len(plotting.plot_velocity_field(cnf, (0.0, 1.0), n_arrows=5).axes) == 2
+    fig = plotting.plot_trajectories([cnf], ["a"], n=20, n_times=4)
+    assert len(fig.excess_length) == 1 and fig.excess_length[0] >= 0
+    fig = plotting.plot_density_over_time(cnf, (0.0,), limits=6.0, grid_size=40)
+    assert abs(fig.masses[0] - 1.0) < 0.02                    # p_0 is the standard normal
+    path = tmp_path / "cnf.gif"
+    plotting.animate_density(cnf, path, n_frames=2, grid_size=8, n_samples=5)
+    assert path.stat().st_size > 0
+    with pytest.raises(FileExistsError, match="overwrite"):
+        plotting.animate_density(cnf, path, n_frames=2, grid_size=8)
+    with pytest.raises(ValueError, match="times"):
+        plotting.plot_velocity_field(cnf, (0.5, 2.0))
