@@ -165,6 +165,8 @@ def velocity_jacobian(x, t, params, n_freq):
         G = np.broadcast_to(W[:D], (x.shape[0],) + W[:D].shape) if G is None else G @ W
         if i < n_layers - 1:
             h, act_cache = act_forward(pre)
+            # silu' scales each of the D rows of G: the activation's backward, with its cache
+            # (pre-activation and sigmoid, (N, H)) broadcast over the rows
             G = act_backward(G, (act_cache[0][:, None, :], act_cache[1][:, None, :]))
         else:
             h = pre
