@@ -23,7 +23,8 @@ def kernel_weights(params, dim, n_freq):
     bh = np.ascontiguousarray(np.stack([params[f"b{i}"] for i in hidden])
                               if n_layers > 2 else np.zeros((0, H)))
     last = n_layers - 1
-    freqs = np.pi * 2.0 ** np.arange(n_freq)
+    from .continuous import frequencies      # (at call time: continuous imports this module)
+    freqs = frequencies(n_freq)
     return (np.ascontiguousarray(W0[:dim]), np.ascontiguousarray(W0[dim:]),
             np.ascontiguousarray(params["b0"]), Wh, bh, np.ascontiguousarray(params[f"W{last}"]),
             np.ascontiguousarray(params[f"b{last}"]), freqs)
