@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from nfscratch import continuous, datasets  # noqa: E402
 from nfscratch.config import use_backend  # noqa: E402
+from nfscratch.plotting.continuous import trajectories  # noqa: E402
 
 RECIPES = {
     "two_moons": dict(params={"noise": 0.1}),
@@ -82,6 +83,7 @@ def run(name, args, seed=0):
     hutch = cnf.log_prob(x[:m], rng=seed) - log_q[:m]
     cnf.divergence = "exact"
     per_20k = cpu_lik * 20_000 / args.n_test
+    excess = trajectories(cnf, np.random.default_rng(seed + 7).standard_normal((1000, 2)), 21)[1]
     row = dict(data=name, params=params, steps=args.steps, batch=args.batch, lr=args.lr,
                hidden=[args.hidden] * args.depth, ot=args.ot, n_steps=args.n_steps,
                train_cpu_s=cpu, train_wall_s=wall, nll=nll, se=se,
@@ -90,12 +92,12 @@ def run(name, args, seed=0):
                hutchinson_bias=float(hutch.mean()), hutchinson_bias_se=float(
                    hutch.std(ddof=1) / np.sqrt(m)), hutchinson_std=float(hutch.std(ddof=1)),
                likelihood_cpu_s_per_20k=per_20k,
-               likelihood_wall_s=wall_lik, n_test=args.n_test)
+               likelihood_wall_s=wall_lik, n_test=args.n_test, excess_length=excess)
     print(f"  NLL {nll:.4f} ± {se:.4f}, entropy {row['entropy']:.4f}, paired gap {gap:.4f} ± "
           f"{gap_se:.4f}; log q(2x steps) - log q: mean |.| {err:.1e}, mean {bias:.1e}; likelihood of 20k points "
           f"{per_20k:.1f} CPU s (exact trace, {4 * args.n_steps} evaluations); Hutchinson "
           f"(1 probe) - exact: mean {hutch.mean():.4f} ± {row['hutchinson_bias_se']:.4f}, "
-          f"std per point {hutch.std():.3f}", flush=True)
+          f"std per point {hutch.std():.3f}; path excess length {excess:.4f}", flush=True)
     return row, cnf
 
 
