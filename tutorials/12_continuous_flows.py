@@ -39,8 +39,8 @@ import numpy as np
 from nfscratch import continuous as C
 from nfscratch import datasets, evaluate
 from nfscratch.config import use_backend
-from nfscratch.plotting import (plot_density_over_time, plot_trajectories, plot_velocity_field,
-                                show)
+from nfscratch.plotting import show
+from nfscratch.plotting import plot_density_over_time, plot_trajectories, plot_velocity_field
 
 QUICK = os.environ.get("NFSCRATCH_QUICK", "") not in ("", "0")
 
