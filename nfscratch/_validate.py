@@ -12,7 +12,8 @@ import numpy as np
 
 __all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_positive_float",
            "check_finite_float", "check_nonneg_float", "check_fraction", "check_choice",
-           "check_widths", "check_callable", "check_upstream", "as_context", "check_context_dim"]
+           "check_widths", "check_callable", "check_upstream", "as_context", "check_context_dim",
+           "check_time"]
 
 
 def _describe(a):
@@ -228,3 +229,21 @@ def check_context_dim(c, name="context_dim"):
         raise ValueError(f"{name}: expected a non-negative integer (the number of context "
                          f"features; 0 for an unconditional layer), got {c!r}.")
     return int(c)
+
+
+def check_time(t, name):
+    """Return a time of a continuous flow, a number or an array of them, all in [0, 1], as a
+    float (or a float64 array); bools, strings, NaN and values outside [0, 1] are refused."""
+    if np.ndim(t) == 0:
+        if not _is_real(t):
+            raise TypeError(f"{name}: expected a time in [0, 1], got {t!r} ({type(t).__name__}).")
+        value = float(t)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name}: expected a time in [0, 1] (0 is the base, 1 the data), "
+                             f"got {t!r}.")
+        return value
+    arr = as_float_array(t, name)
+    if arr.size and not (arr.min() >= 0.0 and arr.max() <= 1.0):
+        raise ValueError(f"{name}: expected times in [0, 1] (0 is the base, 1 the data), got "
+                         f"values from {arr.min()!r} to {arr.max()!r}.")
+    return arr

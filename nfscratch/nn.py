@@ -17,7 +17,8 @@ Linear layer, rows are samples (shapes ``x (N, I)``, ``W (I, O)``, ``b (O,)``):
 
 Activations act elementwise, so their backward is ``dx = dy * f'(x)``:
 ``tanh' = 1 - tanh^2``, ``relu' = [x > 0]``, ``leaky_relu' = 1 if x > 0 else alpha``,
-``softplus' = sigmoid``.
+``softplus' = sigmoid``, ``silu(x) = x sigmoid(x)`` with
+``silu' = sigmoid(x) (1 + x (1 - sigmoid(x)))``.
 
 Initialization: weights ``W ~ N(0, gain^2 / I)`` (LeCun for tanh with gain 1, He for the
 ReLU family with gain sqrt(2)), biases zero. ``zero_last=True`` zeroes the last layer so a coupling
@@ -36,7 +37,7 @@ from .config import use_kernels
 
 __all__ = ["linear_forward", "linear_backward", "tanh_forward", "tanh_backward",
            "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
-           "softplus_forward", "softplus_backward", "sigmoid", "softplus", "ACTIVATIONS",
+           "softplus_forward", "softplus_backward", "silu_forward", "silu_backward", "sigmoid", "softplus", "ACTIVATIONS",
            "mlp_param_shapes", "MLP"]
 
 
@@ -121,12 +122,25 @@ def softplus_backward(dy, cache):
     return dy * sigmoid(x)
 
 
+def silu_forward(x):
+    """``y = x sigmoid(x)`` (SiLU, "swish"): smooth, so a velocity field built on it has a
+    continuous Jacobian; the cache keeps ``x`` and ``sigmoid(x)`` for the derivative."""
+    s = sigmoid(x)
+    return x * s, (x, s)
+
+
+def silu_backward(dy, cache):
+    x, s = cache
+    return dy * (s * (1.0 + x * (1.0 - s)))
+
+
 #: name -> (forward, backward, gain used at initialization)
 ACTIVATIONS = {
     "tanh": (tanh_forward, tanh_backward, 1.0),
     "relu": (relu_forward, relu_backward, np.sqrt(2.0)),
     "leaky_relu": (leaky_relu_forward, leaky_relu_backward, np.sqrt(2.0)),
     "softplus": (softplus_forward, softplus_backward, 1.0),
+    "silu": (silu_forward, silu_backward, np.sqrt(2.0)),
 }
 
 
@@ -182,7 +196,7 @@ class MLP:
     ----------
     sizes : sequence of int
         Layer widths ``[in, hidden..., out]``, at least two entries.
-    activation : {"tanh", "relu", "leaky_relu", "softplus"}
+    activation : {"tanh", "relu", "leaky_relu", "softplus", "silu"}
     rng : numpy.random.Generator or int, optional
         Source of the initial weights.
     zero_last : bool

@@ -39,6 +39,9 @@ above ``kernels/`` at import time):
 * :mod:`.adam` -- the Adam update, one array or a group of 8 per call, and a finiteness count;
 * :mod:`.energies` -- the energies U1-U4 of ``nfscratch.datasets`` and their gradients (twins:
   the readable energies of ``nfscratch.datasets.energies``);
+* :mod:`.ode` -- RK4 integration of a continuous flow's velocity MLP, fused for a block of
+  samples, with the exact divergence carried along (twin: ``continuous.rk4_integrate``), and a
+  one-pass SiLU with its derivative;
 * :mod:`._math` -- ``tanh_v``/``exp_v``/``log_v``/``log1p_v`` written out so that loops calling
   them vectorize, and the two reductions ``dot_v``/``sum_v``;
 * :mod:`._checks` -- the argument checks, and ``packed_view`` (many arrays that are consecutive

@@ -17,6 +17,8 @@ given); nothing here calls ``plt.show()`` or writes anything unasked. Figures ar
   log-det.
 * :mod:`~nfscratch.plotting.spline` -- one spline coupling layer's monotone functions, knots
   marked, before and after training.
+* :mod:`~nfscratch.plotting.continuous` -- a continuous flow: velocity arrows at several times,
+  trajectories and their straightness, the exact density over time, its animation.
 
 Pictures for a course
 ---------------------
@@ -41,6 +43,8 @@ from .grid import (DensityPanel, layer_densities, log_density_after, plot_densit
 from .jacobian import numerical_jacobian, plot_jacobian
 from .show import show
 from .spline import plot_spline_layer
+from .continuous import (animate_density, density_animation, plot_density_over_time,
+                         plot_trajectories, plot_velocity_field)
 from .warp import film_strip, grid_lines, start_colours, warp_paths
 
 __all__ = ["DENSITY_CMAP", "SIGNED_CMAP", "MAGNITUDE_CMAP", "STYLES", "style", "signed_norm",
@@ -48,4 +52,5 @@ __all__ = ["DENSITY_CMAP", "SIGNED_CMAP", "MAGNITUDE_CMAP", "STYLES", "style", "
            "plot_density", "plot_layer_densities", "film_strip", "grid_lines", "start_colours",
            "warp_paths", "WarpMovie", "animate_warp", "warp_animation", "ffmpeg_available",
            "training_curves", "layer_diagnostics", "numerical_jacobian", "plot_jacobian",
-           "plot_spline_layer"]
+           "plot_spline_layer", "plot_velocity_field", "plot_trajectories",
+           "plot_density_over_time", "density_animation", "animate_density"]
