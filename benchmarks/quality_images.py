@@ -19,6 +19,7 @@ The thread count is fixed to 1 before NumPy is imported; the script prints CPU s
 (``time.process_time``, which a loaded machine does not inflate) beside wall seconds.
 """
 import argparse
+import inspect
 import os
 import sys
 import time
@@ -31,34 +32,37 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nfscratch import datasets, models  # noqa: E402
+from nfscratch.optim import AdamW  # noqa: E402
 from nfscratch.train import fit  # noqa: E402
 
 # model: keyword arguments of models.glow_like; train: of fit
 RECIPES = {
     "glow_affine": dict(model=dict(levels=2, n_steps=(4, 4), hidden=(256,), coupling="affine"),
-                        train=dict(steps=4000, batch_size=128, lr=1e-3, patience=8,
-                                   record_every=100)),
+                        train=dict(steps=3000, batch_size=128, lr=1e-3, patience=6,
+                                   record_every=50)),
     "glow_spline": dict(model=dict(levels=2, n_steps=(4, 4), hidden=(256,), coupling="spline",
                                    n_bins=8, bound=4.0),
-                        train=dict(steps=4000, batch_size=128, lr=1e-3, patience=8,
-                                   record_every=100)),
+                        train=dict(steps=3000, batch_size=128, lr=1e-3, patience=6,
+                                   record_every=50)),
 }
 
 
 def run(name, seed=0, steps=None, **overrides):
     """Train recipe ``name`` once; return a dict of the numbers the table reports."""
     recipe = RECIPES[name]
-    model = {**recipe["model"], **{k: v for k, v in overrides.items() if k in recipe["model"]}}
-    train = {**recipe["train"], **{k: v for k, v in overrides.items() if k in recipe["train"]}}
+    is_model = set(inspect.signature(models.glow_like).parameters).__contains__
+    model = {**recipe["model"], **{k: v for k, v in overrides.items() if is_model(k)}}
+    train = {**recipe["train"], **{k: v for k, v in overrides.items() if not is_model(k)}}
     if steps is not None:
         train["steps"] = steps
     split = datasets.digits_split()
     images, _ = split["train"]
     validation = split["validation"][0]         # fit dequantizes it once, with its rng
     flow = models.glow_like(8, 8, rng=seed, **model)
+    optimizer = AdamW(train.pop("lr"), weight_decay=train.pop("weight_decay", 0.0))
     cpu, wall = time.process_time(), time.perf_counter()
     history = fit(flow, data=images, transform=datasets.dequantize, validation=validation,
-                  schedule="cosine", rng=seed, progress=False, **train)
+                  optimizer=optimizer, schedule="cosine", rng=seed, progress=False, **train)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     bpd, se = datasets.heldout_bits_per_dim(flow, split["test"][0], draws=8, seed=20_000)
     best = history.best_step
@@ -72,15 +76,29 @@ def run(name, seed=0, steps=None, **overrides):
                                                       for v in history.val_loss]}
 
 
+def _value(text):
+    """A --set value: a number, a list or tuple of numbers, or a string."""
+    import ast
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return tuple(value) if isinstance(value, list) else value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=sorted(RECIPES), help="recipes to run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--steps", type=int, help="override the maximum number of steps")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override a recipe entry, e.g. hidden=[128] weight_decay=1e-3")
     args = parser.parse_args(argv)
+    overrides = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     for name in args.only or list(RECIPES):
         for seed in args.seeds:
-            r = run(name, seed, args.steps)
+            r = run(name, seed, args.steps, **overrides)
+            print(f"{name} {overrides or ''}", flush=True)
             print(f"{name} seed {seed}: test {r['test_bpd']:.3f} ± {r['se']:.3f} bits/dim, "
                   f"best validation {r['val_bpd']:.3f} at step {r['best_step']} (training "
                   f"batches then {r['train_bpd_near_best']:.3f}), {r['steps_run']} steps, "
