@@ -206,3 +206,30 @@ def test_image_bad_input():
         models.glow_like(4, 4, coupling="conv")
     with pytest.raises(ValueError, match=r"n_steps: expected one number or 2"):
         models.glow_like(4, 4, levels=2, n_steps=(1, 2, 3))
+
+
+def test_cli_trains_glow_like_on_the_digits(tmp_path, capsys):
+    from nfscratch.cli import main
+    out = tmp_path / "digits.npz"
+    assert main(["train", "--dataset", "digits", "--steps", "3", "--hidden", "8", "--layers", "1",
+                 "--no-progress", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "test" in printed and "bits/dim" in printed and out.exists()
+    assert [t.name for t in io.load(out).transforms][0] == "FactorOut"
+    assert main(["train", "--dataset", "two_moons", "--model", "glow_like", "-o",
+                 str(tmp_path / "x.npz")]) == 2
+    assert "--model glow_like goes with --dataset digits" in capsys.readouterr().err
+
+
+def test_adamw_decays_every_parameter():
+    from nfscratch.optim import AdamW
+    params = {"w": np.array([2.0, -4.0])}
+    opt = AdamW(lr=0.1, weight_decay=1.0)
+    opt.step(params, {"w": np.zeros(2)})
+    np.testing.assert_allclose(params["w"], [1.8, -3.6])
+    state = opt.state_dict()
+    again = AdamW()
+    again.load_state_dict(state)
+    assert again.weight_decay == 1.0
+    with pytest.raises(ValueError, match="weight_decay"):
+        AdamW(weight_decay=-1.0)

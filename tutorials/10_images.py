@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 
 from nfscratch import datasets, models
 from nfscratch.anomaly import anomaly_scores, roc_curve
-from nfscratch.plotting import show
+from nfscratch.plotting import sample_grid, show
 from nfscratch.train import fit
 from nfscratch.transforms import Logit
 from nfscratch.transforms.multiscale import squeeze_permutation
@@ -199,17 +199,7 @@ show(fig, "training")
 # model itself.
 
 # %%
-temperatures = (0.5, 0.7, 0.85, 1.0)
-n_per_row = 8
-fig = Figure(figsize=(8, 4.4), layout="constrained")
-axes = fig.subplots(len(temperatures), n_per_row)
-z = np.random.default_rng(1).normal(size=(n_per_row, 64))
-for row, T in zip(axes, temperatures):
-    samples = flow.forward(T * z)[0]
-    for ax, s in zip(row, samples):
-        ax.imshow(s.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_xticks([]), ax.set_yticks([])
-    row[0].set_ylabel(f"T = {T}")
+fig = sample_grid(flow, (8, 8), temperatures=(0.5, 0.7, 0.85, 1.0), n_per_row=8, rng=1)
 show(fig, "samples_temperature")
 
 # %% [markdown]
@@ -268,11 +258,11 @@ fpr, tpr, auc = roc_curve(scores[~is_anomaly], scores[is_anomaly])
 print(f"held-out classes {held_out}: area under the ROC curve {auc:.3f}")
 fig = Figure(figsize=(8, 3.2), layout="constrained")
 ax1, ax2 = fig.subplots(1, 2)
-ax1.hist(scores[~is_anomaly] / (64 * math.log(2)), 30, alpha=0.6, density=True,
-         label="normal classes")
-ax1.hist(scores[is_anomaly] / (64 * math.log(2)), 30, alpha=0.6, density=True,
-         label=f"held out {held_out}")
-ax1.set(xlabel="-log q(y) / (64 ln 2)", ylabel="density", title="anomaly scores")
+bpd_each = to_bpd(scores)                        # the score -log q of each digit, in bits/dim
+bins = np.linspace(*np.quantile(bpd_each, [0.0, 0.995]), 40)
+ax1.hist(bpd_each[~is_anomaly], bins, alpha=0.6, density=True, label="normal classes")
+ax1.hist(bpd_each[is_anomaly], bins, alpha=0.6, density=True, label=f"held out {held_out}")
+ax1.set(xlabel="bits/dim of the digit (score)", ylabel="density", title="anomaly scores")
 ax1.legend()
 ax2.plot(fpr, tpr)
 ax2.plot([0, 1], [0, 1], color="0.7", lw=0.8)

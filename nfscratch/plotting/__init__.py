@@ -42,10 +42,11 @@ from .jacobian import numerical_jacobian, plot_jacobian
 from .show import show
 from .spline import plot_spline_layer
 from .warp import film_strip, grid_lines, start_colours, warp_paths
+from .images import sample_grid
 
 __all__ = ["DENSITY_CMAP", "SIGNED_CMAP", "MAGNITUDE_CMAP", "STYLES", "style", "signed_norm",
            "save_figure", "target_vs_model", "DensityPanel", "layer_densities", "log_density_after",
            "plot_density", "plot_layer_densities", "film_strip", "grid_lines", "start_colours",
            "warp_paths", "WarpMovie", "animate_warp", "warp_animation", "ffmpeg_available",
            "training_curves", "layer_diagnostics", "numerical_jacobian", "plot_jacobian",
-           "plot_spline_layer"]
+           "plot_spline_layer", "sample_grid"]
