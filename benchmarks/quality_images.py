@@ -32,37 +32,22 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nfscratch import datasets, models  # noqa: E402
-from nfscratch.optim import AdamW  # noqa: E402
-from nfscratch.train import fit  # noqa: E402
+from nfscratch.commands.train import DIGITS_RECIPES, train_digits  # noqa: E402
 
-# model: keyword arguments of models.glow_like; train: of fit
-RECIPES = {
-    "glow_affine": dict(model=dict(levels=2, n_steps=(4, 4), hidden=(256,), coupling="affine"),
-                        train=dict(steps=3000, batch_size=128, lr=1e-3, patience=6,
-                                   record_every=50)),
-    "glow_spline": dict(model=dict(levels=2, n_steps=(4, 4), hidden=(256,), coupling="spline",
-                                   n_bins=8, bound=4.0),
-                        train=dict(steps=3000, batch_size=128, lr=1e-3, patience=6,
-                                   record_every=50)),
-}
+# the recipes of `nfscratch train --dataset digits --coupling affine|spline`
+RECIPES = {"glow_affine": DIGITS_RECIPES["affine"], "glow_spline": DIGITS_RECIPES["spline"]}
 
 
 def run(name, seed=0, steps=None, **overrides):
-    """Train recipe ``name`` once; return a dict of the numbers the table reports."""
+    """Train recipe ``name`` once (``overrides`` replace glow_like's or the training entries);
+    return a dict of the numbers the table reports."""
     recipe = RECIPES[name]
     is_model = set(inspect.signature(models.glow_like).parameters).__contains__
-    model = {**recipe["model"], **{k: v for k, v in overrides.items() if is_model(k)}}
-    train = {**recipe["train"], **{k: v for k, v in overrides.items() if not is_model(k)}}
-    if steps is not None:
-        train["steps"] = steps
-    split = datasets.digits_split()
-    images, _ = split["train"]
-    validation = split["validation"][0]         # fit dequantizes it once, with its rng
-    flow = models.glow_like(8, 8, rng=seed, **model)
-    optimizer = AdamW(train.pop("lr"), weight_decay=train.pop("weight_decay", 0.0))
+    recipe = {"model": {**recipe["model"], **{k: v for k, v in overrides.items() if is_model(k)}},
+              "train": {**recipe["train"], **{k: v for k, v in overrides.items()
+                                              if not is_model(k)}}}
     cpu, wall = time.process_time(), time.perf_counter()
-    history = fit(flow, data=images, transform=datasets.dequantize, validation=validation,
-                  optimizer=optimizer, schedule="cosine", rng=seed, progress=False, **train)
+    flow, history, split = train_digits(recipe, seed, steps=steps)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     bpd, se = datasets.heldout_bits_per_dim(flow, split["test"][0], draws=8, seed=20_000)
     best = history.best_step

@@ -42,6 +42,8 @@ def register(sub):
     p.add_argument("--n-data", type=positive_int, default=None,
                    help="train on a fixed set of this many points (default: fresh points "
                         "every step, which cannot be overfitted)")
+    p.add_argument("--coupling", choices=("affine", "spline"), default=None,
+                   help="digits: the couplings of glow_like (default spline, the better recipe)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--output", "-o", required=True, help="where to save the flow (.npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -161,20 +163,49 @@ def _run(args):
     return 0
 
 
-#: The digits recipe (issue 14), also benchmarks/quality_images.py's "glow_affine": glow_like
-#: keyword arguments, then fit's; the split is datasets.digits_split().
-DIGITS_RECIPE = dict(model=dict(levels=2, n_steps=(4, 4), hidden=(256,), coupling="affine"),
-                     train=dict(steps=3000, batch_size=128, lr=1e-3, weight_decay=0.0,
-                                patience=6, record_every=50))
+#: The digits recipes (issue 14): glow_like keyword arguments, then fit's (``weight_decay`` is
+#: AdamW's); the split is datasets.digits_split(). benchmarks/quality_images.py reruns both
+#: and benchmarks/README.md ("Digits, multi-scale") has their numbers and how they were chosen.
+DIGITS_RECIPES = {
+    "affine": dict(model=dict(levels=2, n_steps=(4, 4), hidden=(256,), coupling="affine",
+                              alpha=0.005),
+                   train=dict(steps=200, batch_size=128, lr=1e-3, weight_decay=0.0,
+                              patience=6, record_every=50)),
+    "spline": dict(model=dict(levels=2, n_steps=(4, 4), hidden=(64,), coupling="spline",
+                              n_bins=8, bound=4.0, alpha=0.005),
+                   train=dict(steps=600, batch_size=128, lr=1e-3, weight_decay=1.0,
+                              patience=6, record_every=50)),
+}
+
+
+def train_digits(recipe, seed=0, steps=None, batch_size=None, lr=None, schedule="cosine",
+                 clip=None, progress=False, **model_overrides):
+    """Train ``models.glow_like`` on the digits by ``recipe`` (an entry of DIGITS_RECIPES):
+    new dequantization noise every step, early stopping on the validation digits.
+
+    Returns ``(flow, history, split)``; the arguments after ``recipe`` override the recipe's.
+    """
+    from .. import datasets, models
+    from ..optim import AdamW
+    from ..train import fit
+    rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
+    train = recipe["train"]
+    split = datasets.digits_split()
+    flow = models.glow_like(8, 8, rng=rng, **{**recipe["model"], **model_overrides})
+    history = fit(flow, data=split["train"][0], transform=datasets.dequantize,
+                  validation=split["validation"][0], patience=train["patience"],
+                  record_every=train["record_every"], steps=steps or train["steps"],
+                  batch_size=batch_size or train["batch_size"],
+                  optimizer=AdamW(lr or train["lr"], weight_decay=train["weight_decay"]),
+                  schedule=schedule, clip=clip, rng=rng, progress=progress)
+    return flow, history, split
 
 
 def _run_digits(args, out, rng, progress):
-    """``--dataset digits``: a glow_like flow by maximum likelihood on the 1000 training digits,
-    new dequantization noise every step, early stopping on the 350 validation digits; the
-    report is test bits/dim (447 digits, 8 fixed dequantizations) against the baselines."""
-    from .. import datasets, io, models
-    from ..optim import AdamW
-    from ..train import TrainingDiverged, fit
+    """``--dataset digits``: :func:`train_digits`; the report is test bits/dim (447 digits, 8
+    fixed dequantizations) against the baselines."""
+    from .. import datasets, io
+    from ..train import TrainingDiverged
     if args.dataset != "digits" or (args.model or "glow_like") != "glow_like":
         raise UsageError("--model glow_like goes with --dataset digits (8x8 images), and "
                          f"digits with glow_like; got --dataset {args.dataset or args.energy} "
@@ -182,22 +213,16 @@ def _run_digits(args, out, rng, progress):
     if args.n_data:
         raise UsageError("--n-data: the digits split is fixed (1000 train, 350 validation, 447 "
                          "test images); leave --n-data out.")
-    model = dict(DIGITS_RECIPE["model"])
+    overrides = {}
     if args.hidden:
-        model["hidden"] = tuple(args.hidden)
+        overrides["hidden"] = tuple(args.hidden)
     if args.layers:
-        model["n_steps"] = args.layers
-    train = DIGITS_RECIPE["train"]
-    split = datasets.digits_split()
-    flow = models.glow_like(8, 8, rng=rng, **model)
-    steps = args.steps or train["steps"]
-    optimizer = AdamW(args.lr or train["lr"], weight_decay=train["weight_decay"])
+        overrides["n_steps"] = args.layers
     try:
-        hist = fit(flow, data=split["train"][0], transform=datasets.dequantize,
-                   validation=split["validation"][0], patience=train["patience"],
-                   record_every=train["record_every"], steps=steps,
-                   batch_size=args.batch_size or train["batch_size"], optimizer=optimizer,
-                   schedule=args.schedule, clip=args.clip, rng=rng, progress=progress)
+        flow, hist, split = train_digits(
+            DIGITS_RECIPES[args.coupling or "spline"], rng, steps=args.steps,
+            batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, clip=args.clip,
+            progress=progress, **overrides)
     except TrainingDiverged as exc:
         return _diverged(str(exc))
     bad = _non_finite_layer(flow)
