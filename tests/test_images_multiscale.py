@@ -233,3 +233,17 @@ def test_adamw_decays_every_parameter():
     assert again.weight_decay == 1.0
     with pytest.raises(ValueError, match="weight_decay"):
         AdamW(weight_decay=-1.0)
+
+
+def test_a_checkpoint_with_a_bad_inner_layer_is_refused(tmp_path):
+    import json
+    flow = Flow([FactorOut(4, keep=[0, 1], layers=[ElementwiseAffine(2)])])
+    path = io.save(flow, tmp_path / "f.npz")
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    header = json.loads(str(arrays["__nfscratch__"]))
+    header["transforms"][0]["config"]["layers"][0]["type"] = "Nonsense"
+    arrays["__nfscratch__"] = np.array(json.dumps(header))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(io.CheckpointError, match=r"layers\[0\]: expected a dict with a known"):
+        io.load(tmp_path / "bad.npz")

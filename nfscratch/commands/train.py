@@ -167,9 +167,9 @@ def _run(args):
 #: AdamW's); the split is datasets.digits_split(). benchmarks/quality_images.py reruns both
 #: and benchmarks/README.md ("Digits, multi-scale") has their numbers and how they were chosen.
 DIGITS_RECIPES = {
-    "affine": dict(model=dict(levels=2, n_steps=(4, 4), hidden=(256,), coupling="affine",
+    "affine": dict(model=dict(levels=2, n_steps=(8, 8), hidden=(32,), coupling="affine",
                               alpha=0.005),
-                   train=dict(steps=200, batch_size=128, lr=1e-3, weight_decay=0.0,
+                   train=dict(steps=600, batch_size=128, lr=1e-3, weight_decay=1.0,
                               patience=6, record_every=50)),
     "spline": dict(model=dict(levels=2, n_steps=(4, 4), hidden=(64,), coupling="spline",
                               n_bins=8, bound=4.0, alpha=0.005),

@@ -179,6 +179,10 @@ class FactorOut(Transform):
         from . import TRANSFORMS
         shapes = {}
         for j, spec in enumerate(layers):
+            if (not isinstance(spec, dict) or spec.get("type") not in TRANSFORMS
+                    or not isinstance(spec.get("config"), dict)):
+                raise ValueError(f"layers[{j}]: expected a dict with a known 'type' and a "
+                                 f"'config', got {spec!r}.")
             if spec["config"].get("dim") != len(keep):
                 raise ValueError(f"layers[{j}]: expected dim {len(keep)}, got "
                                  f"{spec['config'].get('dim')!r}.")
