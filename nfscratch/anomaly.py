@@ -17,7 +17,7 @@ import numpy as np
 
 from ._validate import as_batch
 
-__all__ = ["anomaly_scores", "LikelihoodDetector"]
+__all__ = ["anomaly_scores", "LikelihoodDetector", "roc_curve"]
 
 
 def anomaly_scores(flow, x):
@@ -69,3 +69,37 @@ class LikelihoodDetector:
         if self.threshold is None:
             raise RuntimeError("LikelihoodDetector.predict: call calibrate(x_normal) first.")
         return self.flow.log_prob(x) < self.threshold
+
+
+def roc_curve(scores_normal, scores_anomalous):
+    r"""The ROC curve of a score (higher = more anomalous) and the area under it.
+
+    Flagging every point with score at least ``s`` gives, over all thresholds ``s``, the
+    false-positive rate (fraction of normal points flagged) and the true-positive rate
+    (fraction of anomalies flagged); the area under that curve is the probability that a random
+    anomaly scores higher than a random normal point (ties count one half).
+
+    Parameters
+    ----------
+    scores_normal, scores_anomalous : array_like, shape (N,) and (M,)
+
+    Returns
+    -------
+    fpr, tpr : ndarray, from (1, 1) down to (0, 0)
+    auc : float
+
+    Examples
+    --------
+    >>> fpr, tpr, auc = roc_curve([0.0, 1.0, 2.0], [1.5, 3.0])
+    >>> round(auc, 6)
+    0.833333
+    """
+    normal = np.sort(np.asarray(scores_normal, dtype=np.float64).ravel())
+    anomalous = np.sort(np.asarray(scores_anomalous, dtype=np.float64).ravel())
+    if normal.size == 0 or anomalous.size == 0:
+        raise ValueError("scores_normal, scores_anomalous: expected at least one score each.")
+    thresholds = np.unique(np.concatenate([normal, anomalous, [np.inf]]))
+    fpr = 1.0 - np.searchsorted(normal, thresholds, side="left") / normal.size
+    tpr = 1.0 - np.searchsorted(anomalous, thresholds, side="left") / anomalous.size
+    auc = float(np.sum(-np.diff(fpr) * 0.5 * (tpr[1:] + tpr[:-1])))
+    return fpr, tpr, auc

@@ -7,11 +7,11 @@ import numpy as np
 
 from ._validate import as_rng, check_positive_int
 from .flow import Flow
-from .transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit,
-                         PlanarChain, Radial, SplineCoupling)
+from .transforms import (IAF, MAF, ActNorm, AdditiveCoupling, AffineCoupling, ElementwiseAffine,
+                         FactorOut, Logit, LULinear, PlanarChain, Radial, SplineCoupling)
 
 __all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "maf", "iaf",
-           "nsf_coupling", "one_hot"]
+           "nsf_coupling", "one_hot", "glow_like"]
 
 
 def realnvp(dim=2, n_layers=8, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None,
@@ -219,3 +219,87 @@ def one_hot(labels, n_classes):
     out = np.zeros((labels.size, n_classes))
     out[np.arange(labels.size), labels] = 1.0
     return out
+
+
+def _glow_step(dim, mask, hidden, s_max, coupling, n_bins, bound, rng):
+    """One Glow step in forward order: coupling, then LU mixing, then ActNorm (so the
+    normalizing direction runs ActNorm -> LU -> coupling, as in Glow)."""
+    if coupling == "affine":
+        layer = AffineCoupling(dim, mask=mask, hidden=hidden, s_max=s_max, rng=rng)
+    else:
+        layer = SplineCoupling(dim, mask=mask, hidden=hidden, n_bins=n_bins, bound=bound, rng=rng)
+    return [layer, LULinear(dim, rng=rng), ActNorm(dim)]
+
+
+def glow_like(height=8, width=8, channels=1, levels=2, n_steps=4, hidden=(256,), s_max=2.0,
+              coupling="affine", n_bins=8, bound=4.0, alpha=0.05, rng=None):
+    r"""A multi-scale flow for small images in [0, 1] (Glow / RealNVP, fully connected).
+
+    Read in the normalizing direction (data to base), as in the papers: a
+    :class:`~nfscratch.transforms.Logit` maps the unit cube to R^D; then each level runs
+    ``n_steps`` Glow steps (ActNorm, an invertible LU-parametrized linear map, a coupling
+    whose conditioner is an MLP over the conditioning half), squeezes the ``(C, H, W)`` image
+    to ``(4C, H/2, W/2)`` and factors out half of the channels to the base; the last level only
+    runs its steps. The first level's couplings use checkerboard masks, the later ones split
+    the channels. The returned flow lists the same layers in forward (base to data) order.
+
+    Parameters
+    ----------
+    height, width, channels : int
+        The image shape ``(C, H, W)``; ``D = C H W``. ``H`` and ``W`` must be divisible by
+        ``2 ** (levels - 1)``.
+    levels : int
+        Number of scales; each level but the last ends with a squeeze and a factor-out.
+    n_steps : int or sequence of int
+        Glow steps per level (one number for every level, or one per level).
+    hidden : sequence of int
+        Hidden widths of the conditioner MLPs.
+    coupling : {"affine", "spline"}
+        RealNVP affine couplings (``s_max`` bounds their log-scale) or rational-quadratic
+        spline couplings (``n_bins`` bins on ``[-bound, bound]``).
+    alpha : float
+        The Logit layer's margin.
+    rng : numpy.random.Generator or int, optional
+
+    Examples
+    --------
+    >>> flow = glow_like(4, 4, levels=2, n_steps=1, hidden=[8], rng=0)
+    >>> [t.name for t in flow.transforms]
+    ['FactorOut', 'Permute', 'AffineCoupling', 'LULinear', 'ActNorm', 'Logit']
+    >>> flow[0].keep.size, flow.dim
+    (8, 16)
+    """
+    from .transforms.multiscale import squeeze
+    rng = as_rng(rng)
+    C, H, W = (check_positive_int(channels, "channels"), check_positive_int(height, "height"),
+               check_positive_int(width, "width"))
+    levels = check_positive_int(levels, "levels")
+    steps = [n_steps] * levels if np.ndim(n_steps) == 0 else list(n_steps)
+    if len(steps) != levels:
+        raise ValueError(f"n_steps: expected one number or {levels} (one per level), got {n_steps!r}.")
+    steps = [check_positive_int(n, "n_steps") for n in steps]
+    if coupling not in ("affine", "spline"):
+        raise ValueError(f"coupling: expected 'affine' or 'spline', got {coupling!r}.")
+    if H % 2 ** (levels - 1) or W % 2 ** (levels - 1):
+        raise ValueError(f"levels: {levels} levels squeeze {levels - 1} times and need height and "
+                         f"width divisible by {2 ** (levels - 1)}, got {H} x {W}.")
+
+    def level(k, C, H, W):
+        """The layers of level k and below, in forward order, for a (C, H, W) input."""
+        D = C * H * W
+        masks = [checkerboard_mask(H, W, j % 2) if C == 1 else
+                 np.repeat(np.arange(C) < C // 2 if j % 2 == 0 else np.arange(C) >= C // 2,
+                           H * W).astype(np.int64) for j in range(steps[k])]
+        body = [layer for j in range(steps[k]) for layer in
+                _glow_step(D, masks[j], hidden, s_max, coupling, n_bins, bound, rng)]
+        flow_order = []
+        for j in reversed(range(steps[k])):          # the last normalizing step comes first
+            flow_order += body[3 * j:3 * j + 3]
+        if k == levels - 1:
+            return flow_order
+        # squeeze to (4C, H/2, W/2); the first 2C channels go on, the other 2C go to the base
+        inner = level(k + 1, 2 * C, H // 2, W // 2)
+        keep = np.arange(2 * C * (H // 2) * (W // 2))
+        return [FactorOut(D, keep, inner), squeeze(C, H, W)] + flow_order
+
+    return Flow(level(0, C, H, W) + [Logit(C * H * W, alpha=alpha)])

@@ -14,6 +14,7 @@ Three kinds of target, one module each (every public name is re-exported here, s
 """
 from .energies import BOX_HALF_WIDTH, ENERGIES, WALL_SCALE, Energy, energy, gaussian_mixture
 from .images import bits_per_dim, dequantize, digits
+from .images import digits_split, heldout_bits_per_dim
 from .toys import (SAMPLERS, checkerboard, circles, eight_gaussians, entropy, log_prob, pinwheel,
                    rings, sample, swiss_roll, two_moons, two_spirals)
 from .toys import moon_entropy, two_moons_labeled
@@ -24,4 +25,5 @@ __all__ = [
     "Energy", "ENERGIES", "energy", "gaussian_mixture", "BOX_HALF_WIDTH", "WALL_SCALE",
     "digits", "dequantize", "bits_per_dim",
     "two_moons_labeled", "moon_entropy",
+    "digits_split", "heldout_bits_per_dim",
 ]

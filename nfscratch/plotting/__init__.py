@@ -46,6 +46,7 @@ from .spline import plot_spline_layer
 from .continuous import (animate_density, density_animation, plot_density_over_time,
                          plot_trajectories, plot_velocity_field)
 from .warp import film_strip, grid_lines, start_colours, warp_paths
+from .images import sample_grid
 
 __all__ = ["DENSITY_CMAP", "SIGNED_CMAP", "MAGNITUDE_CMAP", "STYLES", "style", "signed_norm",
            "save_figure", "target_vs_model", "DensityPanel", "layer_densities", "log_density_after",
@@ -53,4 +54,5 @@ __all__ = ["DENSITY_CMAP", "SIGNED_CMAP", "MAGNITUDE_CMAP", "STYLES", "style", "
            "warp_paths", "WarpMovie", "animate_warp", "warp_animation", "ffmpeg_available",
            "training_curves", "layer_diagnostics", "numerical_jacobian", "plot_jacobian",
            "plot_spline_layer", "plot_velocity_field", "plot_trajectories",
-           "plot_density_over_time", "density_animation", "animate_density"]
+           "plot_density_over_time", "density_animation", "animate_density",
+           "sample_grid"]

@@ -12,11 +12,16 @@ from .permutation import Permute, Reverse
 from .planar import Planar, PlanarChain
 from .radial import Radial
 from .spline import SplineCoupling
+from .actnorm import ActNorm
+from .linear import LULinear
+from .multiscale import FactorOut, squeeze
 
 TRANSFORMS = {cls.__name__: cls for cls in
               (Planar, PlanarChain, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
-               ElementwiseAffine, Logit, MAF, IAF, SplineCoupling)}
+               ElementwiseAffine, Logit, MAF, IAF, SplineCoupling,
+               ActNorm, LULinear, FactorOut)}
 
 __all__ = ["Transform", "Planar", "PlanarChain", "Radial", "AffineCoupling", "AdditiveCoupling",
            "Permute", "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "MAF", "IAF",
-           "SplineCoupling", "TRANSFORMS"]
+           "SplineCoupling", "TRANSFORMS",
+           "ActNorm", "LULinear", "FactorOut", "squeeze"]
