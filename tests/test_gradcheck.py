@@ -483,3 +483,65 @@ def test_check_gradients_constants_and_wrt(rng):
     with pytest.raises(ValueError, match="wrt"):
         gc.check_gradients(linear_forward, lambda dy, c: (dy, dy), {"x": z, "W": np.eye(2), "b": np.zeros(2)},
                            verbose=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# conditional models: the context's gradient is checked like a parameter's
+# ------------------------------------------------------------------------------------------------
+def _conditional_flow():
+    from nfscratch import models
+    flow = models.realnvp(2, 3, hidden=(8,), rng=0, context_dim=3)
+    gc.perturb_params(flow, rng=1)
+    return flow
+
+
+def test_check_transform_checks_dcontext_of_conditional_models():
+    from nfscratch.transforms import AffineCoupling
+    layer = AffineCoupling(2, hidden=(8,), context_dim=3, rng=0)
+    gc.perturb_params(layer, rng=1)
+    for model in (layer, _conditional_flow()):
+        res = gc.check_transform(model, verbose=False)       # standard-normal contexts
+        assert res.passed, res.table()
+        assert {r.direction for r in res.rows if r.name == "dcontext"} == {"forward", "inverse"}
+        ctx = np.random.default_rng(2).standard_normal((8, 3))
+        assert gc.check_flow(model, context=ctx, verbose=False).passed
+
+
+class _WrongContextGrad:
+    """A conditional flow whose stored dcontext is off by a factor 2 (a planted bug)."""
+    def __init__(self, flow):
+        self.flow, self.dim, self.context_dim = flow, flow.dim, flow.context_dim
+        self.params, self.grads = flow.params, flow.grads
+        self.forward, self.inverse = flow.forward, flow.inverse
+
+    def backward(self, dx, dlog_det):
+        dz = self.flow.backward(dx, dlog_det)
+        self.dcontext = 2.0 * self.flow.dcontext
+        return dz
+
+    def inverse_backward(self, dz, dlog_det):
+        dx = self.flow.inverse_backward(dz, dlog_det)
+        self.dcontext = self.flow.dcontext
+        return dx
+
+
+def test_wrong_dcontext_fails_in_its_direction_only():
+    res = gc.check_transform(_WrongContextGrad(_conditional_flow()), verbose=False)
+    assert not res.passed
+    assert res.row("dcontext", "forward").status == "FAIL"
+    assert res.row("dcontext", "inverse").status == "PASS"
+
+
+def test_context_bad_input():
+    with pytest.raises(ValueError, match="context: .*not conditional"):
+        gc.check_transform(_small_flow_for_context(), context=np.zeros((8, 3)), verbose=False)
+    with pytest.raises(ValueError, match=r"context: expected one row per point, shape \(8, 3\)"):
+        gc.check_transform(_conditional_flow(), context=np.zeros((5, 3)), verbose=False)
+    with pytest.raises(TypeError, match="context"):
+        gc.check_transform(_conditional_flow(), context=np.zeros((8, 3), dtype=np.float32),
+                           verbose=False)
+
+
+def _small_flow_for_context():
+    from nfscratch import models
+    return models.realnvp(2, 2, hidden=(4,), rng=0)

@@ -269,8 +269,9 @@ class _Model:
         if self.dim is None:
             self.dim = getattr(getattr(obj, "base", None), "dim", None)
 
-    def run(self, direction, inp):
-        out, log_det = (self.obj.forward if direction == "forward" else self.obj.inverse)(inp)
+    def run(self, direction, inp, context=None):
+        step = self.obj.forward if direction == "forward" else self.obj.inverse
+        out, log_det = step(inp) if context is None else step(inp, context=context)
         return np.asarray(out), np.asarray(log_det)
 
     def backprop(self, direction, d_out, dlog_det):
@@ -307,13 +308,37 @@ def _validate_points(x, model, n, rng):
     return x.copy()
 
 
-def _check_direction(model, direction, inp, params, opts, rng):
-    """All rows of one direction; returns (rows, out, log_det) -- out None if the pass failed."""
+def _validate_context(context, model, n, rng):
+    """The context rows of a conditional model's check (None for an unconditional one)."""
+    c = getattr(model.obj, "context_dim", 0) or 0
+    if not c:
+        if context is not None:
+            raise ValueError(f"context: {model.name} is not conditional (context_dim=0), so it "
+                             f"takes no context, got {type(context).__name__}.")
+        return None
+    if context is None:
+        return rng.standard_normal((n, c))
+    if not isinstance(context, np.ndarray):
+        context = np.asarray(context)
+    require_float64_array(context, "context")
+    if context.shape != (n, c):
+        raise ValueError(f"context: expected one row per point, shape ({n}, {c}), got "
+                         f"{context.shape}.")
+    if not np.all(np.isfinite(context)):
+        raise ValueError("context: expected finite values.")
+    return context.copy()
+
+
+def _check_direction(model, direction, inp, params, opts, rng, ctx=None):
+    """All rows of one direction; returns (rows, out, log_det) -- out None if the pass failed.
+
+    ``ctx`` (N, C) is the context of a conditional model; its gradient ``dcontext`` (stored by
+    the backward pass) is checked like a parameter's, by perturbing ``ctx`` in place."""
     eps, warn, fail, max_entries, n_logdet = opts
     d_in = "dz" if direction == "forward" else "dx"
     back = "backward" if direction == "forward" else "inverse_backward"
     try:
-        out, log_det = model.run(direction, inp.copy())
+        out, log_det = model.run(direction, inp.copy(), ctx)
     except NotImplementedError as exc:
         return [GradcheckRow(f"{direction}()", direction, None, "SKIP", f"not provided: {exc}")], None, None
     except Exception as exc:   # a crash is a finding: report it and check the other direction
@@ -365,8 +390,16 @@ def _check_direction(model, direction, inp, params, opts, rng):
                                          f"gradient shape {g.shape} != parameter shape {p.shape}"))
             else:
                 targets.append((f"d{k}", p, g, ""))
-        # the input is perturbed in `work`; parameters in place. Both are read by evaluate.
-        evaluate = lambda: model.run(direction, work)  # noqa: E731
+        if ctx is not None:
+            dctx = getattr(model.obj, "dcontext", None)
+            if dctx is None or np.shape(dctx) != ctx.shape:
+                targets.append(("dcontext", ctx, None,
+                                f"!{back} left no dcontext of shape {ctx.shape}"))
+            else:
+                targets.append(("dcontext", ctx, np.array(dctx, dtype=np.float64), ""))
+        # the input is perturbed in `work`, the context in `ctx`, parameters in place; all are
+        # read by evaluate
+        evaluate = lambda: model.run(direction, work, ctx)  # noqa: E731
         try:
             rows += _gradient_rows(targets, evaluate, [dout, dlog_det], direction, eps, warn, fail,
                                    max_entries, rng)
@@ -382,7 +415,9 @@ def _check_direction(model, direction, inp, params, opts, rng):
     k = min(N, n_logdet)
     errs, details = [], []
     for i in range(k):
-        J = numerical_jacobian(lambda v: model.run(direction, v[None, :])[0][0], inp[i].copy(), eps)
+        c = None if ctx is None else ctx[i:i + 1]
+        J = numerical_jacobian(lambda v: model.run(direction, v[None, :], c)[0][0], inp[i].copy(),
+                               eps)
         sign, logabs = np.linalg.slogdet(J)
         errs.append(abs(logabs - log_det[i]) if sign != 0 else np.inf)
         details.append((i, log_det[i], logabs))
@@ -397,8 +432,8 @@ def _check_direction(model, direction, inp, params, opts, rng):
     return rows, out, log_det
 
 
-def check_transform(model, x=None, *, directions=_DIRECTIONS, rng=None, eps=EPS, warn=WARN,
-                    fail=FAIL, n=8, max_entries=200, n_logdet=5, verbose=True):
+def check_transform(model, x=None, *, context=None, directions=_DIRECTIONS, rng=None, eps=EPS,
+                    warn=WARN, fail=FAIL, n=8, max_entries=200, n_logdet=5, verbose=True):
     """Check a Transform or a whole Flow: shapes, every gradient in both directions, log-det,
     round trip.
 
@@ -417,6 +452,10 @@ def check_transform(model, x=None, *, directions=_DIRECTIONS, rng=None, eps=EPS,
         Base-side points fed to ``forward``; the inverse direction is checked at
         ``forward(x)`` (or at ``x`` when forward is not provided). Default: ``n`` standard
         normal points. Non-float64 input is refused (see :mod:`nfscratch.gradcheck`).
+    context : ndarray of float64, shape (N, C), optional
+        For a conditional model (``context_dim = C > 0``): the context of each point, used in
+        both directions; its gradient (``dcontext``, stored by the backward passes) is checked
+        like a parameter's. Default: standard-normal rows. Refused for an unconditional model.
     directions : tuple of {"forward", "inverse"}, default both
         The round-trip and log-det-sum rows need both.
     rng : Generator or int, optional
@@ -466,18 +505,19 @@ def check_transform(model, x=None, *, directions=_DIRECTIONS, rng=None, eps=EPS,
     rng = as_rng(0 if rng is None else rng)
     params = model.params()                          # validated float64, live
     z = _validate_points(x, model, n, rng)
+    ctx = _validate_context(context, model, z.shape[0], rng)
     opts = (eps, warn, fail, max_entries, n_logdet)
 
     rows, fwd = [], None
     if "forward" in directions:
-        r, x_out, ld_f = _check_direction(model, "forward", z, params, opts, rng)
+        r, x_out, ld_f = _check_direction(model, "forward", z, params, opts, rng, ctx)
         rows += r
         if x_out is not None:
             fwd = (x_out, ld_f)
     if "inverse" in directions:
         # evaluate the inverse inside the range of the transform, at x = forward(z)
         x_in = fwd[0] if fwd is not None else z
-        r, z_back, ld_i = _check_direction(model, "inverse", x_in, params, opts, rng)
+        r, z_back, ld_i = _check_direction(model, "inverse", x_in, params, opts, rng, ctx)
         rows += r
         if len(directions) == 2:
             if fwd is None or z_back is None:
