@@ -8,10 +8,10 @@ import numpy as np
 from ._validate import as_rng, check_positive_int
 from .flow import Flow
 from .transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit,
-                         PlanarChain, Radial, SplineCoupling)
+                         PlanarChain, Radial, SplineAutoregressive, SplineCoupling)
 
 __all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "maf", "iaf",
-           "nsf_coupling"]
+           "nsf_coupling", "nsf_autoregressive"]
 
 
 def realnvp(dim=2, n_layers=8, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None):
@@ -118,7 +118,7 @@ def realnvp_image(height=8, width=8, n_layers=6, hidden=(256,), s_max=2.0, alpha
     return Flow(layers + [Logit(dim, alpha=alpha)])
 
 
-def _autoregressive(cls, dim, n_layers, hidden, activation, s_max, orders, seed, rng):
+def _autoregressive(cls, dim, n_layers, orders, seed, rng, **layer_options):
     rng = as_rng(rng)
     n_layers = check_positive_int(n_layers, "n_layers")
     if orders not in ("reverse", "random"):
@@ -127,8 +127,7 @@ def _autoregressive(cls, dim, n_layers, hidden, activation, s_max, orders, seed,
     layers = []
     for k in range(n_layers):
         order = "random" if orders == "random" else ("natural", "reverse")[k % 2]
-        layers.append(cls(dim, hidden=hidden, order=order, activation=activation, s_max=s_max,
-                          seed=seed + k, rng=rng))
+        layers.append(cls(dim, order=order, seed=seed + k, rng=rng, **layer_options))
     return Flow(layers)
 
 
@@ -147,7 +146,8 @@ def maf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
     >>> len(flow), [t.order.tolist() for t in flow]
     (3, [[0, 1], [1, 0], [0, 1]])
     """
-    return _autoregressive(MAF, dim, n_layers, hidden, activation, s_max, orders, seed, rng)
+    return _autoregressive(MAF, dim, n_layers, orders, seed, rng, hidden=hidden,
+                           activation=activation, s_max=s_max)
 
 
 def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders="reverse",
@@ -161,7 +161,8 @@ def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
     >>> type(flow[0]).__name__, flow[1].order.tolist()
     ('IAF', [2, 1, 0])
     """
-    return _autoregressive(IAF, dim, n_layers, hidden, activation, s_max, orders, seed, rng)
+    return _autoregressive(IAF, dim, n_layers, orders, seed, rng, hidden=hidden,
+                           activation=activation, s_max=s_max)
 
 
 def nsf_coupling(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0, activation="tanh",
@@ -184,3 +185,25 @@ def nsf_coupling(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0, activa
     return Flow([SplineCoupling(dim, hidden=hidden, activation=activation, n_bins=n_bins,
                                 bound=bound, parity=k % 2, rng=rng, **spline_options)
                  for k in range(n_layers)])
+
+
+def nsf_autoregressive(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0,
+                       activation="tanh", orders="reverse", seed=0, rng=None, **spline_options):
+    """An autoregressive neural spline flow: ``n_layers``
+    :class:`~nfscratch.transforms.SplineAutoregressive` layers (density in one MADE pass per
+    layer, sampling in D passes per layer).
+
+    Every layer transforms every feature and starts as the identity; consecutive layers use
+    reversed orders (``orders="reverse"``) or each a random permutation from ``seed + k``
+    (``orders="random"``), as in :func:`maf`. The arguments are those of :func:`nsf_coupling`;
+    the data should lie mostly in ``[-bound, bound]``.
+
+    Examples
+    --------
+    >>> flow = nsf_autoregressive(2, n_layers=3, hidden=[16], n_bins=4, rng=0)
+    >>> flow[0].name, [t.order.tolist() for t in flow]
+    ('SplineAutoregressive', [[0, 1], [1, 0], [0, 1]])
+    """
+    return _autoregressive(SplineAutoregressive, dim, n_layers, orders, seed, rng,
+                           hidden=hidden, n_bins=n_bins, bound=bound, activation=activation,
+                           **spline_options)

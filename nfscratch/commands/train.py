@@ -12,7 +12,7 @@ import numpy as np
 from ._common import (UsageError, add_progress_flag, non_negative_int, output_file,
                       positive_float, positive_int)
 
-MODELS = ("realnvp", "nice", "planar", "maf", "iaf", "nsf", "nsf_coupling")
+MODELS = ("realnvp", "nice", "planar", "maf", "iaf", "nsf", "nsf_coupling", "nsf_autoregressive")
 
 
 def register(sub):
@@ -48,7 +48,7 @@ def register(sub):
 
 
 DEFAULT_LAYERS = {"realnvp": 8, "nice": 4, "planar": 32, "maf": 5, "iaf": 5, "nsf": 5,
-                  "nsf_coupling": 5}
+                  "nsf_coupling": 5, "nsf_autoregressive": 5}
 
 
 def build(model, layers, hidden, rng):
@@ -62,6 +62,8 @@ def build(model, layers, hidden, rng):
         return getattr(models, model)(2, n_layers=n, hidden=hidden, rng=rng)
     if model in ("nsf", "nsf_coupling"):          # rational-quadratic spline couplings
         return models.nsf_coupling(2, n_layers=n, hidden=hidden, rng=rng)
+    if model == "nsf_autoregressive":             # rational-quadratic splines on a MADE
+        return models.nsf_autoregressive(2, n_layers=n, hidden=hidden, rng=rng)
     return models.planar_flow(2, n_layers=n, rng=rng)
 
 

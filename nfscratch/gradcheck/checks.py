@@ -563,7 +563,8 @@ def builtin_examples(dim=2, rng=None):
     ``dim = 1`` the couplings, which need two features, are left out.
     """
     from ..transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit,
-                              Permute, Planar, PlanarChain, Radial, Reverse, SplineCoupling)
+                              Permute, Planar, PlanarChain, Radial, Reverse, SplineAutoregressive,
+                              SplineCoupling)
     rng = as_rng(0 if rng is None else rng)
     # a block mask (first half conditions the rest) besides the alternating ones
     block = [1 if d < max(1, dim // 2) else 0 for d in range(dim)]
@@ -589,10 +590,12 @@ def builtin_examples(dim=2, rng=None):
         "IAF(random order, relu)": lambda: IAF(dim, hidden=[8], order="random", seed=1,
                                                activation="relu", rng=rng),
         "SplineCoupling": lambda: SplineCoupling(dim, hidden=[8], n_bins=4, bound=3.0, rng=rng),
+        "SplineAutoregressive(reverse order)": lambda: SplineAutoregressive(
+            dim, hidden=[8], n_bins=4, bound=3.0, order="reverse", rng=rng),
     }
     # couplings and autoregressive layers need two features; the rest work from D = 1
     layers = {name: build() for name, build in builders.items()
-              if dim >= 2 or not ("Coupling" in name or "AF" in name)}
+              if dim >= 2 or not ("Coupling" in name or "AF" in name or "Autoregressive" in name)}
     for t in layers.values():
         perturb_params(t, rng)
     if "Planar(unconstrained)" in layers:   # keep w.u > -1/2: the map must stay invertible

@@ -12,11 +12,12 @@ from .permutation import Permute, Reverse
 from .planar import Planar, PlanarChain
 from .radial import Radial
 from .spline import SplineCoupling
+from .spline_autoregressive import SplineAutoregressive
 
 TRANSFORMS = {cls.__name__: cls for cls in
               (Planar, PlanarChain, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
-               ElementwiseAffine, Logit, MAF, IAF, SplineCoupling)}
+               ElementwiseAffine, Logit, MAF, IAF, SplineCoupling, SplineAutoregressive)}
 
 __all__ = ["Transform", "Planar", "PlanarChain", "Radial", "AffineCoupling", "AdditiveCoupling",
            "Permute", "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "MAF", "IAF",
-           "SplineCoupling", "TRANSFORMS"]
+           "SplineCoupling", "TRANSFORMS", "SplineAutoregressive"]
