@@ -28,11 +28,14 @@ def register(sub):
     p.add_argument("--hidden", type=positive_int, nargs="+", default=[64, 64],
                    help="conditioner hidden widths (couplings, maf, iaf)")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="training steps (default 10000 for data, 20000 for energies)")
+                   help="training steps (default for data: the model's recipe in DATA_RECIPES, "
+                        "10000 if it has none; 20000 for energies)")
     p.add_argument("--batch-size", type=positive_int, default=None,
-                   help="batch size (default 256 for data, 512 for energies)")
+                   help="batch size (default for data: the model's recipe, 256 if it has none; "
+                        "512 for energies)")
     p.add_argument("--lr", type=positive_float, default=None,
-                   help="peak learning rate (default 2e-3 for data, 2e-2 for energies)")
+                   help="peak learning rate (default for data: the model's recipe, 2e-3 if it "
+                        "has none; 2e-2 for energies)")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                    help="learning-rate schedule (default cosine decay to 0; energies also warm "
                         "up over the first 5%% of the steps)")
@@ -49,6 +52,14 @@ def register(sub):
 
 DEFAULT_LAYERS = {"realnvp": 8, "nice": 4, "planar": 32, "maf": 5, "iaf": 5, "nsf": 5,
                   "nsf_coupling": 5, "nsf_autoregressive": 5}
+
+
+# Maximum-likelihood recipes on the 2-D toys (fresh points every step, cosine decay), measured
+# against the true entropy in benchmarks/README.md ("Recipes of issue 11 and 13, second round").
+DATA_RECIPES = {"realnvp": dict(steps=8000, batch_size=512, lr=3e-3),
+                "nice": dict(steps=6000, batch_size=512, lr=3e-3),
+                "nsf_autoregressive": dict(steps=6000, batch_size=512, lr=2e-3)}
+DATA_DEFAULT = dict(steps=10_000, batch_size=256, lr=2e-3)
 
 
 def build(model, layers, hidden, rng):
@@ -120,10 +131,11 @@ def _run(args):
         raise UsageError(str(exc)) from None
     try:
         if args.dataset:
-            steps = args.steps or 10_000
-            hist = fit(flow, data=data, steps=steps, batch_size=args.batch_size or 256,
-                       lr=args.lr or 2e-3, schedule=args.schedule, clip=args.clip, rng=rng,
-                       progress=progress)
+            recipe = DATA_RECIPES.get(args.model or "realnvp", DATA_DEFAULT)
+            hist = fit(flow, data=data, steps=args.steps or recipe["steps"],
+                       batch_size=args.batch_size or recipe["batch_size"],
+                       lr=args.lr or recipe["lr"], schedule=args.schedule, clip=args.clip,
+                       rng=rng, progress=progress)
         else:
             steps = args.steps or 20_000
             lr = args.lr or 2e-2

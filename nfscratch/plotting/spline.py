@@ -45,6 +45,9 @@ def plot_spline_layer(layer, before=None, conditioning=(-1.0, 0.0, 1.0), n_point
     >>> len(fig.axes)
     1
     """
+    if not isinstance(layer, (SplineCoupling, SplineAutoregressive)):
+        raise TypeError(f"layer: expected a SplineCoupling or a SplineAutoregressive, got "
+                        f"{type(layer).__name__}.")
     settings = (layer.activation, layer.n_bins, layer.bound, layer.min_width,
                 layer.min_height, layer.min_derivative)
     if isinstance(layer, SplineCoupling):
@@ -52,14 +55,11 @@ def plot_spline_layer(layer, before=None, conditioning=(-1.0, 0.0, 1.0), n_point
         names = ("z", "x")
         def apply(z, params):
             return spline_coupling_forward(z, layer.mask, params, *settings)[0]
-    elif isinstance(layer, SplineAutoregressive):
+    else:
         ib = np.arange(layer.dim)                # every feature; knots indexed by feature
         names = ("x", "z")
         def apply(z, params):
             return spline_autoregressive_inverse(z, params, layer.masks, *settings)[0]
-    else:
-        raise TypeError(f"layer: expected a SplineCoupling or a SplineAutoregressive, got "
-                        f"{type(layer).__name__}.")
     B = layer.bound
     t = np.linspace(-1.3 * B, 1.3 * B, int(n_points))
     fig = new_figure(3.6 * ib.size, 3.4)
