@@ -129,8 +129,9 @@ def main(argv=None):
         results[name] = info
         r = info["recipe"]
         print(f"{name:16s} gap {gap:.4f} ± {gap_se:.4f} nats  (NLL {nll:.4f} ± {se:.4f}, "
-              f"H {h:.4f} [{how}])  {r['layers']} layers, {r['bins']} bins, B={r['bound']}, "
-              f"hidden {r['hidden']}, batch {r['batch']}, {r['steps']} steps: "
+              f"H {h:.4f} [{how}])  {r.get('model', 'nsf_coupling')}, {r['layers']} layers, "
+              f"{r['bins']} bins, B={r['bound']}, hidden {r['hidden']}, batch {r['batch']}, "
+              f"{r['steps']} steps: "
               f"{info['cpu_s']:.0f} s CPU ({info['wall_s']:.0f} s wall)", flush=True)
         if args.json:
             old = json.load(open(args.json)) if os.path.exists(args.json) else {}

@@ -50,13 +50,13 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-DEFAULT_LAYERS = {"realnvp": 8, "nice": 4, "planar": 32, "maf": 5, "iaf": 5, "nsf": 5,
+DEFAULT_LAYERS = {"realnvp": 12, "nice": 8, "planar": 32, "maf": 5, "iaf": 5, "nsf": 5,
                   "nsf_coupling": 5, "nsf_autoregressive": 5}
 
 
 # Maximum-likelihood recipes on the 2-D toys (fresh points every step, cosine decay), measured
 # against the true entropy in benchmarks/README.md ("Recipes of issue 11 and 13, second round").
-DATA_RECIPES = {"realnvp": dict(steps=8000, batch_size=512, lr=3e-3),
+DATA_RECIPES = {"realnvp": dict(steps=6000, batch_size=512, lr=3e-3),
                 "nice": dict(steps=6000, batch_size=512, lr=3e-3),
                 "nsf_autoregressive": dict(steps=6000, batch_size=512, lr=2e-3)}
 DATA_DEFAULT = dict(steps=10_000, batch_size=256, lr=2e-3)
