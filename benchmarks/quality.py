@@ -36,8 +36,8 @@ from nfscratch.train import fit  # noqa: E402
 # issue 11). Each is (what it builds, how it trains); --quick scales the steps down.
 PLANAR = dict(n_layers=32, steps=20_000, batch_size=512, lr=2e-2, anneal=2000, warmup=1000)
 MOONS = dict(n_layers=12, hidden=(64, 64), steps=6000, batch_size=512, lr=3e-3, noise=0.1)
-TEN_LINES = dict(n_layers=8, hidden=(64, 64), steps=6000, batch_size=512, lr=3e-3, noise=0.05)
-NICE = dict(n_layers=8, hidden=(64, 64), steps=6000, batch_size=512, lr=3e-3, noise=0.1)
+TEN_LINES = dict(n_layers=8, hidden=(64, 64), steps=6000, batch_size=256, lr=2e-3, noise=0.05)
+NICE = dict(n_layers=16, hidden=(64, 64), steps=6000, batch_size=512, lr=3e-3, noise=0.1)
 DIGITS = dict(n_layers=6, hidden=(256,), steps=4000, batch_size=128, lr=1e-3, patience=8,
               record_every=100)
 

@@ -45,6 +45,12 @@ def nice(dim=2, n_layers=4, hidden=(64, 64), activation="relu", rng=None):
     zero) at the latent end: the first transform of the generative (forward) direction, the
     last of the normalizing (inverse) one.
 
+    The paper's 4 couplings (of deep conditioners) leave a large gap in 2-D: each additive layer
+    shifts one coordinate, so depth is what bends the density. On two moons (0.1) the gap to
+    the entropy falls from 0.17 (4 layers) to 0.078 (8) and 0.047 (16 layers, 6000 steps of
+    batch 512, lr 3e-3 with cosine decay: the recipe of ``nfscratch train --model nice`` and
+    ``benchmarks/quality.py``; benchmarks/README.md).
+
     Examples
     --------
     >>> flow = nice(2, n_layers=4, hidden=[8], rng=0)

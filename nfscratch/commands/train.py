@@ -50,7 +50,7 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-DEFAULT_LAYERS = {"realnvp": 12, "nice": 8, "planar": 32, "maf": 5, "iaf": 5, "nsf": 5,
+DEFAULT_LAYERS = {"realnvp": 12, "nice": 16, "planar": 32, "maf": 5, "iaf": 5, "nsf": 5,
                   "nsf_coupling": 5, "nsf_autoregressive": 5}
 
 
