@@ -28,14 +28,14 @@ def register(sub):
     p.add_argument("--hidden", type=positive_int, nargs="+", default=[64, 64],
                    help="conditioner hidden widths (couplings, maf, iaf)")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="training steps (default for data: the model's recipe in DATA_RECIPES, "
-                        "10000 if it has none; 20000 for energies)")
+                   help="training steps (default for data: 6000 for realnvp, nice and "
+                        "nsf_autoregressive, 10000 for the others; 20000 for energies)")
     p.add_argument("--batch-size", type=positive_int, default=None,
-                   help="batch size (default for data: the model's recipe, 256 if it has none; "
-                        "512 for energies)")
+                   help="batch size (default for data: 512 for realnvp, nice and "
+                        "nsf_autoregressive, 256 for the others; 512 for energies)")
     p.add_argument("--lr", type=positive_float, default=None,
-                   help="peak learning rate (default for data: the model's recipe, 2e-3 if it "
-                        "has none; 2e-2 for energies)")
+                   help="peak learning rate (default for data: 3e-3 for realnvp and nice, 2e-3 "
+                        "for the others; 2e-2 for energies)")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                    help="learning-rate schedule (default cosine decay to 0; energies also warm "
                         "up over the first 5%% of the steps)")
@@ -55,7 +55,7 @@ DEFAULT_LAYERS = {"realnvp": 12, "nice": 16, "planar": 32, "maf": 5, "iaf": 5, "
 
 
 # Maximum-likelihood recipes on the 2-D toys (fresh points every step, cosine decay), measured
-# against the true entropy in benchmarks/README.md ("Recipes of issue 11 and 13, second round").
+# against the true entropy in benchmarks/README.md ("Recipes of issues 11 and 13, second round").
 DATA_RECIPES = {"realnvp": dict(steps=6000, batch_size=512, lr=3e-3),
                 "nice": dict(steps=6000, batch_size=512, lr=3e-3),
                 "nsf_autoregressive": dict(steps=6000, batch_size=512, lr=2e-3)}
