@@ -35,9 +35,9 @@ from nfscratch.train import fit  # noqa: E402
 # The recipes (also what the demo, `nfscratch train` and the README use: see the report of
 # issue 11). Each is (what it builds, how it trains); --quick scales the steps down.
 PLANAR = dict(n_layers=32, steps=20_000, batch_size=512, lr=2e-2, anneal=2000, warmup=1000)
-MOONS = dict(n_layers=8, hidden=(64, 64), steps=10_000, batch_size=256, lr=2e-3, noise=0.1)
+MOONS = dict(n_layers=12, hidden=(64, 64), steps=6000, batch_size=512, lr=3e-3, noise=0.1)
 TEN_LINES = dict(n_layers=8, hidden=(64, 64), steps=6000, batch_size=256, lr=2e-3, noise=0.05)
-NICE = dict(n_layers=4, hidden=(64, 64), steps=10_000, batch_size=256, lr=2e-3, noise=0.1)
+NICE = dict(n_layers=16, hidden=(64, 64), steps=6000, batch_size=512, lr=3e-3, noise=0.1)
 DIGITS = dict(n_layers=6, hidden=(256,), steps=4000, batch_size=128, lr=1e-3, patience=8,
               record_every=100)
 
@@ -113,11 +113,13 @@ def _test_points(quick):
 RECIPES = {
     "planar": [(f"planar K=32 reverse KL, {u}", "KL nats", lambda s, q, u=u: planar(u, s, q))
                for u in ("U1", "U2", "U3", "U4")],
-    "moons": [("RealNVP 8x(64,64) moons(0.1), fresh points", "gap nats",
+    "moons": [(f"RealNVP {MOONS['n_layers']}x(64,64) moons(0.1), fresh points", "gap nats",
                toy_mle(MOONS, _realnvp))],
-    "ten_lines": [("README ten lines: RealNVP 8x(64,64) moons(0.05)", "gap nats",
+    "ten_lines": [(f"README ten lines: RealNVP {TEN_LINES['n_layers']}x(64,64) moons(0.05)",
+                   "gap nats",
                    toy_mle(TEN_LINES, _realnvp))],
-    "nice": [("NICE 4x(64,64) + scaling moons(0.1)", "gap nats", toy_mle(NICE, _nice))],
+    "nice": [(f"NICE {NICE['n_layers']}x(64,64) + scaling moons(0.1)", "gap nats",
+              toy_mle(NICE, _nice))],
     "digits": [("realnvp_image 6x(256) digits (baseline 2.40)", "bits/dim", digits)],
 }
 

@@ -8,10 +8,11 @@ import numpy as np
 from ._validate import as_rng, check_positive_int
 from .flow import Flow
 from .transforms import (IAF, MAF, ActNorm, AdditiveCoupling, AffineCoupling, ElementwiseAffine,
-                         FactorOut, Logit, LULinear, PlanarChain, Radial, SplineCoupling)
+                         FactorOut, Logit, LULinear, PlanarChain, Radial, SplineAutoregressive,
+                         SplineCoupling)
 
 __all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "maf", "iaf",
-           "nsf_coupling", "one_hot", "glow_like"]
+           "nsf_coupling", "nsf_autoregressive", "one_hot", "glow_like"]
 
 
 def realnvp(dim=2, n_layers=8, hidden=(64, 64), activation="tanh", s_max=2.0, rng=None,
@@ -48,6 +49,12 @@ def nice(dim=2, n_layers=4, hidden=(64, 64), activation="relu", rng=None):
     :class:`~nfscratch.transforms.ElementwiseAffine` (log-scale and shift, both starting at
     zero) at the latent end: the first transform of the generative (forward) direction, the
     last of the normalizing (inverse) one.
+
+    The paper's 4 couplings (of deep conditioners) leave a large gap in 2-D: each additive layer
+    shifts one coordinate, so depth is what bends the density. On two moons (0.1) the gap to
+    the entropy falls from 0.17 (4 layers) to 0.078 (8) and 0.047 (16 layers, 6000 steps of
+    batch 512, lr 3e-3 with cosine decay: the recipe of ``nfscratch train --model nice`` and
+    ``benchmarks/quality.py``; benchmarks/README.md).
 
     Examples
     --------
@@ -124,8 +131,7 @@ def realnvp_image(height=8, width=8, n_layers=6, hidden=(256,), s_max=2.0, alpha
     return Flow(layers + [Logit(dim, alpha=alpha)])
 
 
-def _autoregressive(cls, dim, n_layers, hidden, activation, s_max, orders, seed, rng,
-                    context_dim=0):
+def _autoregressive(cls, dim, n_layers, orders, seed, rng, **layer_options):
     rng = as_rng(rng)
     n_layers = check_positive_int(n_layers, "n_layers")
     if orders not in ("reverse", "random"):
@@ -134,8 +140,7 @@ def _autoregressive(cls, dim, n_layers, hidden, activation, s_max, orders, seed,
     layers = []
     for k in range(n_layers):
         order = "random" if orders == "random" else ("natural", "reverse")[k % 2]
-        layers.append(cls(dim, hidden=hidden, order=order, activation=activation, s_max=s_max,
-                          seed=seed + k, rng=rng, context_dim=context_dim))
+        layers.append(cls(dim, order=order, seed=seed + k, rng=rng, **layer_options))
     return Flow(layers)
 
 
@@ -155,8 +160,8 @@ def maf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
     >>> len(flow), [t.order.tolist() for t in flow]
     (3, [[0, 1], [1, 0], [0, 1]])
     """
-    return _autoregressive(MAF, dim, n_layers, hidden, activation, s_max, orders, seed, rng,
-                           context_dim)
+    return _autoregressive(MAF, dim, n_layers, orders, seed, rng, hidden=hidden,
+                           activation=activation, s_max=s_max, context_dim=context_dim)
 
 
 def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders="reverse",
@@ -170,8 +175,8 @@ def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
     >>> type(flow[0]).__name__, flow[1].order.tolist()
     ('IAF', [2, 1, 0])
     """
-    return _autoregressive(IAF, dim, n_layers, hidden, activation, s_max, orders, seed, rng,
-                           context_dim)
+    return _autoregressive(IAF, dim, n_layers, orders, seed, rng, hidden=hidden,
+                           activation=activation, s_max=s_max, context_dim=context_dim)
 
 
 def nsf_coupling(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0, activation="tanh",
@@ -196,6 +201,28 @@ def nsf_coupling(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0, activa
                                 bound=bound, parity=k % 2, rng=rng, context_dim=context_dim,
                                 **spline_options)
                  for k in range(n_layers)])
+
+
+def nsf_autoregressive(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0,
+                       activation="tanh", orders="reverse", seed=0, rng=None, **spline_options):
+    """An autoregressive neural spline flow: ``n_layers``
+    :class:`~nfscratch.transforms.SplineAutoregressive` layers (density in one MADE pass per
+    layer, sampling in D passes per layer).
+
+    Every layer transforms every feature and starts as the identity; consecutive layers use
+    reversed orders (``orders="reverse"``) or each a random permutation from ``seed + k``
+    (``orders="random"``), as in :func:`maf`. The arguments are those of :func:`nsf_coupling`;
+    the data should lie mostly in ``[-bound, bound]``.
+
+    Examples
+    --------
+    >>> flow = nsf_autoregressive(2, n_layers=3, hidden=[16], n_bins=4, rng=0)
+    >>> flow[0].name, [t.order.tolist() for t in flow]
+    ('SplineAutoregressive', [[0, 1], [1, 0], [0, 1]])
+    """
+    return _autoregressive(SplineAutoregressive, dim, n_layers, orders, seed, rng,
+                           hidden=hidden, n_bins=n_bins, bound=bound, activation=activation,
+                           **spline_options)
 
 
 def one_hot(labels, n_classes):

@@ -603,7 +603,8 @@ def builtin_examples(dim=2, rng=None):
     ``dim = 1`` the couplings, which need two features, are left out.
     """
     from ..transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit,
-                              Permute, Planar, PlanarChain, Radial, Reverse, SplineCoupling)
+                              Permute, Planar, PlanarChain, Radial, Reverse, SplineAutoregressive,
+                              SplineCoupling)
     from ..transforms import ActNorm, FactorOut, LULinear
     rng = as_rng(0 if rng is None else rng)
     # a block mask (first half conditions the rest) besides the alternating ones
@@ -636,10 +637,12 @@ def builtin_examples(dim=2, rng=None):
         "LULinear": lambda: LULinear(dim, rng=rng),
         "FactorOut": lambda: FactorOut(dim, keep=range(0, dim, 2), layers=[
             ElementwiseAffine(len(range(0, dim, 2))), LULinear(len(range(0, dim, 2)), rng=rng)]),
+        "SplineAutoregressive(reverse order)": lambda: SplineAutoregressive(
+            dim, hidden=[8], n_bins=4, bound=3.0, order="reverse", rng=rng),
     }
     # couplings and autoregressive layers need two features; the rest work from D = 1
     layers = {name: build() for name, build in builders.items()
-              if dim >= 2 or not ("Coupling" in name or "AF" in name)}
+              if dim >= 2 or not ("Coupling" in name or "AF" in name or "Autoregressive" in name)}
     for t in layers.values():
         perturb_params(t, rng)
     if "Planar(unconstrained)" in layers:   # keep w.u > -1/2: the map must stay invertible

@@ -15,13 +15,14 @@ from .spline import SplineCoupling
 from .actnorm import ActNorm
 from .linear import LULinear
 from .multiscale import FactorOut, squeeze
+from .spline_autoregressive import SplineAutoregressive
 
 TRANSFORMS = {cls.__name__: cls for cls in
               (Planar, PlanarChain, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
-               ElementwiseAffine, Logit, MAF, IAF, SplineCoupling,
+               ElementwiseAffine, Logit, MAF, IAF, SplineCoupling, SplineAutoregressive,
                ActNorm, LULinear, FactorOut)}
 
 __all__ = ["Transform", "Planar", "PlanarChain", "Radial", "AffineCoupling", "AdditiveCoupling",
            "Permute", "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "MAF", "IAF",
-           "SplineCoupling", "TRANSFORMS",
+           "SplineCoupling", "TRANSFORMS", "SplineAutoregressive",
            "ActNorm", "LULinear", "FactorOut", "squeeze"]
