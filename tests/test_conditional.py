@@ -13,7 +13,7 @@ from nfscratch import Flow, gradcheck, io
 from nfscratch.config import use_backend
 from nfscratch.gradcheck import numerical_jacobian
 from nfscratch.transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, Planar,
-                                  Reverse, SplineCoupling)
+                                  Reverse, SplineAutoregressive, SplineCoupling)
 from nfscratch.transforms.made import MADE, check_made_masks
 
 C = 3
@@ -28,6 +28,8 @@ FACTORIES = {
     "IAF": lambda D, rng: IAF(D, hidden=[8], rng=rng, zero_init=False, context_dim=C),
     "SplineCoupling": lambda D, rng: SplineCoupling(D, hidden=[8], n_bins=4, rng=rng,
                                                     zero_init=False, context_dim=C),
+    "SplineAutoregressive": lambda D, rng: SplineAutoregressive(
+        D, hidden=[8], n_bins=4, rng=rng, zero_init=False, context_dim=C, order="reverse"),
 }
 NAMES = list(FACTORIES)
 BACKENDS = ["numpy", "numba"]
@@ -217,7 +219,8 @@ def test_bad_context_input_is_refused_with_clear_messages(rng):
 
 
 # -- models, fit, data ------------------------------------------------------------------------
-@pytest.mark.parametrize("builder", ["realnvp", "maf", "iaf", "nsf_coupling"])
+@pytest.mark.parametrize("builder", ["realnvp", "maf", "iaf", "nsf_coupling",
+                                     "nsf_autoregressive"])
 def test_model_builders_take_context_dim(builder, rng):
     from nfscratch import models
     flow = getattr(models, builder)(2, n_layers=2, hidden=[8], rng=0, context_dim=2)

@@ -75,7 +75,8 @@ def build(model, layers, hidden, rng, context_dim=0):
     n = DEFAULT_LAYERS[model] if layers is None else layers
     if context_dim:
         builders = {"realnvp": models.realnvp, "maf": models.maf, "iaf": models.iaf,
-                    "nsf": models.nsf_coupling, "nsf_coupling": models.nsf_coupling}
+                    "nsf": models.nsf_coupling, "nsf_coupling": models.nsf_coupling,
+                    "nsf_autoregressive": models.nsf_autoregressive}
         if model not in builders:
             raise UsageError(f"--conditional: expected a model with a conditioner "
                              f"({', '.join(builders)}), got {model}.")

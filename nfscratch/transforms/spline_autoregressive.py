@@ -65,7 +65,8 @@ NeurIPS 2017, arXiv:1705.07057.
 import numpy as np
 
 from ..config import use_kernels
-from .base import Transform
+from .._validate import check_context_dim
+from .base import Transform, split_conditioner_grad
 from .made import MADE, made_backward, made_forward
 from .spline import (BOUND, MIN_DERIVATIVE, MIN_HEIGHT, MIN_WIDTH, _check_spline_settings,
                      spline_backward, spline_forward, spline_inverse, spline_params)
@@ -75,27 +76,30 @@ __all__ = ["spline_autoregressive_inverse", "spline_autoregressive_inverse_backw
            "SplineAutoregressive"]
 
 
-def _conditioner(u, params, masks, activation, n_bins):
+def _conditioner(u, params, masks, activation, n_bins, context=None):
     """MADE pass: spline parameters ``uw, uh`` (N, D, K), ``ud`` (N, D, K-1) and the MADE cache.
 
-    The one place the conditioner is called: a context for a conditional flow goes here.
+    The one place the conditioner is called; a conditional layer's context (N, C) enters the
+    MADE here, through its degree-0 inputs (see :mod:`.made`).
     """
     N, D = u.shape
-    out, made_cache = made_forward(u, params, masks, activation)          # (N, (3K-1) D)
+    out, made_cache = made_forward(u, params, masks, activation, context)  # (N, (3K-1) D)
     theta = out.reshape(N, 3 * n_bins - 1, D).transpose(0, 2, 1)          # (N, D, 3K-1)
     return theta[..., :n_bins], theta[..., n_bins:2 * n_bins], theta[..., 2 * n_bins:], made_cache
 
 
 def _conditioner_backward(duw, duh, dud, made_cache):
-    """Backward of :func:`_conditioner`: ``(du, MADE grads)``."""
+    """Backward of :func:`_conditioner`: ``(du, MADE grads)``; with a context its gradient is
+    ``grads["context"]``."""
     dtheta = np.concatenate([duw, duh, dud], axis=-1)                     # (N, D, 3K-1)
     dout = dtheta.transpose(0, 2, 1).reshape(dtheta.shape[0], -1)         # (N, (3K-1) D)
-    return made_backward(dout, made_cache)
+    d_in, grads = made_backward(dout, made_cache)
+    return split_conditioner_grad(d_in, duw.shape[1], grads), grads
 
 
 def spline_autoregressive_inverse(x, params, masks, activation="tanh", n_bins=8, bound=BOUND,
                                   min_width=MIN_WIDTH, min_height=MIN_HEIGHT,
-                                  min_derivative=MIN_DERIVATIVE):
+                                  min_derivative=MIN_DERIVATIVE, context=None):
     """The one-pass direction ``z_i = g(x_i; θ_i(x_{<i}))``: ``(z, log_det, cache)``.
 
     Parameters
@@ -107,6 +111,8 @@ def spline_autoregressive_inverse(x, params, masks, activation="tanh", n_bins=8,
     activation : str
     n_bins, bound, min_width, min_height, min_derivative
         The spline's settings (see :func:`.spline.spline_params`).
+    context : ndarray, shape (N, C), optional
+        A conditional MADE's context; its gradient comes back as ``grads["context"]``.
 
     Returns
     -------
@@ -123,7 +129,7 @@ def spline_autoregressive_inverse(x, params, masks, activation="tanh", n_bins=8,
     >>> z.shape, log_det.shape
     ((3, 2), (3,))
     """
-    uw, uh, ud, made_cache = _conditioner(x, params, masks, activation, n_bins)
+    uw, uh, ud, made_cache = _conditioner(x, params, masks, activation, n_bins, context)
     z, log_slope, sp_cache = spline_forward(x, uw, uh, ud, bound, min_width, min_height,
                                             min_derivative)               # (N, D) each
     cache = {"n": x.shape[0], "log_slope": log_slope, "spline": sp_cache, "made_cache": made_cache}
@@ -140,7 +146,7 @@ def spline_autoregressive_inverse_backward(dz, dlog_det, cache):
 
 def spline_autoregressive_forward(z, params, masks, order, activation="tanh", n_bins=8,
                                   bound=BOUND, min_width=MIN_WIDTH, min_height=MIN_HEIGHT,
-                                  min_derivative=MIN_DERIVATIVE):
+                                  min_derivative=MIN_DERIVATIVE, context=None):
     """The sequential direction: ``x_i = g^{-1}(z_i; θ_i(x_{<i}))`` in D MADE passes.
 
     Returns ``(x, log_det = log|det dx/dz|, cache)``; the cache is the one of the one pass at
@@ -149,7 +155,7 @@ def spline_autoregressive_forward(z, params, masks, order, activation="tanh", n_
     Parameters
     ----------
     z : ndarray, shape (N, D)
-    params, masks, activation, n_bins, bound, min_width, min_height, min_derivative
+    params, masks, activation, n_bins, bound, min_width, min_height, min_derivative, context
         As in :func:`spline_autoregressive_inverse`.
     order : ndarray of int, shape (D,)
         ``order[k]`` is the feature generated k-th (the MADE's order).
@@ -165,10 +171,11 @@ def spline_autoregressive_forward(z, params, masks, order, activation="tanh", n_
     x = np.zeros_like(z)
     opts = (bound, min_width, min_height, min_derivative)
     for i in order:                         # pass k fixes feature order[k]: its inputs are final
-        uw, uh, ud, _ = _conditioner(x, params, masks, activation, n_bins)
+        uw, uh, ud, _ = _conditioner(x, params, masks, activation, n_bins, context)
         x[:, i] = spline_inverse(z[:, i], uw[:, i], uh[:, i], ud[:, i], *opts)[0]
     # one more pass at the solution gives the cache (and log-det) the backward pass needs
-    _, log_det, cache = spline_autoregressive_inverse(x, params, masks, activation, n_bins, *opts)
+    _, log_det, cache = spline_autoregressive_inverse(x, params, masks, activation, n_bins, *opts,
+                                                      context=context)
     return x, -log_det, {**cache, "order": order}
 
 
@@ -177,7 +184,8 @@ def spline_autoregressive_forward_backward(dx, dlog_det, cache):
 
     Back-substitution for ``v`` in ``J^T v = dx - dlog_det * d(sum log g')/dx`` (module
     docstring), one :func:`spline_autoregressive_inverse_backward` per feature after one with
-    ``v = 0``; ``dz = v``, grads = -(the last pass's grads).
+    ``v = 0``; ``dz = v``, grads = -(the last pass's grads). A context enters ``z = g(x; θ(x,
+    y))`` exactly like a parameter does, so its gradient is negated the same way.
     """
     slope = np.exp(cache["log_slope"])                                    # (N, D): J's diagonal
     v = np.zeros_like(dx)                                                 # (N, D), becomes dz
@@ -204,7 +212,7 @@ class SplineAutoregressive(Transform):
     dim : int
         Number of features D >= 2.
     hidden : sequence of int
-        MADE hidden widths, each >= D - 1.
+        MADE hidden widths, each >= D - 1 (>= D with a context).
     n_bins : int
         K >= 2 bins per spline.
     bound : float
@@ -221,6 +229,11 @@ class SplineAutoregressive(Transform):
         Initial weights.
     zero_init : bool
         Zero the MADE's last layer, so every spline starts as the identity exactly.
+    context_dim : int
+        Width C of a context read by the MADE (degree-0 inputs; ``p(x | y)``); 0: not
+        conditional. When C > 0 every pass needs ``context`` (N, C), the backward passes leave
+        its gradient in ``self.dcontext``, and the passes run the NumPy functions on either
+        backend.
 
     Examples
     --------
@@ -237,8 +250,9 @@ class SplineAutoregressive(Transform):
     def __init__(self, dim, hidden=(64, 64), n_bins=8, bound=BOUND, order=None,
                  activation="tanh", min_width=MIN_WIDTH, min_height=MIN_HEIGHT,
                  min_derivative=MIN_DERIVATIVE, hidden_degrees="cyclic", seed=0, rng=None,
-                 zero_init=True):
+                 zero_init=True, context_dim=0):
         super().__init__(dim)
+        self.context_dim = check_context_dim(context_dim)
         _check_spline_settings(n_bins, bound, min_width, min_height, min_derivative)
         self.n_bins, self.bound = int(n_bins), float(bound)
         self.min_width, self.min_height = float(min_width), float(min_height)
@@ -246,7 +260,7 @@ class SplineAutoregressive(Transform):
         self.hidden_degrees, self.seed = hidden_degrees, int(seed)
         self.net = MADE(self.dim, hidden, k=3 * self.n_bins - 1, order=order,
                         hidden_degrees=hidden_degrees, activation=activation, rng=rng,
-                        zero_last=zero_init, seed=self.seed)
+                        zero_last=zero_init, seed=self.seed, context_dim=self.context_dim)
         self.hidden, self.activation = self.net.hidden, activation
         self.order, self.masks = self.net.order, self.net.masks
         self.params = self.net.params                   # shared arrays: updates reach the net
@@ -257,11 +271,12 @@ class SplineAutoregressive(Transform):
                 "bound": self.bound, "order": self.order.tolist(),
                 "activation": self.activation, "min_width": self.min_width,
                 "min_height": self.min_height, "min_derivative": self.min_derivative,
-                "hidden_degrees": self.hidden_degrees, "seed": self.seed}
+                "hidden_degrees": self.hidden_degrees, "seed": self.seed,
+                **({"context_dim": self.context_dim} if self.context_dim else {})}
 
     @classmethod
-    def param_shapes(cls, dim, hidden=(64, 64), n_bins=8, **config):
-        return MADE.param_shapes(dim, hidden, 3 * int(n_bins) - 1)
+    def param_shapes(cls, dim, hidden=(64, 64), n_bins=8, context_dim=0, **config):
+        return MADE.param_shapes(dim, hidden, 3 * int(n_bins) - 1, context_dim)
 
     def _settings(self):
         return (self.activation, self.n_bins, self.bound, self.min_width, self.min_height,
@@ -279,17 +294,19 @@ class SplineAutoregressive(Transform):
         return spline_params(uw, uh, ud, self.bound, self.min_width, self.min_height,
                              self.min_derivative)[:3]
 
-    def _forward(self, z):
+    def _forward(self, z, context=None):
         return spline_autoregressive_forward(z, self.params, self.masks, self.order,
-                                             *self._settings())
+                                             *self._settings(), context=context)
 
     def _backward(self, dx, dlog_det, cache):
         return spline_autoregressive_forward_backward(dx, dlog_det, cache)
 
-    def _inverse(self, x):
-        if use_kernels():
+    # the kernel path has no context input: a conditional pass runs the NumPy functions
+    def _inverse(self, x, context=None):
+        if use_kernels() and context is None:
             return _fast().inverse(self, x)
-        return spline_autoregressive_inverse(x, self.params, self.masks, *self._settings())
+        return spline_autoregressive_inverse(x, self.params, self.masks, *self._settings(),
+                                             context=context)
 
     def _inverse_backward(self, dz, dlog_det, cache):
         if "kernels" in cache:
