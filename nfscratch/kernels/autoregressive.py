@@ -36,7 +36,7 @@ from ._math import dot_v, exp_v, sum_v, tanh_v
 from .mlp import ACT_CODES, _act, _act_grad
 
 __all__ = ["maf_forward_nb", "maf_forward_backward_nb", "pack_made", "unpack_made", "pack_masks",
-           "unit_degrees", "iaf_chain_forward_nb", "iaf_chain_backward_nb"]
+           "unit_degrees", "iaf_chain_forward_nb", "iaf_chain_backward_nb", "chain_arrays"]
 
 BLOCK = 256
 _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"})
@@ -372,16 +372,12 @@ def _check_chain(kernel, weights, masks, sizes, act, s_max):
 
 
 @njit(**_JIT)
-def _iaf_chain_forward(z, weights, masks, sizes, act, s_max):
+def _iaf_chain_forward(z, weights, masks, sizes, act, s_max, acts, e, dd, log_dets):
     N, D = z.shape
     K = weights.shape[0]
     L = sizes.shape[0] - 1
     w_off, b_off, a_off = _layout(sizes)
-    rows = a_off[L]
-    acts = np.empty((K, rows, N))
-    e = np.empty((K, D, N))
-    dd = np.empty((K, D, N))
-    log_dets = np.zeros((K, N))
+    log_dets[...] = 0.0
     log_det = np.zeros(N)
     x = np.empty((N, D))
     raw = np.empty(N)
@@ -443,19 +439,27 @@ def _iaf_chain_forward(z, weights, masks, sizes, act, s_max):
                     x[n, i] = raw[n]
         for n in range(N):
             log_det[n] += ld[n]
-    return x, log_det, acts, e, dd, log_dets
+    return x, log_det
 
 
 def iaf_chain_forward_nb(z, weights, masks, sizes, act, s_max):
     """K IAF layers' one pass, layer 0 first: ``(x, log_det, acts, e, dd, log_dets)``.
 
     Twin: :func:`nfscratch.transforms.iaf_chain.iaf_chain_forward` on the unpacked parameters.
+    (The compiled ``_iaf_chain_forward`` fills the four kept arrays given to it, so that a
+    caller running many passes can reuse their memory.)
     """
-    K, D, _ = _check_chain("iaf_chain_forward_nb", weights, masks, sizes, act, s_max)
+    K, D, rows = _check_chain("iaf_chain_forward_nb", weights, masks, sizes, act, s_max)
     N, Dz = ck.f64("iaf_chain_forward_nb", "z", z, 2)
     ck.positive("iaf_chain_forward_nb", "z.shape[0] (N)", N)
     ck.dim_equal("iaf_chain_forward_nb", "z.shape[1]", Dz, D, "D = sizes[0]")
-    return _iaf_chain_forward(z, weights, masks, sizes, act, s_max)
+    kept = chain_arrays(K, D, rows, N)
+    return (*_iaf_chain_forward(z, weights, masks, sizes, act, s_max, *kept), *kept)
+
+
+def chain_arrays(K, D, rows, N):
+    """Empty ``(acts (K, rows, N), e (K, D, N), dd (K, D, N), log_dets (K, N))`` of a chain pass."""
+    return np.empty((K, rows, N)), np.empty((K, D, N)), np.empty((K, D, N)), np.empty((K, N))
 
 
 @njit(**_JIT)

@@ -7,6 +7,7 @@ from .autoregressive import IAF, MAF
 from .base import Transform
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask
 from .elementwise import ElementwiseAffine
+from .iaf_chain import IAFChain
 from .logit import Logit
 from .permutation import Permute, Reverse
 from .planar import Planar, PlanarChain
@@ -15,8 +16,8 @@ from .spline import SplineCoupling
 
 TRANSFORMS = {cls.__name__: cls for cls in
               (Planar, PlanarChain, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
-               ElementwiseAffine, Logit, MAF, IAF, SplineCoupling)}
+               ElementwiseAffine, Logit, MAF, IAF, SplineCoupling, IAFChain)}
 
 __all__ = ["Transform", "Planar", "PlanarChain", "Radial", "AffineCoupling", "AdditiveCoupling",
            "Permute", "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "MAF", "IAF",
-           "SplineCoupling", "TRANSFORMS"]
+           "SplineCoupling", "TRANSFORMS", "IAFChain"]

@@ -96,10 +96,20 @@ def chain_forward(chain, z):
         return _iaf_chain().iaf_chain_forward(z, *chain._layer_args(), chain.activation,
                                               chain.s_max)
     weights, masks, sizes, act = _chain_args(chain)
-    x, log_det, acts, e, dd, log_dets = ka._iaf_chain_forward(np.ascontiguousarray(z), weights,
-                                                              masks, sizes, act, chain.s_max)
+    z = np.ascontiguousarray(z)
+    shape = (len(chain), int(sizes[:-1].sum()), z.shape[0])
+    kept = _chain_kept.get(chain)
+    # fresh memory costs page faults on first write (benchmarks/README.md): the arrays of the
+    # last pass are reused; its cache is superseded by this pass anyway
+    if kept is None or kept[0].shape != shape:
+        kept = _chain_kept[chain] = ka.chain_arrays(shape[0], chain.dim, shape[1], shape[2])
+    acts, e, dd, log_dets = kept
+    x, log_det = ka._iaf_chain_forward(z, weights, masks, sizes, act, chain.s_max, *kept)
     return x, log_det, {"n": z.shape[0], "kernels": "iaf_chain", "acts": acts, "e": e, "dd": dd,
                         "log_dets": log_dets}
+
+
+_chain_kept = weakref.WeakKeyDictionary()    # chain -> the arrays its last one pass keeps
 
 
 def chain_backward(chain, cache, dx, dlog_det):
