@@ -10,6 +10,8 @@ from nfscratch.kernels.mlp import ACT_CODES
 from nfscratch.transforms import IAF, IAFChain, Planar
 from nfscratch.transforms.iaf_chain import iaf_chain_backward, iaf_chain_forward
 
+from conftest import assert_same_passes
+
 
 def perturbed_chain(rng, K=3, hidden=(8, 8), activation="tanh", orders="reverse", dim=2):
     chain = IAFChain(dim, K, hidden=hidden, activation=activation, orders=orders, seed=4, rng=rng,
@@ -105,27 +107,7 @@ def test_chain_equals_a_stack_of_iaf_layers(backend, activation, rng):
     z = 1.5 * rng.normal(size=(30, 2))
     dx, dl = rng.normal(size=(30, 2)), rng.normal(size=30)
     with use_backend(backend):
-        for direction in ("forward", "inverse"):
-            run = {f: f.forward if direction == "forward" else f.inverse for f in (chain, layers)}
-            back = {f: f.backward if direction == "forward" else f.inverse_backward
-                    for f in (chain, layers)}
-            (o1, l1), (o2, l2) = run[chain](z), run[layers](z)
-            np.testing.assert_allclose(o1, o2, rtol=0, atol=1e-12)
-            np.testing.assert_allclose(l1, l2, rtol=0, atol=1e-12)
-            np.testing.assert_allclose(back[chain](dx, dl), back[layers](dx, dl), rtol=0,
-                                       atol=1e-11)
-            g1, g2 = chain.grads(), layers.grads()
-            assert list(g1) == list(g2)
-            for k in g2:
-                np.testing.assert_allclose(g1[k], g2[k], rtol=1e-11, atol=1e-11)
-            for a, b in zip(chain.layer_log_dets(), layers.layer_log_dets()):
-                np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-            t1, t2 = chain.trajectory(z, direction), layers.trajectory(z, direction)
-            assert t1.names == t2.names and len(t1.points) == 5
-            for a, b in zip(t1.points, t2.points):
-                np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-            for a, b in zip(t1.log_dets, t2.log_dets):
-                np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+        assert_same_passes(chain, layers, z, dx, dl, 1e-11)
 
 
 def test_models_iaf_builds_a_chain_with_the_stacks_parameters():
