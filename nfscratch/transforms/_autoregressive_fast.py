@@ -115,9 +115,11 @@ _chain_kept = weakref.WeakKeyDictionary()    # chain -> the arrays its last one 
 def chain_backward(chain, cache, dx, dlog_det):
     ka, _, _ = _kernels()
     weights, masks, sizes, act = _chain_args(chain)
-    dz, dweights = ka.iaf_chain_backward_nb(np.ascontiguousarray(dx), np.ascontiguousarray(dlog_det),
-                                            weights, masks, sizes, act, cache["acts"], cache["e"],
-                                            cache["dd"])
+    # the arrays were built here or checked by Transform.backward (shapes (N, D) and (N,))
+    dz, dweights = ka._iaf_chain_backward(np.ascontiguousarray(dx, dtype=np.float64),
+                                          np.ascontiguousarray(dlog_det, dtype=np.float64),
+                                          weights, masks, sizes, act, cache["acts"], cache["e"],
+                                          cache["dd"])
     return dz, chain._views(dweights)
 
 

@@ -173,6 +173,7 @@ class IAFChain(Transform):
         self.hidden, self.activation, self.s_max = layers[0].hidden, activation, layers[0].s_max
         self.hidden_degrees = hidden_degrees
         self._layers = layers
+        self._shapes = IAF.param_shapes(self.dim, self.hidden)     # one layer's, in param order
         n = layers[0].n_params()
         theta = np.zeros(K * n).reshape(K, n)
         for k, layer in enumerate(layers):
@@ -227,7 +228,7 @@ class IAFChain(Transform):
     def _views(self, rows):
         """``{name: (K, *shape)}`` views of the parameter blocks of ``rows`` (K, n)."""
         out, pos = {}, 0
-        for name, shape in IAF.param_shapes(self.dim, self.hidden).items():
+        for name, shape in self._shapes.items():
             size = int(np.prod(shape))
             out[name] = rows[:, pos:pos + size].reshape(rows.shape[0], *shape)
             pos += size
