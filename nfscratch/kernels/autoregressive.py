@@ -1,5 +1,8 @@
 r"""Kernel for the sequential direction of an affine autoregressive layer (MAF sampling, IAF density).
 
+(At the end of the module: the one-pass direction of a chain of K IAF layers, forward and
+backward in one call each, for :class:`~nfscratch.transforms.iaf_chain.IAFChain`.)
+
 The twin is the teaching function :func:`nfscratch.transforms.autoregressive.maf_forward`
 (same arguments, unpacked): solve ``z = x e^{s(x)} + t(x)`` for ``x`` feature by feature, where
 ``[raw | t] = MADE(x)``, ``s = s_max tanh(raw / s_max)``,
