@@ -564,6 +564,7 @@ def builtin_examples(dim=2, rng=None):
     """
     from ..transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, ElementwiseAffine, Logit,
                               Permute, Planar, PlanarChain, Radial, Reverse, SplineCoupling)
+    from ..transforms import IAFChain
     rng = as_rng(0 if rng is None else rng)
     # a block mask (first half conditions the rest) besides the alternating ones
     block = [1 if d < max(1, dim // 2) else 0 for d in range(dim)]
@@ -589,6 +590,7 @@ def builtin_examples(dim=2, rng=None):
         "IAF(random order, relu)": lambda: IAF(dim, hidden=[8], order="random", seed=1,
                                                activation="relu", rng=rng),
         "SplineCoupling": lambda: SplineCoupling(dim, hidden=[8], n_bins=4, bound=3.0, rng=rng),
+        "IAFChain": lambda: IAFChain(dim, 3, hidden=[8], orders="random", rng=rng),
     }
     # couplings and autoregressive layers need two features; the rest work from D = 1
     layers = {name: build() for name, build in builders.items()
