@@ -120,6 +120,12 @@ def test_models_iaf_builds_a_chain_with_the_stacks_parameters():
         assert k1 == k2
         np.testing.assert_array_equal(a, b)
     assert type(models.iaf(2, 2, (8,), context_dim=1).transforms[0]) is IAF   # conditional: layers
+    chain = IAFChain(2, 3, (8,), rng=3, zero_init=False)     # an int seeds one generator
+    stack = [IAF(2, (8,), order=("natural", "reverse")[k % 2], seed=k, rng=g, zero_init=False)
+             for g in [np.random.default_rng(3)] for k in range(3)]
+    for k in range(3):
+        for name, p in stack[k].params.items():
+            np.testing.assert_array_equal(chain[k].params[name], p)
 
 
 def test_layers_are_views_and_the_parameters_one_buffer(rng):

@@ -29,7 +29,7 @@ Inverse Autoregressive Flow", NeurIPS 2016, arXiv:1606.04934.
 """
 import numpy as np
 
-from .._validate import check_positive_int
+from .._validate import as_rng, check_positive_int
 from ..config import use_kernels
 from .autoregressive import IAF, maf_forward, maf_forward_backward, maf_inverse, maf_inverse_backward
 from .base import Transform
@@ -165,7 +165,7 @@ class IAFChain(Transform):
                       for k in range(K)]
         elif len(orders) != K:
             raise ValueError(f"orders: expected one order per layer ({K}), got {len(orders)}.")
-        self.seed = int(seed)
+        self.seed, rng = int(seed), as_rng(rng)      # one generator, drawn from layer after layer
         layers = [IAF(dim, hidden=hidden, order=orders[k], activation=activation, s_max=s_max,
                       hidden_degrees=hidden_degrees, seed=self.seed + k, rng=rng,
                       zero_init=zero_init)
