@@ -8,8 +8,8 @@ import numpy as np
 from ._validate import as_rng, check_positive_int
 from .flow import Flow
 from .transforms import (IAF, MAF, ActNorm, AdditiveCoupling, AffineCoupling, ElementwiseAffine,
-                         FactorOut, Logit, LULinear, PlanarChain, Radial, SplineAutoregressive,
-                         SplineCoupling)
+                         FactorOut, IAFChain, Logit, LULinear, PlanarChain, Radial,
+                         SplineAutoregressive, SplineCoupling)
 
 __all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "maf", "iaf",
            "nsf_coupling", "nsf_autoregressive", "one_hot", "glow_like"]
@@ -174,7 +174,14 @@ def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
     >>> flow = iaf(3, n_layers=2, hidden=[8], rng=0)
     >>> type(flow[0]).__name__, flow[1].order.tolist()
     ('IAF', [2, 1, 0])
+
+    Unconditional, the layers are one :class:`~nfscratch.transforms.IAFChain` (the one pass of
+    all layers in one kernel call), with the parameters the separate layers would draw; the flow
+    still counts, indexes and plots them layer by layer.
     """
+    if not context_dim and orders in ("reverse", "random"):
+        return Flow([IAFChain(dim, check_positive_int(n_layers, "n_layers"), hidden, activation,
+                              s_max, orders, seed=seed, rng=as_rng(rng))])
     return _autoregressive(IAF, dim, n_layers, orders, seed, rng, hidden=hidden,
                            activation=activation, s_max=s_max, context_dim=context_dim)
 

@@ -5,6 +5,8 @@ import pytest
 from nfscratch import Flow, StandardNormal, gradcheck, models, use_backend
 from nfscratch.transforms import AffineCoupling, Planar, PlanarChain, Reverse
 
+from conftest import assert_same_passes
+
 
 def mixed(rng, dim=2):
     return Flow([AffineCoupling(dim, hidden=[16], rng=rng, zero_init=False), Planar(dim, rng=rng),
@@ -227,24 +229,7 @@ def test_chain_equals_a_sequence_of_planar_layers(backend, constrain, rng):
     z = 1.5 * rng.normal(size=(30, 2))
     dx, dl = rng.normal(size=(30, 2)), rng.normal(size=30)
     with use_backend(backend):
-        for direction in ("forward", "inverse"):
-            run = {f: f.forward if direction == "forward" else f.inverse for f in (chain, layers)}
-            back = {f: f.backward if direction == "forward" else f.inverse_backward
-                    for f in (chain, layers)}
-            (o1, l1), (o2, l2) = run[chain](z), run[layers](z)
-            np.testing.assert_allclose(o1, o2, rtol=0, atol=1e-13)
-            np.testing.assert_allclose(l1, l2, rtol=0, atol=1e-13)
-            np.testing.assert_allclose(back[chain](dx, dl), back[layers](dx, dl), rtol=0, atol=1e-13)
-            g1, g2 = chain.grads(), layers.grads()
-            assert list(g1) == list(g2)
-            for k in g2:
-                np.testing.assert_allclose(g1[k], g2[k], rtol=1e-13, atol=1e-13)
-            for k, (a, b) in enumerate(zip(chain.layer_log_dets(), layers.layer_log_dets())):
-                np.testing.assert_allclose(a, b, rtol=0, atol=1e-13, err_msg=f"layer {k}")
-            t1, t2 = chain.trajectory(z, direction), layers.trajectory(z, direction)
-            assert t1.names == t2.names and len(t1.points) == 5
-            for a, b in zip(t1.points + t1.log_dets, t2.points + t2.log_dets):
-                np.testing.assert_allclose(a, b, rtol=0, atol=1e-13)
+        assert_same_passes(chain, layers, z, dx, dl, 1e-13)
 
 
 def test_chain_layers_are_views_of_its_rows(rng):

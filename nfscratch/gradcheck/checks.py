@@ -606,6 +606,7 @@ def builtin_examples(dim=2, rng=None):
                               Permute, Planar, PlanarChain, Radial, Reverse, SplineAutoregressive,
                               SplineCoupling)
     from ..transforms import ActNorm, FactorOut, LULinear
+    from ..transforms import IAFChain
     rng = as_rng(0 if rng is None else rng)
     # a block mask (first half conditions the rest) besides the alternating ones
     block = [1 if d < max(1, dim // 2) else 0 for d in range(dim)]
@@ -639,6 +640,7 @@ def builtin_examples(dim=2, rng=None):
             ElementwiseAffine(len(range(0, dim, 2))), LULinear(len(range(0, dim, 2)), rng=rng)]),
         "SplineAutoregressive(reverse order)": lambda: SplineAutoregressive(
             dim, hidden=[8], n_bins=4, bound=3.0, order="reverse", rng=rng),
+        "IAFChain": lambda: IAFChain(dim, 3, hidden=[8], orders="random", rng=rng),
     }
     # couplings and autoregressive layers need two features; the rest work from D = 1
     layers = {name: build() for name, build in builders.items()

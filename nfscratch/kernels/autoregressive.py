@@ -1,5 +1,8 @@
 r"""Kernel for the sequential direction of an affine autoregressive layer (MAF sampling, IAF density).
 
+(At the end of the module: the one-pass direction of a chain of K IAF layers, forward and
+backward in one call each, for :class:`~nfscratch.transforms.iaf_chain.IAFChain`.)
+
 The twin is the teaching function :func:`nfscratch.transforms.autoregressive.maf_forward`
 (same arguments, unpacked): solve ``z = x e^{s(x)} + t(x)`` for ``x`` feature by feature, where
 ``[raw | t] = MADE(x)``, ``s = s_max tanh(raw / s_max)``,
@@ -36,7 +39,7 @@ from ._math import dot_v, exp_v, sum_v, tanh_v
 from .mlp import ACT_CODES, _act, _act_grad
 
 __all__ = ["maf_forward_nb", "maf_forward_backward_nb", "pack_made", "unpack_made", "pack_masks",
-           "unit_degrees"]
+           "unit_degrees", "iaf_chain_forward_nb", "iaf_chain_backward_nb", "chain_arrays"]
 
 BLOCK = 256
 _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"})
@@ -336,3 +339,217 @@ def maf_forward_backward_nb(dx, dlog_det, u, weights, masks, sizes, hidden_deg, 
                     hidden_deg, order, act, s_max)
     return _maf_forward_backward(dx, dlog_det, u, weights, masks, sizes, hidden_deg, order, act,
                                  s_max)
+
+
+# ---------------------------------------------------------------------------------------------
+# a chain of K IAF layers: the one-pass direction of every layer in one call
+# ---------------------------------------------------------------------------------------------
+# Twin: ``nfscratch.transforms.iaf_chain.iaf_chain_forward`` / ``iaf_chain_backward``, which loop
+# the teaching ``maf_inverse`` / ``maf_inverse_backward`` over the layers. Why a kernel: at D = 2
+# a layer's MADE is a few thousand flops a sample, far less than the Python cost of running it
+# layer by layer (see benchmarks/README.md), so all K layers run here in one call.
+#
+# Arguments: ``weights`` (K, n_w), row k the raw (unmasked) parameters of layer k in the layout
+# of :func:`pack_made`; ``masks`` (K, n_w), row k :func:`pack_masks` of layer k (a weight whose
+# mask is 0 is skipped, which is the product ``W ⊙ M`` without forming it); ``sizes`` as for
+# :func:`maf_forward_nb`, the same for every layer. The forward keeps, for the backward, every
+# layer's input and hidden activations ``acts`` (K, rows, N) unit-major (rows = D + hidden
+# units), ``e = exp(s)`` and ``dd = ds/draw`` (K, D, N), and the per-layer log-dets (K, N).
+def _check_chain(kernel, weights, masks, sizes, act, s_max):
+    K, n_w = ck.f64(kernel, "weights", weights, 2)
+    ck.positive(kernel, "weights.shape[0] (K, the number of layers)", K)
+    (L1,) = ck.i64(kernel, "sizes", sizes, 1)
+    D = int(sizes[0]) if L1 else 0
+    if L1 < 2 or D < 1 or sizes[-1] != 2 * D or sizes.min() < 1:
+        raise ck.KernelArgumentError(f"{kernel}: sizes: expected [D, H_1, .., 2D] with positive "
+                                     f"widths, got {sizes.tolist()}.")
+    ck.same_shape(kernel, "weights", weights.shape, (K, int(np.sum(sizes[:-1] * sizes[1:] + sizes[1:]))),
+                  "(K, sum of W and b sizes)")
+    ck.same_shape(kernel, "masks", ck.f64(kernel, "masks", masks, 2), weights.shape,
+                  "weights.shape (pack_masks per layer)")
+    if type(act) is not int or act not in ACT_CODES.values():
+        raise ValueError(f"{kernel}: act: expected an activation code in {ACT_CODES}, got {act!r}.")
+    if type(s_max) is not float or not s_max > 0.0:
+        raise ValueError(f"{kernel}: s_max: expected a positive float, got {s_max!r}.")
+    return K, D, int(np.sum(sizes[:-1]))
+
+
+@njit(**_JIT)
+def _iaf_chain_forward(z, weights, masks, sizes, act, s_max, acts, e, dd, log_dets):
+    N, D = z.shape
+    K = weights.shape[0]
+    L = sizes.shape[0] - 1
+    w_off, b_off, a_off = _layout(sizes)
+    log_dets[...] = 0.0
+    log_det = np.zeros(N)
+    x = np.empty((N, D))
+    raw = np.empty(N)
+    t = np.empty(N)
+    for i in range(D):
+        for n in range(N):
+            acts[0, i, n] = z[n, i]
+    H_last, O = sizes[L - 1], sizes[L]
+    for k in range(K):
+        a, w, msk = acts[k], weights[k], masks[k]
+        for l in range(L - 1):               # hidden layer l + 1 from layer l
+            H_in, H = sizes[l], sizes[l + 1]
+            for j in range(H):
+                row = a[a_off[l + 1] + j]
+                bj = w[b_off[l] + j]
+                for n in range(N):
+                    row[n] = bj
+                for p in range(H_in):
+                    q = w_off[l] + p * H + j
+                    if msk[q] != 0.0:
+                        wq = w[q]
+                        src = a[a_off[l] + p]
+                        for n in range(N):
+                            row[n] += wq * src[n]
+                for n in range(N):
+                    row[n] = _act(row[n], act)
+        ld = log_dets[k]
+        for i in range(D):                   # feature i: its log-scale and shift, then y_i
+            b_raw, b_t = w[b_off[L - 1] + i], w[b_off[L - 1] + D + i]
+            for n in range(N):
+                raw[n] = b_raw
+                t[n] = b_t
+            for p in range(H_last):
+                q_raw = w_off[L - 1] + p * O + i
+                q_t = q_raw + D
+                src = a[a_off[L - 1] + p]
+                if msk[q_raw] != 0.0:
+                    wq = w[q_raw]
+                    for n in range(N):
+                        raw[n] += wq * src[n]
+                if msk[q_t] != 0.0:
+                    wq = w[q_t]
+                    for n in range(N):
+                        t[n] += wq * src[n]
+            ui, ei, di = a[i], e[k, i], dd[k, i]
+            for n in range(N):
+                th = tanh_v(raw[n] / s_max)
+                s = s_max * th
+                ei[n] = exp_v(s)
+                di[n] = 1.0 - th * th
+                ld[n] += s
+                raw[n] = ui[n] * ei[n] + t[n]       # y_i, kept in raw
+            if k + 1 < K:                    # y is the next layer's input
+                nxt = acts[k + 1, i]
+                for n in range(N):
+                    nxt[n] = raw[n]
+            else:
+                for n in range(N):
+                    x[n, i] = raw[n]
+        for n in range(N):
+            log_det[n] += ld[n]
+    return x, log_det
+
+
+def iaf_chain_forward_nb(z, weights, masks, sizes, act, s_max):
+    """K IAF layers' one pass, layer 0 first: ``(x, log_det, acts, e, dd, log_dets)``.
+
+    Twin: :func:`nfscratch.transforms.iaf_chain.iaf_chain_forward` on the unpacked parameters.
+    (The compiled ``_iaf_chain_forward`` fills the four kept arrays given to it, so that a
+    caller running many passes can reuse their memory.)
+    """
+    K, D, rows = _check_chain("iaf_chain_forward_nb", weights, masks, sizes, act, s_max)
+    N, Dz = ck.f64("iaf_chain_forward_nb", "z", z, 2)
+    ck.positive("iaf_chain_forward_nb", "z.shape[0] (N)", N)
+    ck.dim_equal("iaf_chain_forward_nb", "z.shape[1]", Dz, D, "D = sizes[0]")
+    kept = chain_arrays(K, D, rows, N)
+    return (*_iaf_chain_forward(z, weights, masks, sizes, act, s_max, *kept), *kept)
+
+
+def chain_arrays(K, D, rows, N):
+    """Empty ``(acts (K, rows, N), e (K, D, N), dd (K, D, N), log_dets (K, N))`` of a chain pass."""
+    return np.empty((K, rows, N)), np.empty((K, D, N)), np.empty((K, D, N)), np.empty((K, N))
+
+
+@njit(**_JIT)
+def _iaf_chain_backward(dx, dlog_det, weights, masks, sizes, act, acts, e, dd):
+    N, D = dx.shape
+    K = weights.shape[0]
+    L = sizes.shape[0] - 1
+    w_off, b_off, a_off = _layout(sizes)
+    rows = a_off[L]
+    H_last, O = sizes[L - 1], sizes[L]
+    g = np.empty((D, N))                     # dL/d(output of the layer being undone)
+    for i in range(D):
+        for n in range(N):
+            g[i, n] = dx[n, i]
+    grad = np.empty((rows, N))               # dL/d(unit output) of that layer's MADE
+    c_raw = np.empty(N)
+    dpre = np.empty(N)
+    dweights = np.zeros(weights.shape)
+    for k in range(K - 1, -1, -1):
+        a, w, msk, dw = acts[k], weights[k], masks[k], dweights[k]
+        for r in range(rows):
+            gr = grad[r]
+            for n in range(N):
+                gr[n] = 0.0
+        for i in range(D):                   # y_i = u_i e^{s_i} + t_i: to raw_i, t_i and u_i
+            gi, ui, ei, di = g[i], a[i], e[k, i], dd[k, i]
+            for n in range(N):
+                c_raw[n] = (gi[n] * ui[n] * ei[n] + dlog_det[n]) * di[n]
+            dw[b_off[L - 1] + i] += sum_v(c_raw)
+            dw[b_off[L - 1] + D + i] += sum_v(gi)
+            for p in range(H_last):
+                q_raw = w_off[L - 1] + p * O + i
+                q_t = q_raw + D
+                src, gsrc = a[a_off[L - 1] + p], grad[a_off[L - 1] + p]
+                if msk[q_raw] != 0.0:
+                    wq = w[q_raw]
+                    for n in range(N):
+                        gsrc[n] += wq * c_raw[n]
+                    dw[q_raw] += dot_v(src, c_raw)
+                if msk[q_t] != 0.0:
+                    wq = w[q_t]
+                    for n in range(N):
+                        gsrc[n] += wq * gi[n]
+                    dw[q_t] += dot_v(src, gi)
+            gu = grad[i]
+            for n in range(N):
+                gu[n] += gi[n] * ei[n]
+        for l in range(L - 1, 0, -1):        # hidden layer l, fed by W_{l-1}
+            H_in, H = sizes[l - 1], sizes[l]
+            for j in range(H):
+                gj, h = grad[a_off[l] + j], a[a_off[l] + j]
+                for n in range(N):
+                    dpre[n] = gj[n] * _act_grad(h[n], act)
+                dw[b_off[l - 1] + j] += sum_v(dpre)
+                for p in range(H_in):
+                    q = w_off[l - 1] + p * H + j
+                    if msk[q] != 0.0:
+                        wq = w[q]
+                        src, gsrc = a[a_off[l - 1] + p], grad[a_off[l - 1] + p]
+                        for n in range(N):
+                            gsrc[n] += wq * dpre[n]
+                        dw[q] += dot_v(src, dpre)
+        for i in range(D):
+            for n in range(N):
+                g[i, n] = grad[i, n]
+    dz = np.empty((N, D))
+    for i in range(D):
+        for n in range(N):
+            dz[n, i] = g[i, n]
+    return dz, dweights
+
+
+def iaf_chain_backward_nb(dx, dlog_det, weights, masks, sizes, act, acts, e, dd):
+    """Backward of :func:`iaf_chain_forward_nb`, last layer first: ``(dz, dweights)``,
+    ``dweights`` (K, n_w) in the layout of ``weights``, zero where the mask is 0 (every layer
+    gets the same ``dlog_det``).
+
+    Twin: :func:`nfscratch.transforms.iaf_chain.iaf_chain_backward`.
+    """
+    kernel = "iaf_chain_backward_nb"
+    K, D, rows = _check_chain(kernel, weights, masks, sizes, act, 1.0)
+    N, Dx = ck.f64(kernel, "dx", dx, 2)
+    ck.positive(kernel, "dx.shape[0] (N)", N)
+    ck.dim_equal(kernel, "dx.shape[1]", Dx, D, "D = sizes[0]")
+    ck.same_shape(kernel, "dlog_det", ck.f64(kernel, "dlog_det", dlog_det, 1), (N,), "(N,)")
+    ck.same_shape(kernel, "acts", ck.f64(kernel, "acts", acts, 3), (K, rows, N),
+                  "(K, D + hidden units, N) of the forward pass")
+    ck.same_shape(kernel, "e", ck.f64(kernel, "e", e, 3), (K, D, N), "(K, D, N) of the forward pass")
+    ck.same_shape(kernel, "dd", ck.f64(kernel, "dd", dd, 3), (K, D, N), "(K, D, N) of the forward pass")
+    return _iaf_chain_backward(dx, dlog_det, weights, masks, sizes, act, acts, e, dd)

@@ -7,6 +7,7 @@ from .autoregressive import IAF, MAF
 from .base import Transform
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask
 from .elementwise import ElementwiseAffine
+from .iaf_chain import IAFChain
 from .logit import Logit
 from .permutation import Permute, Reverse
 from .planar import Planar, PlanarChain
@@ -20,9 +21,9 @@ from .spline_autoregressive import SplineAutoregressive
 TRANSFORMS = {cls.__name__: cls for cls in
               (Planar, PlanarChain, Radial, AffineCoupling, AdditiveCoupling, Permute, Reverse,
                ElementwiseAffine, Logit, MAF, IAF, SplineCoupling, SplineAutoregressive,
-               ActNorm, LULinear, FactorOut)}
+               IAFChain, ActNorm, LULinear, FactorOut)}
 
 __all__ = ["Transform", "Planar", "PlanarChain", "Radial", "AffineCoupling", "AdditiveCoupling",
            "Permute", "Reverse", "ElementwiseAffine", "Logit", "alternating_mask", "MAF", "IAF",
-           "SplineCoupling", "TRANSFORMS", "SplineAutoregressive",
+           "SplineCoupling", "TRANSFORMS", "SplineAutoregressive", "IAFChain",
            "ActNorm", "LULinear", "FactorOut", "squeeze"]

@@ -75,3 +75,82 @@ def sequential_backward(layer, cache, du, dlog_det):
         ka.pack_masks(layer.masks), sizes, ka.unit_degrees(layer.masks, layer.order), layer.order,
         km.ACT_CODES[layer.activation], layer.s_max)
     return dz, ka.unpack_made(dweights, sizes)
+
+
+# -- IAFChain: the one pass of all K layers in one kernel call --------------------------------
+def _chain_args(chain):
+    ka, _, km = _kernels()
+    masks = _chain_masks.get(chain)
+    if masks is None:            # the masks never change: packed once per chain
+        masks = _chain_masks[chain] = np.stack([ka.pack_masks(t.masks) for t in chain.sublayers()])
+    sizes = np.array([chain.dim, *chain.hidden, 2 * chain.dim], dtype=np.int64)
+    return np.ascontiguousarray(chain.theta), masks, sizes, km.ACT_CODES[chain.activation]
+
+
+_chain_masks = weakref.WeakKeyDictionary()   # chain -> its layers' masks, packed (K, n)
+
+
+def chain_forward(chain, z):
+    ka, _, km = _kernels()
+    if chain.activation not in km.ACT_CODES:             # no kernel for it: the teaching code
+        return _iaf_chain().iaf_chain_forward(z, *chain._layer_args(), chain.activation,
+                                              chain.s_max)
+    weights, masks, sizes, act = _chain_args(chain)
+    z = np.ascontiguousarray(z)
+    shape = (len(chain), int(sizes[:-1].sum()), z.shape[0])
+    kept = _chain_kept.get(chain)
+    # fresh memory costs page faults on first write (benchmarks/README.md): the arrays of the
+    # last pass are reused; its cache is superseded by this pass anyway
+    if kept is None or kept[0].shape != shape:
+        kept = _chain_kept[chain] = ka.chain_arrays(shape[0], chain.dim, shape[1], shape[2])
+    acts, e, dd, log_dets = kept
+    x, log_det = ka._iaf_chain_forward(z, weights, masks, sizes, act, chain.s_max, *kept)
+    return x, log_det, {"n": z.shape[0], "kernels": "iaf_chain", "acts": acts, "e": e, "dd": dd,
+                        "log_dets": log_dets}
+
+
+_chain_kept = weakref.WeakKeyDictionary()    # chain -> the arrays its last one pass keeps
+
+
+def chain_backward(chain, cache, dx, dlog_det):
+    ka, _, _ = _kernels()
+    weights, masks, sizes, act = _chain_args(chain)
+    # the arrays were built here or checked by Transform.backward (shapes (N, D) and (N,))
+    dz, dweights = ka._iaf_chain_backward(np.ascontiguousarray(dx, dtype=np.float64),
+                                          np.ascontiguousarray(dlog_det, dtype=np.float64),
+                                          weights, masks, sizes, act, cache["acts"], cache["e"],
+                                          cache["dd"])
+    return dz, chain._views(dweights)
+
+
+def chain_inverse(chain, x):
+    """The K sequential solves, layer K-1 first, each by the sequential kernel of its layer."""
+    layers, K = chain.sublayers(), len(chain)
+    caches, log_dets = [None] * K, [None] * K
+    log_det = np.zeros(x.shape[0])
+    for k in reversed(range(K)):
+        x, log_dets[k], caches[k] = layers[k]._sequential(x)
+        log_det += log_dets[k]
+    return x, log_det, {"n": x.shape[0], "kernels": "iaf_chain_inverse", "layers": caches,
+                        "log_dets": log_dets}
+
+
+def chain_inverse_backward(chain, cache, dz, dlog_det):
+    grads = []
+    for layer, layer_cache in zip(chain.sublayers(), cache["layers"]):
+        dz, g = layer._sequential_backward(dz, dlog_det, layer_cache)
+        grads.append(g)
+    return dz, chain._stack(grads)
+
+
+def chain_inputs(cache):
+    """Every layer's input (base side), as K new (N, D) arrays in layer order."""
+    if cache["kernels"] == "iaf_chain":
+        D = cache["e"].shape[1]
+        return [np.array(a[:D].T, order="C") for a in cache["acts"]]
+    return [c["u"] for c in cache["layers"]]
+
+
+def _iaf_chain():
+    from . import iaf_chain
+    return iaf_chain
