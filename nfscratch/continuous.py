@@ -329,7 +329,7 @@ class CNF:
     ----------
     dim : int
         D, the dimension of the data.
-    hidden : sequence of int, default (128, 128, 128)
+    hidden : sequence of int, default (64, 64, 64)
         Hidden widths of the velocity MLP (all equal for the Numba kernel).
     n_freq : int, default 4
         K, frequencies of the time embedding (the MLP reads D + 2K inputs).
@@ -351,7 +351,7 @@ class CNF:
     ([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], [0.0, 0.0, 0.0])
     """
 
-    def __init__(self, dim=2, hidden=(128, 128, 128), n_freq=4, n_steps=50, solver="rk4",
+    def __init__(self, dim=2, hidden=(64, 64, 64), n_freq=4, n_steps=50, solver="rk4",
                  rtol=1e-5, atol=1e-5, divergence="exact", rng=None):
         self.dim = check_positive_int(dim, "dim")
         self.hidden = check_widths(hidden, "hidden")
@@ -381,7 +381,7 @@ class CNF:
                 "atol": self.atol, "divergence": self.divergence}
 
     @staticmethod
-    def param_shapes(dim, hidden=(128, 128, 128), n_freq=4, **config):
+    def param_shapes(dim, hidden=(64, 64, 64), n_freq=4, **config):
         """Shapes of the velocity MLP's parameters for a config, without building anything
         (``W{i}``, ``b{i}``; the MLP reads D + 2K inputs and returns D)."""
         dim = check_positive_int(dim, "dim")
