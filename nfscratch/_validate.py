@@ -13,7 +13,7 @@ import numpy as np
 __all__ = ["as_batch", "as_float_array", "as_rng", "check_positive_int", "check_positive_float",
            "check_finite_float", "check_nonneg_float", "check_fraction", "check_choice",
            "check_widths", "check_callable", "check_upstream", "as_context", "check_context_dim",
-           "check_time"]
+           "check_time", "as_times"]
 
 
 def _describe(a):
@@ -247,3 +247,16 @@ def check_time(t, name):
         raise ValueError(f"{name}: expected times in [0, 1] (0 is the base, 1 the data), got "
                          f"values from {arr.min()!r} to {arr.max()!r}.")
     return arr
+
+
+def as_times(t, n, name="t"):
+    """Return the times of ``n`` samples as a float64 array of shape (n,): ``t`` is one time in
+    [0, 1] for all of them or an array of shape (n,), one per sample (checked by
+    :func:`check_time`); any other shape is refused here, before it could broadcast."""
+    value = check_time(t, name)
+    if np.ndim(value) == 0:
+        return np.full(n, value)
+    if value.shape != (n,):
+        raise ValueError(f"{name}: expected one time for all {n} samples or one per sample "
+                         f"(shape ({n},)), got {_describe(value)}.")
+    return np.ascontiguousarray(value)

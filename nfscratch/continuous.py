@@ -88,8 +88,8 @@ import math
 import numpy as np
 
 from . import _continuous_fast as _fast
-from ._validate import (as_batch, as_rng, check_choice, check_positive_float, check_positive_int,
-                        check_time, check_widths)
+from ._validate import (as_batch, as_rng, as_times, check_choice, check_positive_float,
+                        check_positive_int, check_time, check_widths)
 from .config import use_kernels
 from .nn import ACTIVATIONS, mlp_backward, mlp_forward, mlp_param_shapes
 from .optim import Adam, Cosine
@@ -329,7 +329,7 @@ class CNF:
     ----------
     dim : int
         D, the dimension of the data.
-    hidden : sequence of int, default (128, 128, 128)
+    hidden : sequence of int, default (64, 64, 64)
         Hidden widths of the velocity MLP (all equal for the Numba kernel).
     n_freq : int, default 4
         K, frequencies of the time embedding (the MLP reads D + 2K inputs).
@@ -351,7 +351,7 @@ class CNF:
     ([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], [0.0, 0.0, 0.0])
     """
 
-    def __init__(self, dim=2, hidden=(128, 128, 128), n_freq=4, n_steps=50, solver="rk4",
+    def __init__(self, dim=2, hidden=(64, 64, 64), n_freq=4, n_steps=50, solver="rk4",
                  rtol=1e-5, atol=1e-5, divergence="exact", rng=None):
         self.dim = check_positive_int(dim, "dim")
         self.hidden = check_widths(hidden, "hidden")
@@ -364,21 +364,35 @@ class CNF:
         self.atol = check_positive_float(atol, "atol")
         self.divergence = check_choice(divergence, "divergence", ("exact", "hutchinson"))
         rng = as_rng(rng)
-        sizes = [self.dim + 2 * self.n_freq] + self.hidden + [self.dim]
         gain = ACTIVATIONS[_ACT][2]
         self.params = {}
-        for name, shape in mlp_param_shapes(sizes).items():
-            last = name == f"W{len(sizes) - 2}"
+        for name, shape in self.param_shapes(self.dim, self.hidden, self.n_freq).items():
+            last = name == f"W{len(self.hidden)}"
             self.params[name] = (np.zeros(shape) if name.startswith("b") or last
                                  else rng.normal(0.0, gain / math.sqrt(shape[0]), size=shape))
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.nfe = 0            # field evaluations of the last solve
 
+    def config(self):
+        """The constructor's arguments but ``rng``: what :mod:`nfscratch.io` saves beside the
+        parameters (``CNF(**cnf.config())`` builds the same architecture and settings)."""
+        return {"dim": self.dim, "hidden": list(self.hidden), "n_freq": self.n_freq,
+                "n_steps": self.n_steps, "solver": self.solver, "rtol": self.rtol,
+                "atol": self.atol, "divergence": self.divergence}
+
+    @staticmethod
+    def param_shapes(dim, hidden=(64, 64, 64), n_freq=4, **config):
+        """Shapes of the velocity MLP's parameters for a config, without building anything
+        (``W{i}``, ``b{i}``; the MLP reads D + 2K inputs and returns D)."""
+        dim = check_positive_int(dim, "dim")
+        sizes = [dim + 2 * check_positive_int(n_freq, "n_freq")] + check_widths(hidden, "hidden")
+        return mlp_param_shapes(sizes + [dim])
+
     # -- the field ------------------------------------------------------------------------------
     def velocity(self, x, t):
         """``v(x, t)`` for x (N, D) and a time t in [0, 1] (a float or one per sample)."""
         x = as_batch(x, self.dim, "x")
-        t = np.broadcast_to(check_time(t, "t"), (x.shape[0],)).astype(np.float64)
+        t = as_times(t, x.shape[0], "t")
         return velocity_forward(x, t, self.params, self.n_freq)[0]
 
     # -- integration ----------------------------------------------------------------------------

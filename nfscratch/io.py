@@ -7,6 +7,11 @@ constructor config, and the parameter names) and one float64 array per parameter
 Loading parses the JSON and the arrays with ``allow_pickle=False``, so opening a checkpoint can
 never execute code.
 
+A continuous flow (:class:`nfscratch.continuous.CNF`) is the second kind of saved object: its
+header has the format ``"nfscratch-cnf"`` and the CNF's constructor config, and its arrays are
+the velocity MLP's parameters under their own names (``W0``, ``b0``, ...); :func:`load` returns
+a CNF for such a file, checked the same way before anything is built.
+
 Writes are atomic: the file is written to a temporary file in the same directory and renamed over
 the target only once complete, so an interrupted save never leaves a half-written checkpoint, and
 an existing file is only replaced when ``overwrite=True`` is passed.
@@ -19,14 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .continuous import CNF
 from .distributions import StandardNormal
 from .flow import Flow
 from .transforms import TRANSFORMS
 
-__all__ = ["save", "load", "load_into", "CheckpointError", "FORMAT"]
+__all__ = ["save", "load", "load_into", "CheckpointError", "FORMAT", "CNF_FORMAT"]
 
 FORMAT = "nfscratch-flow"
 FORMAT_VERSION = 1
+CNF_FORMAT = "nfscratch-cnf"
+CNF_FORMAT_VERSION = 1
 _HEADER = "__nfscratch__"
 
 
@@ -46,12 +54,17 @@ def _member_params(flow):
     return {f"{i}.{k}": v for i, t in enumerate(flow.transforms) for k, v in t.params.items()}
 
 
+def _cnf_architecture(cnf):
+    return {"format": CNF_FORMAT, "version": CNF_FORMAT_VERSION, "config": cnf.config(),
+            "params": sorted(cnf.params)}
+
+
 def save(flow, path, *, overwrite=False):
     """Write ``flow`` (architecture and parameters) to ``path`` atomically; return the path.
 
     Parameters
     ----------
-    flow : Flow
+    flow : Flow or CNF
     path : str or os.PathLike
         ``.npz`` is appended when missing.
     overwrite : bool
@@ -62,8 +75,12 @@ def save(flow, path, *, overwrite=False):
     FileExistsError
         ``path`` exists and ``overwrite`` is False.
     """
-    if not isinstance(flow, Flow):
-        raise TypeError(f"flow: expected a Flow, got {type(flow).__name__}.")
+    if isinstance(flow, CNF):
+        header, params = _cnf_architecture(flow), flow.params
+    elif isinstance(flow, Flow):
+        header, params = _architecture(flow), _member_params(flow)
+    else:
+        raise TypeError(f"flow: expected a Flow or a CNF, got {type(flow).__name__}.")
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
@@ -72,13 +89,13 @@ def save(flow, path, *, overwrite=False):
                               "(nothing was written).")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"path: the directory {path.parent} does not exist.")
-    arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in _member_params(flow).items()}
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in params.items()}
     bad = [k for k, v in arrays.items() if not np.all(np.isfinite(v))]
     if bad:
         raise ValueError(f"flow: parameters {bad[:5]}{' ...' if len(bad) > 5 else ''} hold NaN/inf "
                          "values (a diverged training run?); nothing was written. Restore the last "
                          "good parameters (fit does this when it stops a divergence) and save again.")
-    arrays[_HEADER] = np.array(json.dumps(_architecture(flow)))
+    arrays[_HEADER] = np.array(json.dumps(header))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -155,13 +172,13 @@ def _member_shapes(path):
     return shapes
 
 
-def _read(path):
+def _read(path, kinds=((FORMAT, FORMAT_VERSION),)):
     """Return ``(header dict, {name: array})`` or raise CheckpointError.
 
     Everything is checked before anything large is read: the members' declared shapes (bounded
     by the file's size), the header's structure, and -- against the shapes each layer's config
     implies -- the parameters' shapes, so no layer is ever built from a config the arrays do
-    not match.
+    not match. ``kinds`` lists the (format, version) pairs accepted.
     """
     path = Path(path)
     if not path.is_file():
@@ -175,11 +192,13 @@ def _read(path):
             header = json.loads(str(npz[_HEADER]))
     except (json.JSONDecodeError, ValueError, zipfile.BadZipFile, OSError) as exc:
         raise CheckpointError(f"path: the header of {path} is not valid: {exc}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT \
-            or header.get("version") != FORMAT_VERSION:
+    if not isinstance(header, dict) or (header.get("format"), header.get("version")) not in kinds:
         got = (f"format {header.get('format')!r} version {header.get('version')!r}"
                if isinstance(header, dict) else f"a {type(header).__name__}")
-        raise CheckpointError(f"path: {path} has {got}; expected {FORMAT!r} version {FORMAT_VERSION}.")
+        wanted = " or ".join(f"{f!r} version {v}" for f, v in kinds)
+        raise CheckpointError(f"path: {path} has {got}; expected {wanted}.")
+    if header["format"] == CNF_FORMAT:
+        return header, _read_cnf_arrays(path, header, shapes)
     specs, base = header.get("transforms"), header.get("base")
     if (not isinstance(specs, list) or not specs or not isinstance(base, dict)
             or not all(isinstance(t, dict) and isinstance(t.get("config"), dict) for t in specs)):
@@ -208,17 +227,49 @@ def _read(path):
                               f"{build} but holds only {n_values} parameter values; a checkpoint "
                               f"may declare at most {_BUILD_ALLOWANCE} + (its number of values) "
                               "in total (nfscratch.io._BUILD_ALLOWANCE).")
+    return header, _load_declared(path, expected, declared, "architecture")
+
+
+def _load_declared(path, expected, declared, what):
+    """Read the arrays once their declared shapes match the ``expected`` ones exactly."""
     missing, extra = sorted(set(expected) - set(declared)), sorted(set(declared) - set(expected))
     if missing or extra:
-        raise CheckpointError(f"path: {path} does not match the architecture it declares: missing "
+        raise CheckpointError(f"path: {path} does not match the {what} it declares: missing "
                               f"{missing}, unexpected {extra}.")
     for k, shape in expected.items():
         if declared[k] != (shape, np.dtype(np.float64)):
             raise CheckpointError(f"path: parameter {k!r} in {path} has shape {declared[k][0]} and "
                                   f"dtype {declared[k][1]}; the model expects shape {shape}, float64.")
     with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in declared}
-    return header, arrays
+        return {k: npz[k] for k in declared}
+
+
+def _read_cnf_arrays(path, header, shapes):
+    """The arrays of a CNF checkpoint, once they match the shapes its config implies."""
+    config = header.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"path: the CNF header in {path} has no config dict.")
+    try:
+        expected = CNF.param_shapes(**config)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f"path: the CNF config {config} in {path} is malformed: "
+                              f"{exc}") from None
+    declared = {k: v for k, v in shapes.items() if k != _HEADER}
+    arrays = _load_declared(path, expected, declared, "CNF")
+    bad = sorted(k for k, a in arrays.items() if not np.all(np.isfinite(a)))
+    if bad:
+        raise CheckpointError(f"path: parameters {bad} in {path} hold non-finite values.")
+    return arrays
+
+
+def _load_cnf(header, arrays, path):
+    try:
+        cnf = CNF(**header["config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"path: the CNF config in {path} is malformed: {exc}") from None
+    for k, p in cnf.params.items():
+        p[...] = arrays[k]
+    return cnf
 
 
 def _copy_params(flow, arrays, path):
@@ -240,7 +291,8 @@ def _copy_params(flow, arrays, path):
 
 
 def load(path):
-    """Rebuild the flow saved at ``path`` (architecture and parameters).
+    """Rebuild the flow saved at ``path`` (architecture and parameters): a :class:`Flow`, or a
+    :class:`~nfscratch.continuous.CNF` for a file saved from one.
 
     Raises
     ------
@@ -248,7 +300,9 @@ def load(path):
         The file is corrupt or truncated, not an nfscratch checkpoint, names an unknown
         transform, or its arrays do not match the architecture it declares.
     """
-    header, arrays = _read(path)
+    header, arrays = _read(path, ((FORMAT, FORMAT_VERSION), (CNF_FORMAT, CNF_FORMAT_VERSION)))
+    if header["format"] == CNF_FORMAT:
+        return _load_cnf(header, arrays, path)
     try:
         layers = [TRANSFORMS[spec["type"]](**spec["config"]) for spec in header["transforms"]]
         base_spec = dict(header["base"])

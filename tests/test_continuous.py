@@ -267,3 +267,11 @@ def test_pictures(rng, tmp_path):
         plotting.animate_density(cnf, path, n_frames=2, grid_size=8)
     with pytest.raises(ValueError, match="times"):
         plotting.plot_velocity_field(cnf, (0.5, 2.0))
+
+
+@pytest.mark.parametrize("t", [np.full(3, 0.5), np.full((2, 1), 0.5), np.full((1, 2), 0.5)])
+def test_time_array_of_the_wrong_shape_is_named(rng, t):
+    with pytest.raises(ValueError, match=r"t: expected one time for all 2 samples or one per "
+                                         r"sample \(shape \(2,\)\)"):
+        _cnf(rng).velocity(np.zeros((2, 2)), t)
+    assert _cnf(rng).velocity(np.zeros((2, 2)), np.array([0.0, 1.0])).shape == (2, 2)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nfscratch import Flow, io, models
+from nfscratch.continuous import CNF
 from nfscratch.transforms import AdditiveCoupling, AffineCoupling, ElementwiseAffine, Permute, Planar, Reverse
 
 
@@ -35,14 +36,23 @@ def test_file_holds_no_pickle(tmp_path, rng):
     assert header["format"] == "nfscratch-flow"
 
 
-def test_never_overwrites_without_asking(tmp_path, rng):
+def trained_cnf(rng):
+    """A continuous flow with a non-trivial field (its last layer starts at 0)."""
+    cnf = CNF(2, hidden=(8, 8), n_freq=3, n_steps=6, solver="rk4", rtol=1e-4, atol=1e-6, rng=rng)
+    for v in cnf.params.values():
+        v[...] = rng.normal(size=v.shape) * 0.4
+    return cnf
+
+
+@pytest.mark.parametrize("make", [mixed_flow, trained_cnf])
+def test_never_overwrites_without_asking(tmp_path, rng, make):
     path = tmp_path / "flow.npz"
     path.write_bytes(b"precious user data")
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        io.save(mixed_flow(rng), path)
+        io.save(make(rng), path)
     assert path.read_bytes() == b"precious user data"
-    io.save(mixed_flow(rng), path, overwrite=True)
-    assert io.load(path).dim == 3
+    io.save(make(rng), path, overwrite=True)
+    assert io.load(path).dim == make(rng).dim
 
 
 def test_interrupted_save_leaves_nothing_behind(tmp_path, rng, monkeypatch):
@@ -219,3 +229,36 @@ def test_a_diverged_flow_is_not_saved(tmp_path, rng):
     with pytest.raises(ValueError, match=r"\['2.w'\] hold NaN/inf.*nothing was written"):
         io.save(flow, tmp_path / "nan.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- continuous flows: the second kind of saved object ------------------------------------------
+def test_cnf_round_trip_is_exact(tmp_path, rng):
+    cnf = trained_cnf(rng)
+    path = io.save(cnf, tmp_path / "cnf")
+    assert path.suffix == ".npz"
+    loaded = io.load(path)
+    assert isinstance(loaded, CNF) and loaded.config() == cnf.config()
+    assert sorted(loaded.params) == sorted(cnf.params)
+    for k, v in cnf.params.items():
+        np.testing.assert_array_equal(loaded.params[k], v)
+    x = rng.normal(size=(10, 2))
+    np.testing.assert_array_equal(loaded.log_prob(x), cnf.log_prob(x))
+    with np.load(path, allow_pickle=False) as npz:    # no pickle anywhere
+        assert json.loads(str(npz["__nfscratch__"]))["format"] == "nfscratch-cnf"
+
+
+def test_cnf_file_is_checked_before_anything_is_built(tmp_path, rng):
+    path = io.save(trained_cnf(rng), tmp_path / "cnf.npz")
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    bad = dict(arrays, W1=np.zeros((8, 3)))         # the second layer is (8, 8)
+    np.savez(tmp_path / "bad_shape.npz", **bad)
+    with pytest.raises(io.CheckpointError, match=r"'W1'.*shape \(8, 3\).*\(8, 8\)"):
+        io.load(tmp_path / "bad_shape.npz")
+    header = json.loads(str(arrays["__nfscratch__"]))
+    header["config"]["hidden"] = [8, -1]
+    np.savez(tmp_path / "bad_config.npz", **dict(arrays, __nfscratch__=np.array(json.dumps(header))))
+    with pytest.raises(io.CheckpointError, match="CNF config.*malformed"):
+        io.load(tmp_path / "bad_config.npz")
+    with pytest.raises(io.CheckpointError, match="nfscratch-cnf"):   # a CNF is not a Flow
+        io.load_into(models.realnvp(2, n_layers=2, hidden=[8], rng=rng), path)

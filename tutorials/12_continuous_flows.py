@@ -272,11 +272,12 @@ print(f"mean log q: exact {lp_e.mean():.4f}, Hutchinson {lp_h.mean():.4f}; per-p
 # | RealNVP 8 × (64, 64) | two moons (0.1) | 10k steps, ~125 s | 0.020 |
 # | spline coupling 8 × 16 bins | two moons (0.1) | 6000 steps, 171 CPU s | 0.010 |
 # | spline coupling 8 × 16 bins | eight Gaussians | 6000 steps, 163 CPU s | 0.003 |
-# | CNF 3 × 64 SiLU, flow matching, RK4 20 steps | two moons (0.1) | 20k steps, 104 CPU s | 0.033 |
-# | CNF 3 × 64 SiLU, flow matching, RK4 20 steps | eight Gaussians | 20k steps, 80 CPU s | 0.014 |
+# | CNF 3 × 64 SiLU, flow matching, RK4 20 steps | two moons (0.1) | 40k steps, 254 CPU s | 0.018 |
+# | CNF 3 × 64 SiLU, flow matching, RK4 20 steps | eight Gaussians | 40k steps, 148 CPU s | 0.008 |
 #
-# (The CNF rows: `benchmarks/flow_matching.py`, paired gaps on 20k fresh points, standard
-# errors 0.0015 and 0.0010; details in the flow-matching section of `benchmarks/README.md`.)
+# (The CNF rows: `benchmarks/flow_matching.py`, its default recipe, paired gaps on 20k fresh
+# points, standard errors 0.0012 and 0.0008; with 20k steps the gaps were 0.033 and 0.014.
+# Details in the flow-matching sections of `benchmarks/README.md`.)
 #
 # What each costs: a discrete flow samples and evaluates in one pass of its layers (~8 MLP
 # evaluations); the CNF trains fast (one MLP pass and backward a step, no solver), but every
