@@ -38,8 +38,8 @@ PLANAR = dict(n_layers=32, steps=20_000, batch_size=512, lr=2e-2, anneal=2000, w
 MOONS = dict(n_layers=12, hidden=(64, 64), steps=6000, batch_size=512, lr=3e-3, noise=0.1)
 TEN_LINES = dict(n_layers=8, hidden=(64, 64), steps=6000, batch_size=256, lr=2e-3, noise=0.05)
 NICE = dict(n_layers=16, hidden=(64, 64), steps=6000, batch_size=512, lr=3e-3, noise=0.1)
-DIGITS = dict(n_layers=6, hidden=(256,), steps=4000, batch_size=128, lr=1e-3, patience=8,
-              record_every=100)
+DIGITS = dict(n_layers=6, hidden=(256,), alpha=0.005, steps=4000, batch_size=128, lr=1e-3,
+              patience=8, record_every=100)
 
 
 def planar(name, seed, quick):
@@ -87,7 +87,8 @@ def digits(seed, quick):
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(images))
     test, train = images[order[:300]], images[order[300:]]
-    flow = models.realnvp_image(8, 8, DIGITS["n_layers"], DIGITS["hidden"], rng=seed)
+    flow = models.realnvp_image(8, 8, DIGITS["n_layers"], DIGITS["hidden"], alpha=DIGITS["alpha"],
+                                rng=seed)
     t0 = time.perf_counter()
     history = fit(flow, data=train, transform=datasets.dequantize, validation_split=0.15,
                   patience=DIGITS["patience"], record_every=DIGITS["record_every"],

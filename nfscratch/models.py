@@ -255,18 +255,18 @@ def one_hot(labels, n_classes):
     return out
 
 
-def _glow_step(dim, mask, hidden, s_max, coupling, n_bins, bound, rng):
-    """One Glow step in forward order: coupling, then LU mixing, then ActNorm (so the
-    normalizing direction runs ActNorm -> LU -> coupling, as in Glow)."""
+def _glow_step(dim, mask, hidden, s_max, coupling, n_bins, bound, lu, rng):
+    """One Glow step in forward order: coupling, then LU mixing (if ``lu``), then ActNorm (so
+    the normalizing direction runs ActNorm -> LU -> coupling, as in Glow)."""
     if coupling == "affine":
         layer = AffineCoupling(dim, mask=mask, hidden=hidden, s_max=s_max, rng=rng)
     else:
         layer = SplineCoupling(dim, mask=mask, hidden=hidden, n_bins=n_bins, bound=bound, rng=rng)
-    return [layer, LULinear(dim, rng=rng), ActNorm(dim)]
+    return [layer, LULinear(dim, rng=rng), ActNorm(dim)] if lu else [layer, ActNorm(dim)]
 
 
 def glow_like(height=8, width=8, channels=1, levels=2, n_steps=4, hidden=(256,), s_max=2.0,
-              coupling="affine", n_bins=8, bound=4.0, alpha=0.05, rng=None):
+              coupling="affine", n_bins=8, bound=4.0, alpha=0.05, rng=None, lu=True):
     r"""A multi-scale flow for small images in [0, 1] (Glow / RealNVP, fully connected).
 
     Read in the normalizing direction (data to base), as in the papers: a
@@ -294,6 +294,11 @@ def glow_like(height=8, width=8, channels=1, levels=2, n_steps=4, hidden=(256,),
     alpha : float
         The Logit layer's margin.
     rng : numpy.random.Generator or int, optional
+    lu : bool
+        Put an LU linear map in every step (Glow). ``False`` leaves it out, so the steps are
+        RealNVP's: ActNorm and a coupling, the alternating masks doing the mixing. The LU map
+        mixes all ``D`` features of a level at ``O(D^2)`` per sample, which dominates the cost of
+        small conditioners.
 
     Examples
     --------
@@ -324,11 +329,10 @@ def glow_like(height=8, width=8, channels=1, levels=2, n_steps=4, hidden=(256,),
         masks = [checkerboard_mask(H, W, j % 2) if C == 1 else
                  np.repeat(np.arange(C) < C // 2 if j % 2 == 0 else np.arange(C) >= C // 2,
                            H * W).astype(np.int64) for j in range(steps[k])]
-        body = [layer for j in range(steps[k]) for layer in
-                _glow_step(D, masks[j], hidden, s_max, coupling, n_bins, bound, rng)]
-        flow_order = []
-        for j in reversed(range(steps[k])):          # the last normalizing step comes first
-            flow_order += body[3 * j:3 * j + 3]
+        body = [_glow_step(D, masks[j], hidden, s_max, coupling, n_bins, bound, lu, rng)
+                for j in range(steps[k])]
+        flow_order = [layer for j in reversed(range(steps[k]))  # the last normalizing step first
+                      for layer in body[j]]
         if k == levels - 1:
             return flow_order
         # squeeze to (4C, H/2, W/2); the first 2C channels go on, the other 2C go to the base

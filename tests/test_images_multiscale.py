@@ -158,9 +158,12 @@ def test_factor_out_bad_arguments():
 
 
 # -- the model ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("coupling", ["affine", "spline"])
-def test_glow_like_gradcheck_log_det_and_round_trip(coupling, rng):
-    flow = models.glow_like(4, 4, levels=2, n_steps=1, hidden=[8], coupling=coupling, rng=rng)
+@pytest.mark.parametrize("coupling, lu", [("affine", True), ("spline", True), ("affine", False)])
+def test_glow_like_gradcheck_log_det_and_round_trip(coupling, lu, rng):
+    flow = models.glow_like(4, 4, levels=2, n_steps=2, hidden=[8], coupling=coupling, rng=rng,
+                            lu=lu)
+    names = [t.name for t in flow.transforms] + [t.name for t in flow[0].layers]
+    assert ("LULinear" in names) == lu and names.count("ActNorm") == 4
     flow.log_prob(rng.random((32, 16)))                      # initializes the ActNorms
     gradcheck.perturb_params(flow, rng, 0.05)
     z = 0.5 * rng.normal(size=(4, 16))

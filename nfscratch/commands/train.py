@@ -227,9 +227,9 @@ def _conditional_nll(flow, rng, n=100_000):
 #: AdamW's); the split is datasets.digits_split(). benchmarks/quality_images.py reruns both
 #: and benchmarks/README.md ("Digits, multi-scale") has their numbers and how they were chosen.
 DIGITS_RECIPES = {
-    "affine": dict(model=dict(levels=2, n_steps=(8, 8), hidden=(32,), coupling="affine",
-                              alpha=0.005),
-                   train=dict(steps=600, batch_size=128, lr=1e-3, weight_decay=1.0,
+    "affine": dict(model=dict(levels=2, n_steps=(48, 48), hidden=(32,), coupling="affine",
+                              alpha=0.005, lu=False),
+                   train=dict(steps=600, batch_size=128, lr=1e-3, weight_decay=5.0,
                               patience=6, record_every=50)),
     "spline": dict(model=dict(levels=2, n_steps=(4, 4), hidden=(64,), coupling="spline",
                               n_bins=8, bound=4.0, alpha=0.005),
