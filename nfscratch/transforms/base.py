@@ -60,7 +60,7 @@ import numpy as np
 
 from .._validate import as_batch, as_context, check_upstream
 
-__all__ = ["Transform", "conditioner_input", "split_conditioner_grad"]
+__all__ = ["Transform", "LayerChain", "conditioner_input", "split_conditioner_grad"]
 
 _Pass = namedtuple("_Pass", "direction token n")
 _TOKENS = itertools.count(1)
@@ -267,3 +267,24 @@ class Transform:
     def _inverse_backward(self, dz, dlog_det, cache):  # -> dx, grads
         raise NotImplementedError(f"{self.name}: inverse_backward (gradient of inverse) is not "
                                   "provided, so this transform cannot be trained by maximum likelihood.")
+
+
+class LayerChain(Transform):
+    """Base of a transform that runs K layers as one (``PlanarChain``, ``IAFChain``).
+
+    A subclass keeps its member layers in ``self._layers`` (each a Transform whose ``params`` are
+    views of row k of the chain's), puts the per-layer log-dets of its last pass in
+    ``self._cache["log_dets"]`` and the per-layer gradients in ``self._layer_grads``; the
+    per-layer methods below read them, in layer order.
+    """
+
+    def sublayers(self):
+        return list(self._layers)
+
+    def last_log_dets(self):
+        if self._cache is None:
+            return [None] * len(self)
+        return list(self._cache["log_dets"])
+
+    def layer_grads(self):
+        return self._layer_grads

@@ -32,7 +32,7 @@ import numpy as np
 from .._validate import as_rng, check_positive_int
 from ..config import use_kernels
 from .autoregressive import IAF, maf_forward, maf_forward_backward, maf_inverse, maf_inverse_backward
-from .base import Transform
+from .base import LayerChain
 
 __all__ = ["iaf_chain_forward", "iaf_chain_backward", "iaf_chain_inverse",
            "iaf_chain_inverse_backward", "IAFChain"]
@@ -105,7 +105,7 @@ def _fast():
     return _autoregressive_fast
 
 
-class IAFChain(Transform):
+class IAFChain(LayerChain):
     """K :class:`~.autoregressive.IAF` layers as one transform: ``x = f_{K-1}(... f_0(z))``.
 
     The numbers are those of the K layers applied one after another (the tests compare them to
@@ -282,17 +282,6 @@ class IAFChain(Transform):
         return {name: np.stack([g[name] for g in grads]) for name in self.params}
 
     # -- layer by layer ---------------------------------------------------------------------------
-    def sublayers(self):
-        return list(self._layers)
-
-    def last_log_dets(self):
-        if self._cache is None:
-            return [None] * len(self)
-        return list(self._cache["log_dets"])
-
-    def layer_grads(self):
-        return self._layer_grads
-
     def _trace(self, direction, p, token=None):
         out, log_det = self._run(direction, p, token)
         cache, K = self._cache, len(self)

@@ -63,7 +63,7 @@ from ..nn import sigmoid, softplus
 from .._validate import MAX_ITERATIONS, as_rng, check_positive_float, check_positive_int
 from ..config import use_kernels
 from . import _planar_fast as _fast
-from .base import Transform
+from .base import LayerChain, Transform
 
 __all__ = ["planar_u_hat", "planar_forward", "planar_backward", "solve_planar_a", "planar_inverse",
            "planar_inverse_backward", "Planar", "planar_chain_forward", "planar_chain_backward",
@@ -408,7 +408,7 @@ def _stack(grads):
             "b": np.concatenate([g["b"] for g in grads])}
 
 
-class PlanarChain(Transform):
+class PlanarChain(LayerChain):
     """K planar layers as one transform: ``x = f_{K-1}(... f_0(z))``, each ``f_k`` a planar map.
 
     The numbers are those of K :class:`Planar` layers applied one after another (to ~1e-13); a
@@ -532,17 +532,6 @@ class PlanarChain(Transform):
         return planar_chain_inverse_backward(dz, dlog_det, cache)
 
     # -- layer by layer ---------------------------------------------------------------------------
-    def sublayers(self):
-        return list(self._layers)
-
-    def last_log_dets(self):
-        if self._cache is None:
-            return [None] * len(self)
-        return list(self._cache["log_dets"])
-
-    def layer_grads(self):
-        return self._layer_grads
-
     def _trace(self, direction, p, token=None):
         out, log_det = self._run(direction, p, token)
         cache, K = self._cache, len(self)
