@@ -275,7 +275,9 @@ class LayerChain(Transform):
     A subclass keeps its member layers in ``self._layers`` (each a Transform whose ``params`` are
     views of row k of the chain's), puts the per-layer log-dets of its last pass in
     ``self._cache["log_dets"]`` and the per-layer gradients in ``self._layer_grads``; the
-    per-layer methods below read them, in layer order.
+    per-layer methods below read them, in layer order. Its parameters live in one array
+    ``self._theta`` (K rows) and its gradients in ``self._grad_theta`` of the same shape, both
+    (re)bound with their views by the subclass's ``_use_theta(theta)``.
     """
 
     def sublayers(self):
@@ -288,3 +290,16 @@ class LayerChain(Transform):
 
     def layer_grads(self):
         return self._layer_grads
+
+    # -- gradients live in one array too, so that each layer's are views of its row -------------
+    def _store_grads(self, grads):
+        for name, g in self.grads.items():
+            g[...] = grads[name]
+
+    def zero_grads(self):
+        self._grad_theta[...] = 0.0
+
+    def _move_params_to(self, buffer):
+        theta = buffer.reshape(self._theta.shape)
+        theta[...] = self._theta
+        self._use_theta(theta)

@@ -293,14 +293,3 @@ class IAFChain(LayerChain):
             order, outs = range(K - 1, -1, -1), inputs[::-1]
         return out, log_det, outs, [np.array(cache["log_dets"][k]) for k in order]
 
-    def _store_grads(self, grads):
-        for name, g in self.grads.items():
-            g[...] = grads[name]
-
-    def zero_grads(self):
-        self._grad_theta[...] = 0.0
-
-    def _move_params_to(self, buffer):
-        theta = buffer.reshape(self._theta.shape)
-        theta[...] = self._theta
-        self._use_theta(theta)

@@ -543,15 +543,3 @@ class PlanarChain(LayerChain):
             order, outs = range(K - 1, -1, -1), inputs[:-1][::-1] + [out]
         return out, log_det, outs, [np.array(cache["log_dets"][k]) for k in order]
 
-    # -- gradients live in one array too, so that each layer's are views of its row -------------
-    def _store_grads(self, grads):
-        for name, g in self.grads.items():
-            g[...] = grads[name]
-
-    def zero_grads(self):
-        self._grad_theta[...] = 0.0
-
-    def _move_params_to(self, buffer):
-        theta = buffer.reshape(self._theta.shape)
-        theta[...] = self._theta
-        self._use_theta(theta)
