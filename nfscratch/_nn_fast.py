@@ -10,6 +10,12 @@ arrays and the activations kept for the backward pass are reused from one pass t
 instead of being allocated again. Why each of these choices, with measurements:
 ``benchmarks/README.md``, "Why the kernels look the way they do".
 
+A three-layer MLP with a thin input and a thin output (the coupling conditioner, 1 -> 64 -> 64
+-> 2) runs instead as one kernel per direction (:mod:`nfscratch.kernels.mlp_fused`: row blocks
+that stay in L1 through all three layers, the square product in register tiles), which was
+faster than BLAS plus the thin-layer kernels at batch 512 and 4096 (``benchmarks/README.md``,
+"Coupling kernel, batch-major tiles").
+
 The weights, the input and the upstream gradient are checked here once per pass (float64,
 C-contiguous, sizes that chain, ``dy`` against the forward pass's batch); every other array a
 kernel sees is built here, so the compiled kernels ``kernels.mlp._<name>`` are called directly.
@@ -46,15 +52,21 @@ def _km():
     return km
 
 
+def _kf():
+    from .kernels import mlp_fused as kf
+    return kf
+
+
 class MLPCache:
     """What :func:`mlp_backward` needs from :func:`mlp_forward`: the input of every layer, the
-    weights and biases the pass used, the activation code and the rows per block."""
+    weights and biases the pass used, the activation code, the rows per block and whether the
+    fused three-layer kernel made it (its backward is then the fused kernel's too)."""
 
-    __slots__ = ("hs", "Ws", "bs", "act", "rows", "workspace")
+    __slots__ = ("hs", "Ws", "bs", "act", "rows", "workspace", "fused")
 
-    def __init__(self, hs, Ws, bs, act, rows, workspace):
+    def __init__(self, hs, Ws, bs, act, rows, workspace, fused=False):
         self.hs, self.Ws, self.bs, self.act, self.rows = hs, Ws, bs, act, rows
-        self.workspace = workspace
+        self.workspace, self.fused = workspace, fused
 
 
 class _Scratch:
@@ -76,20 +88,6 @@ class _Scratch:
         return a[:n]
 
 
-def _check_mlp(kernel, x, Ws, bs):
-    """``x`` (N, I), ``Ws[i]`` (fan_in, fan_out), ``bs[i]`` (fan_out,): float64, C-contiguous,
-    widths that chain; return N."""
-    N, I = ck.f64(kernel, "x", x, 2)
-    ck.positive(kernel, "x.shape[0] (N)", N)
-    for i, (W, b) in enumerate(zip(Ws, bs)):
-        fan_in, fan_out = ck.f64(kernel, f"W{i}", W, 2)
-        ck.dim_equal(kernel, f"W{i}.shape[0]", fan_in, I, "the width of the layer's input")
-        ck.same_shape(kernel, f"b{i}", ck.f64(kernel, f"b{i}", b, 1), (fan_out,),
-                      f"(fan_out,) = (W{i}.shape[1],)")
-        I = fan_out
-    return N
-
-
 def mlp_forward(x, params, activation, workspace=None):
     """:func:`nfscratch.nn.mlp_forward` with the kernels; returns ``(y, MLPCache)``."""
     km = _km()
@@ -100,13 +98,16 @@ def mlp_forward(x, params, activation, workspace=None):
     x = np.ascontiguousarray(x)
     if not x.flags.writeable:          # a read-only array would compile another kernel variant
         x = x.copy()
-    N = _check_mlp("mlp_forward", x, Ws, bs)
+    N = km._check_layers("mlp_forward", x, Ws, bs)
     rows = max(16, CHUNK_BYTES // (8 * max(W.shape[1] for W in Ws)))
     scratch = _Scratch(workspace, min(rows, N))
     big = N * max(W.shape[1] for W in Ws) * 8 >= KEEP_BYTES
     kept = _Scratch(None if big else workspace, N)     # the input of every layer, for backward
     hs = [x] + [kept.get(f"h{i + 1}", N, W.shape[1]) for i, W in enumerate(Ws[:-1])]
     y = np.empty((N, Ws[-1].shape[1]))
+    if n_layers == 3 and Ws[0].shape[0] <= km.SMALL and Ws[2].shape[1] <= km.SMALL:
+        _kf()._mlp3_forward(x, Ws[0], bs[0], Ws[1], bs[1], Ws[2], bs[2], act, hs[1], hs[2], y)
+        return y, MLPCache(hs, Ws, bs, act, rows, workspace, fused=True)
     for r0 in range(0, N, rows):
         r1 = min(N, r0 + rows)
         for i in range(n_layers - 1):
@@ -132,6 +133,14 @@ def mlp_backward(dy, cache):
     if any(h.shape != (N, W.shape[0]) for h, W in zip(hs, Ws)) or dy_shape != (N, Ws[-1].shape[1]):
         raise ck.KernelArgumentError(f"mlp_backward: dy: expected shape {(N, Ws[-1].shape[1])} "
                                      f"(the output of the forward pass), got {dy_shape}.")
+    if cache.fused:
+        (W0, W1, W2), (x, h1, h2) = Ws, hs
+        grads = {"W0": np.zeros(W0.shape), "b0": np.zeros(W0.shape[1]), "W1": np.zeros(W1.shape),
+                 "b1": np.zeros(W1.shape[1]), "W2": np.empty(W2.shape), "b2": np.zeros(W2.shape[1])}
+        dx = np.empty(x.shape)
+        _kf()._mlp3_backward(dy, x, h1, h2, W0, W1, W2, cache.act, dx, grads["W0"], grads["b0"],
+                             grads["W1"], grads["b1"], grads["W2"], grads["b2"])
+        return dx, grads
     scratch = _Scratch(cache.workspace, min(rows, N))
     if N <= rows:
         return _backward_rows(dy, hs, cache, km, {}, scratch)

@@ -310,7 +310,9 @@ def test_fit_flat_copy_and_restore_without_a_shared_buffer():
 # ---------------------------------------------------------------------------------------------
 def test_mlp_in_blocks_of_rows_equals_numpy(monkeypatch):
     monkeypatch.setattr(_nn_fast, "CHUNK_BYTES", 16 * 8 * 16)    # blocks of 16 rows
-    for sizes, activation in (([1, 16, 16, 2], "tanh"), ([3, 12, 9, 4], "relu"), ([2, 5, 1], "leaky_relu")):
+    # ([1, 16, 16, 2] and [3, 12, 9, 4] run as the fused three-layer kernel, the others in blocks)
+    for sizes, activation in (([1, 16, 16, 2], "tanh"), ([3, 12, 9, 4], "relu"), ([2, 5, 1], "leaky_relu"),
+                              ([1, 16, 16, 12], "tanh"), ([2, 8, 8, 8, 3], "relu")):
         out = []
         for backend in ("numpy", "numba"):
             net = nn.MLP(sizes, activation, rng=0)
@@ -323,6 +325,26 @@ def test_mlp_in_blocks_of_rows_equals_numpy(monkeypatch):
         close(out[1][1], out[0][1])
         for k in out[0][2]:
             close(out[1][2][k], out[0][2][k])
+
+
+def test_a_thin_three_layer_mlp_runs_as_the_fused_kernel_and_equals_numpy():
+    # the coupling conditioner's shape (thin input, thin output, three layers) takes the fused
+    # kernel; a wide output does not; both equal the NumPy MLP, for batches around a block's size
+    for sizes, fused in (([1, 64, 64, 2], True), ([2, 10, 7, 3], True), ([1, 16, 16, 12], False)):
+        params = nn.MLP(sizes, "tanh", rng=0).params
+        workspace = {}
+        for n in (1, 31, 32, 33, 100, 37):                  # the workspace shrinks at the end
+            x = np.random.default_rng(n).normal(size=(n, sizes[0]))
+            dy = np.random.default_rng(n + 1).normal(size=(n, sizes[-1]))
+            y, cache = _nn_fast.mlp_forward(x, params, "tanh", workspace)
+            assert cache.fused is fused
+            dx, grads = _nn_fast.mlp_backward(dy, cache)
+            y_ref, cache_ref = nn.mlp_forward(x, params, "tanh")
+            dx_ref, grads_ref = nn.mlp_backward(dy, cache_ref)
+            close(y, y_ref)
+            close(dx, dx_ref)
+            for k in grads_ref:
+                close(grads[k], grads_ref[k])
 
 
 def test_coupling_workspace_follows_the_most_recent_pass(monkeypatch):

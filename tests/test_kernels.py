@@ -18,6 +18,7 @@ from nfscratch.kernels import autoregressive as kar
 from nfscratch.kernels import coupling as kc
 from nfscratch.kernels import energies as ke
 from nfscratch.kernels import mlp as km
+from nfscratch.kernels import mlp_fused as kf
 from nfscratch.kernels import planar as kp
 from nfscratch.kernels._checks import packed_view
 from nfscratch.kernels._math import EXP_MAX, exp_v, log1p_v, log_v, tanh_v
@@ -282,6 +283,29 @@ def test_mlp_kernel_twins(N, I, H, O, act, rng):
                  what="dense_small_in_backward")
     assert_twins(km.act_small_in_backward_ref(dh, h, x, W0, act),
                  km.act_small_in_backward_nb(dh, h, x, W0, act), what="act_small_in_backward")
+
+
+@pytest.mark.parametrize("act", [0, 1, 2])
+@pytest.mark.parametrize("N, I, H1, H2, O", [(1, 1, 64, 64, 2), (7, 2, 5, 3, 1), (33, 3, 17, 9, 4),
+                                            (70, 1, 64, 64, 2)])
+def test_fused_mlp_kernels_equal_nn(N, I, H1, H2, O, act, rng):
+    # the twins are the teaching MLP's forward and backward (blocks of kf.ROWS rows: N = 70
+    # ends in a partial block, H1 = 5 and 17 in partial register tiles)
+    from nfscratch import nn
+    sizes = (I, H1, H2, O)
+    p = {}
+    for i in range(3):
+        p[f"W{i}"], p[f"b{i}"] = rng.normal(size=sizes[i:i + 2]), rng.normal(size=sizes[i + 1])
+    x, dy = rng.normal(size=(N, I)), rng.normal(size=(N, O))
+    name = [k for k, v in km.ACT_CODES.items() if v == act][0]
+    y, cache = nn.mlp_forward(x, p, name)
+    dx, grads = nn.mlp_backward(dy, cache)
+    hidden = [cache[0][i + 1][0][0] for i in range(2)]          # the inputs of layers 1 and 2
+    got = kf.mlp3_forward_nb(x, p["W0"], p["b0"], p["W1"], p["b1"], p["W2"], p["b2"], act)
+    assert_twins((y, *hidden), got, what="mlp3_forward")
+    assert_twins((dx, grads["W0"], grads["b0"], grads["W1"], grads["b1"], grads["W2"], grads["b2"]),
+                 kf.mlp3_backward_nb(dy, x, got[1], got[2], p["W0"], p["W1"], p["W2"], act),
+                 what="mlp3_backward")
 
 
 def test_mlp_refs_follow_nn(rng):
@@ -606,6 +630,8 @@ def _my_cases(rng):
     zc, out, ib = rng.normal(size=(5, 3)), rng.normal(size=(5, 4)), np.array([2, 0])
     e, t = np.ones((5, 2)), rng.normal(size=(5, 2))
     p1 = rng.normal(size=6)
+    W1f, b1f, W2f, h2f = rng.normal(size=(8, 6)), rng.normal(size=6), rng.normal(size=(6, 2)), \
+        rng.normal(size=(5, 6))                       # the fused MLP's 1 -> 8 -> 6 -> 2
     group = (p1.copy(),) + (ka.EMPTY,) * (ka.GROUP - 1)
     return [
         ("dense_small_in_forward", (x, W0, b0, 0), km, "_dense_small_in_forward"),
@@ -630,6 +656,8 @@ def _my_cases(rng):
         ("count_nonfinite", (p1,), ka, "_count_nonfinite"),
         ("maf_forward", _maf_forward_args(rng), kar, "_maf_forward"),
         ("maf_forward_backward", _made_args(rng), kar, "_maf_forward_backward"),
+        ("mlp3_forward", (x, W0, b0, W1f, b1f, W2f, rng.normal(size=2), 0), kf, "_mlp3_forward"),
+        ("mlp3_backward", (dy, x, h, h2f, W0, W1f, W2f, 0), kf, "_mlp3_backward"),
     ]
 
 
@@ -649,6 +677,7 @@ def _maf_forward_args(rng):
 
 
 MY_FREE_BATCH = {"dense_small_in_forward": (0,), "bias_act_forward": (0,), "maf_forward": (0,),
+                 "mlp3_forward": (0,),
                  "additive_elementwise_backward": (0,), "count_nonfinite": (0,)}
 
 

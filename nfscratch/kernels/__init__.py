@@ -38,6 +38,9 @@ above ``kernels/`` at import time):
   back to the parameters (twins: the functions of ``nfscratch.transforms.spline``);
 * :mod:`.mlp` -- the conditioner's thin layers fused with bias, activation, derivative and bias
   gradient (the square products stay with BLAS);
+* :mod:`.mlp_fused` -- the coupling conditioner (three layers, thin input and output) in one
+  kernel per direction: row blocks through all layers, the square product in register tiles
+  (twins: ``nn.mlp_forward`` and ``nn.mlp_backward``);
 * :mod:`.adam` -- the Adam update, one array or a group of 8 per call, and a finiteness count;
 * :mod:`.energies` -- the energies U1-U4 of ``nfscratch.datasets`` and their gradients (twins:
   the readable energies of ``nfscratch.datasets.energies``);

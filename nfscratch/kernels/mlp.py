@@ -105,6 +105,20 @@ def _check_dense(kernel, x_name, x, W, b):
     return N, I, H
 
 
+def _check_layers(kernel, x, Ws, bs):
+    """``x`` (N, I), ``Ws[i]`` (fan_in, fan_out), ``bs[i]`` (fan_out,): float64, C-contiguous,
+    widths that chain; return N. (A whole MLP's arguments: ``_nn_fast`` and ``.mlp_fused``.)"""
+    N, I = ck.f64(kernel, "x", x, 2)
+    ck.positive(kernel, "x.shape[0] (N)", N)
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        fan_in, fan_out = ck.f64(kernel, f"W{i}", W, 2)
+        ck.dim_equal(kernel, f"W{i}.shape[0]", fan_in, I, "the width of the layer's input")
+        ck.same_shape(kernel, f"b{i}", ck.f64(kernel, f"b{i}", b, 1), (fan_out,),
+                      f"(fan_out,) = (W{i}.shape[1],)")
+        I = fan_out
+    return N
+
+
 def _check_out(kernel, out, shape):
     """``out`` (optional): where to write the result, e.g. rows of a larger array."""
     if out is None:

@@ -1,0 +1,166 @@
+r"""The coupling conditioner, a three-layer MLP, in one kernel per direction.
+
+The conditioner of a coupling layer (``models.realnvp``: 1 -> 64 -> 64 -> 2) is
+
+.. math::
+
+    h_1 = act(x W_0 + b_0), \quad h_2 = act(h_1 W_1 + b_1), \quad y = h_2 W_2 + b_2,
+
+and its backward pass, with :math:`dpre_i = dL/d(h_i W_i + b_i)` as in :mod:`.mlp`:
+
+.. math::
+
+    dW_2 = h_2^\top dy,\ db_2 = \textstyle\sum_n dy_n, \quad
+    dpre_1 = (dy W_2^\top) \odot act'(h_2),\ dW_1 = h_1^\top dpre_1,\ db_1 = \textstyle\sum_n dpre_{1,n},
+
+    dpre_0 = (dpre_1 W_1^\top) \odot act'(h_1),\ dW_0 = x^\top dpre_0,\ db_0 = \textstyle\sum_n
+    dpre_{0,n}, \quad dx = dpre_0 W_0^\top.
+
+Why one kernel. :mod:`nfscratch._nn_fast` runs the thin layers in kernels and the square
+product with BLAS, a dozen calls per layer and pass, each reading and writing a whole (N, H)
+array. Here the batch goes through in blocks of ``ROWS`` samples: a block's pre-activations
+(ROWS x H, a few kB) stay in L1 from the product to the bias and the activation, the square
+products run in 4 x 4 register tiles (:func:`.ode._matmul_acc`, the CNF kernel's), and only the
+activations the backward pass needs (``h1``, ``h2``) are written out. The measurements that
+decided it: ``benchmarks/README.md``, "Coupling kernel, batch-major tiles".
+
+The twins are the teaching functions :func:`nfscratch.nn.mlp_forward` and
+:func:`nfscratch.nn.mlp_backward` on the params ``{"W0", "b0", "W1", "b1", "W2", "b2"}``; the
+sums run in another order (per block, then over blocks), so the twins agree to rounding.
+
+Shapes: ``x`` (N, I), ``W0`` (I, H1), ``W1`` (H1, H2), ``W2`` (H2, O), biases (fan_out,),
+``h1`` (N, H1), ``h2`` (N, H2), ``y`` and ``dy`` (N, O). ``act`` is an activation code of
+:data:`.mlp.ACT_CODES`.
+"""
+import numpy as np
+from numba import njit
+
+from . import _checks as ck
+from ._math import dot_v
+from .mlp import _act, _act_grad, _check_act, _check_layers
+from .ode import _matmul_acc
+
+__all__ = ["ROWS", "mlp3_forward_nb", "mlp3_backward_nb"]
+
+_JIT = dict(cache=True, error_model="numpy", fastmath={"contract"})
+#: Samples per block: a multiple of 4 (whole register tiles).
+ROWS = 32
+
+
+@njit(**_JIT)
+def _mlp3_forward(x, W0, b0, W1, b1, W2, b2, act, h1, h2, y):
+    N, I = x.shape
+    H1, H2, O = W1.shape[0], W1.shape[1], W2.shape[1]
+    pre1, pre2 = np.empty((ROWS, H1)), np.empty((ROWS, H2))    # one block's pre-activations
+    pre_y = np.empty((ROWS, O))
+    for r0 in range(0, N, ROWS):
+        R = min(ROWS, N - r0)
+        a1, a2 = h1[r0:r0 + R], h2[r0:r0 + R]           # (R, H1), (R, H2): rows kept for backward
+        for r in range(R):                               # layer 0: thin input, row by row
+            p = pre1[r]
+            for j in range(H1):
+                p[j] = b0[j]
+            for i in range(I):
+                xi = x[r0 + r, i]
+                for j in range(H1):
+                    p[j] += xi * W0[i, j]
+            a = a1[r]
+            for j in range(H1):
+                a[j] = _act(p[j], act)
+        for r in range(R):                               # layer 1: bias, tiles, activation
+            for j in range(H2):
+                pre2[r, j] = b1[j]
+        _matmul_acc(a1, W1, pre2, R)
+        for r in range(R):
+            p, a = pre2[r], a2[r]
+            for j in range(H2):
+                a[j] = _act(p[j], act)
+        for r in range(R):                               # layer 2: thin output
+            for o in range(O):
+                pre_y[r, o] = b2[o]
+        _matmul_acc(a2, W2, pre_y, R)
+        for r in range(R):
+            for o in range(O):
+                y[r0 + r, o] = pre_y[r, o]
+
+
+def mlp3_forward_nb(x, W0, b0, W1, b1, W2, b2, act):
+    """The three-layer MLP forward in one pass: ``(y, h1, h2)``, ``h1``/``h2`` the hidden
+    activations its backward pass reads. Twin: :func:`nfscratch.nn.mlp_forward`."""
+    N = _check_layers("mlp3_forward_nb", x, (W0, W1, W2), (b0, b1, b2))
+    _check_act("mlp3_forward_nb", act)
+    h1, h2, y = np.empty((N, W0.shape[1])), np.empty((N, W1.shape[1])), np.empty((N, W2.shape[1]))
+    _mlp3_forward(x, W0, b0, W1, b1, W2, b2, act, h1, h2, y)
+    return y, h1, h2
+
+
+@njit(**_JIT)
+def _mlp3_backward(dy, x, h1, h2, W0, W1, W2, act, dx, dW0, db0, dW1, db1, dW2, db2):
+    """Fills ``dx`` and the gradients (the gradient arrays start at zero: it adds into them)."""
+    N, I = x.shape
+    H1, H2, O = W1.shape[0], W1.shape[1], W2.shape[1]
+    W2T = np.ascontiguousarray(W2.T)                   # (O, H2): rows along H2
+    W1T = np.ascontiguousarray(W1.T)                   # (H2, H1)
+    dW2T = np.zeros((O, H2))
+    d2 = np.empty((ROWS, H2))                          # one block of dpre_1
+    d1 = np.empty((ROWS, H1))                          # dpre_1 W1^T, then dpre_0 in place
+    a1T = np.empty((H1, ROWS))                         # h1 of the block, transposed
+    for r0 in range(0, N, ROWS):
+        R = min(ROWS, N - r0)
+        a1, a2 = h1[r0:r0 + R], h2[r0:r0 + R]
+        for r in range(R):                             # layer 2 and act'(h2): row by row
+            d, a = d2[r], a2[r]
+            for j in range(H2):
+                d[j] = 0.0
+            for o in range(O):
+                g = dy[r0 + r, o]
+                db2[o] += g
+                w, dw = W2T[o], dW2T[o]
+                for j in range(H2):
+                    d[j] += g * w[j]
+                    dw[j] += g * a[j]
+            for j in range(H2):
+                d[j] *= _act_grad(a[j], act)
+                db1[j] += d[j]
+        for i in range(H1):                            # dW1 += h1^T dpre_1, in tiles
+            for r in range(R):
+                a1T[i, r] = a1[r, i]
+        _matmul_acc(a1T, d2[:R], dW1, H1)      # (inner size R: a1T's first R columns)
+        for r in range(R):                             # dh1 = dpre_1 W1^T, in tiles
+            for j in range(H1):
+                d1[r, j] = 0.0
+        _matmul_acc(d2[:R], W1T, d1, R)
+        for r in range(R):                             # act'(h1), then layer 0: thin input
+            d, a = d1[r], a1[r]
+            for j in range(H1):
+                d[j] *= _act_grad(a[j], act)
+                db0[j] += d[j]
+            for i in range(I):
+                xi = x[r0 + r, i]
+                dw = dW0[i]
+                for j in range(H1):
+                    dw[j] += xi * d[j]
+                dx[r0 + r, i] = dot_v(d, W0[i])
+    for o in range(O):
+        for j in range(H2):
+            dW2[j, o] = dW2T[o, j]
+
+
+def mlp3_backward_nb(dy, x, h1, h2, W0, W1, W2, act):
+    """Backward of :func:`mlp3_forward_nb`: ``(dx, dW0, db0, dW1, db1, dW2, db2)``.
+    Twin: :func:`nfscratch.nn.mlp_backward`."""
+    name = "mlp3_backward_nb"
+    N, I = ck.f64(name, "x", x, 2)
+    ck.positive(name, "x.shape[0] (N)", N)
+    for i, W in enumerate((W0, W1, W2)):
+        fan_in, fan_out = ck.f64(name, f"W{i}", W, 2)
+        ck.dim_equal(name, f"W{i}.shape[0]", fan_in, I, "the width of the layer's input")
+        I = fan_out
+    ck.same_shape(name, "h1", ck.f64(name, "h1", h1, 2), (N, W0.shape[1]), "(N, W0.shape[1])")
+    ck.same_shape(name, "h2", ck.f64(name, "h2", h2, 2), (N, W1.shape[1]), "(N, W1.shape[1])")
+    ck.same_shape(name, "dy", ck.f64(name, "dy", dy, 2), (N, W2.shape[1]), "(N, W2.shape[1])")
+    _check_act(name, act)
+    out = (np.empty(x.shape), np.zeros(W0.shape), np.zeros(W0.shape[1]), np.zeros(W1.shape),
+           np.zeros(W1.shape[1]), np.empty(W2.shape), np.zeros(W2.shape[1]))
+    _mlp3_backward(dy, x, h1, h2, W0, W1, W2, act, *out)
+    return out
