@@ -535,11 +535,16 @@ def test_wrong_dcontext_fails_in_its_direction_only():
 def test_context_bad_input():
     with pytest.raises(ValueError, match="context: .*not conditional"):
         gc.check_transform(_small_flow_for_context(), context=np.zeros((8, 3)), verbose=False)
-    with pytest.raises(ValueError, match=r"context: expected one row per point, shape \(8, 3\)"):
+    with pytest.raises(ValueError, match=r"context: expected one row per sample, shape \(8, 3\)"):
         gc.check_transform(_conditional_flow(), context=np.zeros((5, 3)), verbose=False)
     with pytest.raises(TypeError, match="context"):
         gc.check_transform(_conditional_flow(), context=np.zeros((8, 3), dtype=np.float32),
                            verbose=False)
+    # the rules of every pass (_validate.as_context), on top of gradcheck's float64 rule
+    with pytest.raises(ValueError, match=r"context: expected 3 features"):
+        gc.check_transform(_conditional_flow(), context=np.zeros((8, 2)), verbose=False)
+    with pytest.raises(ValueError, match=r"context: expected finite values"):
+        gc.check_transform(_conditional_flow(), context=np.full((8, 3), np.nan), verbose=False)
 
 
 def _small_flow_for_context():

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .._validate import as_rng, check_positive_int
+from .._validate import as_context, as_rng, check_positive_int
 from .numerics import (EPS, REL_FLOOR, check_eps, numerical_jacobian, numerical_vjp,
                        rel_errors, require_float64_array)
 from .report import FAIL, WARN, GradcheckResult, GradcheckRow, judge, skip_rows, summary
@@ -309,24 +309,21 @@ def _validate_points(x, model, n, rng):
 
 
 def _validate_context(context, model, n, rng):
-    """The context rows of a conditional model's check (None for an unconditional one)."""
+    """The context rows of a conditional model's check (None for an unconditional one).
+
+    The rules of every pass (:func:`nfscratch._validate.as_context`: refused by an unconditional
+    model, one finite row of ``context_dim`` per point), plus gradcheck's own: a missing context
+    is drawn from ``rng``, and a given one must already be float64, since it is perturbed (a
+    copy of it) in place.
+    """
     c = getattr(model.obj, "context_dim", 0) or 0
-    if not c:
-        if context is not None:
-            raise ValueError(f"context: {model.name} is not conditional (context_dim=0), so it "
-                             f"takes no context, got {type(context).__name__}.")
-        return None
-    if context is None:
+    if c and context is None:
         return rng.standard_normal((n, c))
-    if not isinstance(context, np.ndarray):
-        context = np.asarray(context)
-    require_float64_array(context, "context")
-    if context.shape != (n, c):
-        raise ValueError(f"context: expected one row per point, shape ({n}, {c}), got "
-                         f"{context.shape}.")
-    if not np.all(np.isfinite(context)):
-        raise ValueError("context: expected finite values.")
-    return context.copy()
+    if c:
+        require_float64_array(context if isinstance(context, np.ndarray) else np.asarray(context),
+                              "context")
+    context = as_context(context, c, n, model.name)
+    return None if context is None else context.copy()
 
 
 def _check_direction(model, direction, inp, params, opts, rng, ctx=None):

@@ -51,6 +51,9 @@ above ``kernels/`` at import time):
   them vectorize, and the two reductions ``dot_v``/``sum_v``;
 * :mod:`._checks` -- the argument checks, and ``packed_view`` (many arrays that are consecutive
   views of one buffer, as a Flow's parameters are, seen as one array).
+* :mod:`._numba_start` -- sets Numba's compiler context up once, when the first kernel module is
+  imported, without the SciPy import Numba would make for BLAS that no kernel here uses (the
+  largest avoidable part of the first training step in a fresh process).
 
 Which code runs is chosen by :func:`nfscratch.config.use_kernels` (the ``"numba"`` backend); the
 classes of the teaching files reach their fast paths by a one-line dispatch. Timings and the

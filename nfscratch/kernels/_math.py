@@ -56,6 +56,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from . import _numba_start  # noqa: F401  (Numba's context, set up without SciPy)
+
 __all__ = ["tanh_v", "exp_v", "log_v", "log1p_v", "dot_v", "sum_v"]
 
 # ln 2 = LN2_HI + LN2_LO, LN2_HI with only 32 significant bits so n * LN2_HI is exact for |n| < 2^20

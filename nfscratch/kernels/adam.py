@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from . import _checks as ck
+from . import _numba_start  # noqa: F401  (Numba's context, set up without SciPy)
 
 __all__ = ["adam_update_nb", "adam_update_group_nb", "GROUP", "count_nonfinite_ref",
            "count_nonfinite_nb"]
