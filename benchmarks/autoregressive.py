@@ -240,17 +240,18 @@ QUALITY_DATA = {"two_moons": dict(noise=0.1), "eight_gaussians": {}, "pinwheel":
 QUALITY_MODELS = {"MAF": models.maf, "RealNVP": models.realnvp}
 
 
-def part3(data_names, model_names, seeds, steps=None):
+def part3(data_names, model_names, seeds, steps=None, lr=None, s_max=2.0):
     """Train each model on each data set from each seed; the gap to the entropy of each."""
-    steps = steps or QUALITY["steps"]
+    steps, lr = steps or QUALITY["steps"], lr or QUALITY["lr"]
     rows = []
     for name in data_names:
         params = QUALITY_DATA[name]
         floor = datasets.entropy(name, **params)
         for model in model_names:
             for seed in seeds:
-                flow = QUALITY_MODELS[model](2, QUALITY["n_layers"], QUALITY["hidden"], rng=seed)
-                schedule = Warmup(Cosine(QUALITY["lr"], steps), QUALITY["warmup"])
+                flow = QUALITY_MODELS[model](2, QUALITY["n_layers"], QUALITY["hidden"],
+                                             s_max=s_max, rng=seed)
+                schedule = Warmup(Cosine(lr, steps), QUALITY["warmup"])
                 t0, c0 = time.perf_counter(), time.process_time()
                 fit(flow, data=lambda n, rng: datasets.sample(name, n, rng, **params),
                     steps=steps, batch_size=QUALITY["batch_size"], schedule=schedule, rng=seed,
@@ -258,6 +259,7 @@ def part3(data_names, model_names, seeds, steps=None):
                 cpu, wall = time.process_time() - c0, time.perf_counter() - t0
                 r = evaluate.nll(flow, name, n=100_000, rng=10_000 + seed, **params)
                 rows.append({"data": name, "model": model, "seed": seed, "steps": steps,
+                             "lr": lr, "s_max": s_max,
                              "nll": r.nll, "se": r.se, "entropy": floor, "gap": r.nll - floor,
                              "cpu_s": round(cpu, 1), "wall_s": round(wall, 1)})
                 print(f"{name:16s} {model:8s} seed {seed}: NLL {r.nll:.4f} ± {r.se:.4f}, "
@@ -318,12 +320,15 @@ def main(argv=None):
                    choices=list(QUALITY_MODELS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--steps", type=int, default=None, help=f"default {QUALITY['steps']}")
+    p.add_argument("--lr", type=float, default=None, help=f"peak rate, default {QUALITY['lr']}")
+    p.add_argument("--s-max", type=float, default=2.0, help="bound on the log-scales")
     args = p.parse_args(argv)
     if args.quality:
-        rows = part3(args.data, args.models, args.seeds, args.steps)
+        rows = part3(args.data, args.models, args.seeds, args.steps, args.lr, args.s_max)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"recipe": {**QUALITY, "steps": args.steps or QUALITY["steps"]},
+                json.dump({"recipe": {**QUALITY, "steps": args.steps or QUALITY["steps"],
+                                      "lr": args.lr or QUALITY["lr"], "s_max": args.s_max},
                            "runs": rows}, f, indent=1)
             print(f"wrote {args.json}")
         return

@@ -47,6 +47,9 @@ RECIPES = {
     # the committed planar recipe (lr 2e-2, batch 512, warmup + cosine, anneal 10%)
     "planar K=32 cosine": (lambda s: models.planar_flow(2, 32, rng=s), 2e-2, 512, "cosine"),
     "IAF 12x(16,16) cosine": (lambda s: models.iaf(2, 12, (16, 16), rng=s), 5e-3, 256, "cosine"),
+    "IAF 12x(16,16) cosine b512": (lambda s: models.iaf(2, 12, (16, 16), rng=s), 5e-3, 512,
+                                   "cosine"),
+    "IAF 16x(8,8) cosine": (lambda s: models.iaf(2, 16, (8, 8), rng=s), 5e-3, 256, "cosine"),
 }
 
 
