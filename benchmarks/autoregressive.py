@@ -25,11 +25,20 @@ against D, on both backends; ``--figure`` draws it (``figures/autoregressive_cos
 sweep times single calls and prints and draws the *minimum* over the repeats: on a shared
 machine it is the number least disturbed by other work.
 
+Part 3 (``--quality``) -- issue 12's quality target: MAF and RealNVP of the same size
+(``models.maf`` and ``models.realnvp``, 8 layers, MADE / conditioner hidden (64, 64), tanh) by
+maximum likelihood on moons(0.1), eight Gaussians and the pinwheel, the same recipe for both
+(``QUALITY``: fresh points every step, Adam with warmup then cosine decay), each seed from the
+same initial seed; test NLL on 100,000 fresh points (``evaluate.nll``) and its gap to the
+data's exact entropy (``datasets.entropy``) ± standard error, with the CPU and wall seconds of
+training (run it with nothing else of yours running: one training at a time).
+
 Usage::
 
     python benchmarks/autoregressive.py --json benchmarks/autoregressive.json \
         --figure figures/autoregressive_cost.png
     python benchmarks/autoregressive.py --quick      # 3 repeats, dims 2 8
+    python benchmarks/autoregressive.py --quality --seeds 0 1 --json benchmarks/autoregressive_quality.json
 """
 import argparse
 import json
@@ -42,9 +51,10 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA
 
 import numpy as np  # noqa: E402
 
-from nfscratch import datasets, models, use_backend  # noqa: E402
+from nfscratch import datasets, evaluate, models, use_backend  # noqa: E402
 from nfscratch.losses import nll_step  # noqa: E402
-from nfscratch.optim import Adam  # noqa: E402
+from nfscratch.optim import Adam, Cosine, Warmup  # noqa: E402
+from nfscratch.train import fit  # noqa: E402
 
 LAYERS, HIDDEN, LR, SEED = 3, (64, 64), 1e-3, 0
 
@@ -224,6 +234,40 @@ def part2(dims, batch, repeats):
     return out
 
 
+#: Part 3's recipe, the same for MAF and RealNVP.
+QUALITY = dict(n_layers=8, hidden=(64, 64), steps=4000, batch_size=512, lr=3e-3, warmup=200)
+QUALITY_DATA = {"two_moons": dict(noise=0.1), "eight_gaussians": {}, "pinwheel": {}}
+QUALITY_MODELS = {"MAF": models.maf, "RealNVP": models.realnvp}
+
+
+def part3(data_names, model_names, seeds, steps=None, lr=None, s_max=2.0):
+    """Train each model on each data set from each seed; the gap to the entropy of each."""
+    steps, lr = steps or QUALITY["steps"], lr or QUALITY["lr"]
+    rows = []
+    for name in data_names:
+        params = QUALITY_DATA[name]
+        floor = datasets.entropy(name, **params)
+        for model in model_names:
+            for seed in seeds:
+                flow = QUALITY_MODELS[model](2, QUALITY["n_layers"], QUALITY["hidden"],
+                                             s_max=s_max, rng=seed)
+                schedule = Warmup(Cosine(lr, steps), QUALITY["warmup"])
+                t0, c0 = time.perf_counter(), time.process_time()
+                fit(flow, data=lambda n, rng: datasets.sample(name, n, rng, **params),
+                    steps=steps, batch_size=QUALITY["batch_size"], schedule=schedule, rng=seed,
+                    progress=False)
+                cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+                r = evaluate.nll(flow, name, n=100_000, rng=10_000 + seed, **params)
+                rows.append({"data": name, "model": model, "seed": seed, "steps": steps,
+                             "lr": lr, "s_max": s_max,
+                             "nll": r.nll, "se": r.se, "entropy": floor, "gap": r.nll - floor,
+                             "cpu_s": round(cpu, 1), "wall_s": round(wall, 1)})
+                print(f"{name:16s} {model:8s} seed {seed}: NLL {r.nll:.4f} ± {r.se:.4f}, "
+                      f"entropy {floor:.4f}, gap {r.nll - floor:.4f}  ({cpu:.0f} s CPU, "
+                      f"{wall:.0f} s wall, load {os.getloadavg()[0]:.1f})", flush=True)
+    return rows
+
+
 def figure(sweep, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -269,7 +313,25 @@ def main(argv=None):
                                   "already in the file is kept, with --skip-sweep the sweep)")
     p.add_argument("--replot", metavar="JSON",
                    help="only redraw --figure from the sweep saved in this JSON file")
+    p.add_argument("--quality", action="store_true",
+                   help="only part 3: MAF against RealNVP by maximum likelihood, gap to the entropy")
+    p.add_argument("--data", nargs="+", default=list(QUALITY_DATA), choices=list(QUALITY_DATA))
+    p.add_argument("--models", nargs="+", default=list(QUALITY_MODELS),
+                   choices=list(QUALITY_MODELS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--steps", type=int, default=None, help=f"default {QUALITY['steps']}")
+    p.add_argument("--lr", type=float, default=None, help=f"peak rate, default {QUALITY['lr']}")
+    p.add_argument("--s-max", type=float, default=2.0, help="bound on the log-scales")
     args = p.parse_args(argv)
+    if args.quality:
+        rows = part3(args.data, args.models, args.seeds, args.steps, args.lr, args.s_max)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"recipe": {**QUALITY, "steps": args.steps or QUALITY["steps"],
+                                      "lr": args.lr or QUALITY["lr"], "s_max": args.s_max},
+                           "runs": rows}, f, indent=1)
+            print(f"wrote {args.json}")
+        return
     if args.replot:
         with open(args.replot) as f:
             figure({int(D): v for D, v in json.load(f)["sweep"].items()},

@@ -151,6 +151,56 @@ def _hidden_unit(acts, weights, sizes, w_off, b_off, a_off, l, j, nb, act):
         row[n] = _act(row[n], act)
 
 
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
+def _hidden_unit_backward(acts, grad, weights, masks, dweights, sizes, w_off, b_off, a_off, l, j,
+                          nb, act, dpre):
+    """Backward through unit ``j`` of hidden layer ``l`` (fed by ``W_{l-1}``) for the first
+    ``nb`` samples of a block: its gradient ``grad`` is complete; send it down to the units of
+    layer ``l - 1`` (skipping masked weights) and add the gradients of the unit's bias and
+    weights. ``dpre`` is scratch of at least ``nb``. Shared by the sequential direction's
+    backward and the IAF chain's backward."""
+    H_in, H = sizes[l - 1], sizes[l]
+    g, h = grad[a_off[l] + j], acts[a_off[l] + j]
+    for n in range(nb):
+        dpre[n] = g[n] * _act_grad(h[n], act)
+    dweights[b_off[l - 1] + j] += sum_v(dpre[:nb])
+    for p in range(H_in):
+        q = w_off[l - 1] + p * H + j
+        if masks[q] != 0.0:
+            w = weights[q]
+            src, gsrc = acts[a_off[l - 1] + p], grad[a_off[l - 1] + p]
+            for n in range(nb):
+                gsrc[n] += w * dpre[n]
+            dweights[q] += dot_v(src[:nb], dpre[:nb])
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
+def _outputs_backward(acts, grad, weights, masks, dweights, sizes, w_off, b_off, a_off, i, nb,
+                      c_raw, v):
+    """Backward through the two outputs of feature ``i`` (log-scale pre-activation ``raw_i``,
+    gradient ``c_raw``; shift ``t_i``, gradient ``v``) to the last hidden layer and to their
+    weights and biases, for the first ``nb`` samples of a block. Shared as above."""
+    L = sizes.shape[0] - 1
+    D = sizes[0]
+    H_last, O = sizes[L - 1], sizes[L]
+    dweights[b_off[L - 1] + i] += sum_v(c_raw[:nb])
+    dweights[b_off[L - 1] + D + i] += sum_v(v[:nb])
+    for p in range(H_last):
+        q_raw = w_off[L - 1] + p * O + i
+        q_t = q_raw + D
+        src, gsrc = acts[a_off[L - 1] + p], grad[a_off[L - 1] + p]
+        if masks[q_raw] != 0.0:
+            w = weights[q_raw]
+            for n in range(nb):
+                gsrc[n] += w * c_raw[n]
+            dweights[q_raw] += dot_v(src[:nb], c_raw[:nb])
+        if masks[q_t] != 0.0:
+            w = weights[q_t]
+            for n in range(nb):
+                gsrc[n] += w * v[n]
+            dweights[q_t] += dot_v(src[:nb], v[:nb])
+
+
 @njit(**_JIT)
 def _maf_forward(z, weights, sizes, hidden_deg, order, act, s_max):
     N, D = z.shape
@@ -277,23 +327,12 @@ def _maf_forward_backward(dx, dlog_det, u, weights, masks, sizes, hidden_deg, or
         for m in range(D, -1, -1):
             hd = rows - D                  # past the last hidden unit: walk the layers down
             for l in range(L - 1, 0, -1):  # hidden layer l, fed by W_{l-1}
-                H_in, H = sizes[l - 1], sizes[l]
+                H = sizes[l]
                 hd -= H
                 for j in range(H):
-                    if hidden_deg[hd + j] != m:
-                        continue
-                    g, h = grad[a_off[l] + j], acts[a_off[l] + j]
-                    for n in range(nb):
-                        dpre[n] = g[n] * _act_grad(h[n], act)
-                    dweights[b_off[l - 1] + j] += sum_v(dpre[:nb])
-                    for p in range(H_in):
-                        k = w_off[l - 1] + p * H + j
-                        if masks[k] != 0.0:
-                            w = weights[k]
-                            src, gsrc = acts[a_off[l - 1] + p], grad[a_off[l - 1] + p]
-                            for n in range(nb):
-                                gsrc[n] += w * dpre[n]
-                            dweights[k] += dot_v(src[:nb], dpre[:nb])
+                    if hidden_deg[hd + j] == m:
+                        _hidden_unit_backward(acts, grad, weights, masks, dweights, sizes, w_off,
+                                              b_off, a_off, l, j, nb, act, dpre)
             if m == 0:
                 break
             i = order[m - 1]               # its input gradient is complete: solve for v_i
@@ -303,22 +342,9 @@ def _maf_forward_backward(dx, dlog_det, u, weights, masks, sizes, hidden_deg, or
                 c_raw[n] = (v[n] * ui[n] * es[n] + dlog_det[n0 + n]) * dd[n]
             for n in range(nb):
                 dz[n0 + n, i] = v[n]
-            dweights[b_off[L - 1] + i] += sum_v(c_raw[:nb])
-            dweights[b_off[L - 1] + D + i] += sum_v(v[:nb])
-            for p in range(H_last):        # the two outputs of feature i, down to the units
-                k_raw = w_off[L - 1] + p * O + i
-                k_t = k_raw + D
-                src, gsrc = acts[a_off[L - 1] + p], grad[a_off[L - 1] + p]
-                if masks[k_raw] != 0.0:
-                    w = weights[k_raw]
-                    for n in range(nb):
-                        gsrc[n] += w * c_raw[n]
-                    dweights[k_raw] += dot_v(src[:nb], c_raw[:nb])
-                if masks[k_t] != 0.0:
-                    w = weights[k_t]
-                    for n in range(nb):
-                        gsrc[n] += w * v[n]
-                    dweights[k_t] += dot_v(src[:nb], v[:nb])
+            # the two outputs of feature i, down to the units
+            _outputs_backward(acts, grad, weights, masks, dweights, sizes, w_off, b_off, a_off, i,
+                              nb, c_raw, v)
     for k in range(dweights.shape[0]):     # the one pass's gradients, with the sign of u(theta)
         dweights[k] = -dweights[k]
     return dz, dweights
@@ -472,7 +498,6 @@ def _iaf_chain_backward(dx, dlog_det, weights, masks, sizes, act, acts, e, dd):
     L = sizes.shape[0] - 1
     w_off, b_off, a_off = _layout(sizes)
     rows = a_off[L]
-    H_last, O = sizes[L - 1], sizes[L]
     g = np.empty((D, N))                     # dL/d(output of the layer being undone)
     for i in range(D):
         for n in range(N):
@@ -491,40 +516,14 @@ def _iaf_chain_backward(dx, dlog_det, weights, masks, sizes, act, acts, e, dd):
             gi, ui, ei, di = g[i], a[i], e[k, i], dd[k, i]
             for n in range(N):
                 c_raw[n] = (gi[n] * ui[n] * ei[n] + dlog_det[n]) * di[n]
-            dw[b_off[L - 1] + i] += sum_v(c_raw)
-            dw[b_off[L - 1] + D + i] += sum_v(gi)
-            for p in range(H_last):
-                q_raw = w_off[L - 1] + p * O + i
-                q_t = q_raw + D
-                src, gsrc = a[a_off[L - 1] + p], grad[a_off[L - 1] + p]
-                if msk[q_raw] != 0.0:
-                    wq = w[q_raw]
-                    for n in range(N):
-                        gsrc[n] += wq * c_raw[n]
-                    dw[q_raw] += dot_v(src, c_raw)
-                if msk[q_t] != 0.0:
-                    wq = w[q_t]
-                    for n in range(N):
-                        gsrc[n] += wq * gi[n]
-                    dw[q_t] += dot_v(src, gi)
+            _outputs_backward(a, grad, w, msk, dw, sizes, w_off, b_off, a_off, i, N, c_raw, gi)
             gu = grad[i]
             for n in range(N):
                 gu[n] += gi[n] * ei[n]
         for l in range(L - 1, 0, -1):        # hidden layer l, fed by W_{l-1}
-            H_in, H = sizes[l - 1], sizes[l]
-            for j in range(H):
-                gj, h = grad[a_off[l] + j], a[a_off[l] + j]
-                for n in range(N):
-                    dpre[n] = gj[n] * _act_grad(h[n], act)
-                dw[b_off[l - 1] + j] += sum_v(dpre)
-                for p in range(H_in):
-                    q = w_off[l - 1] + p * H + j
-                    if msk[q] != 0.0:
-                        wq = w[q]
-                        src, gsrc = a[a_off[l - 1] + p], grad[a_off[l - 1] + p]
-                        for n in range(N):
-                            gsrc[n] += wq * dpre[n]
-                        dw[q] += dot_v(src, dpre)
+            for j in range(sizes[l]):
+                _hidden_unit_backward(a, grad, w, msk, dw, sizes, w_off, b_off, a_off, l, j, N,
+                                      act, dpre)
         for i in range(D):
             for n in range(N):
                 g[i, n] = grad[i, n]
