@@ -319,3 +319,36 @@ def test_a_checkpoint_with_a_bad_inner_layer_is_refused(tmp_path):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(io.CheckpointError, match=r"layers\[0\]: expected a dict with a known"):
         io.load(tmp_path / "bad.npz")
+
+
+def test_train_digits_conditional_and_the_class_agreement_judge():
+    from nfscratch.commands.train import DIGITS_RECIPES, train_digits
+    from nfscratch.datasets.images import class_agreement, digit_classifier
+    flow, hist, split = train_digits(DIGITS_RECIPES["affine"], 0, steps=2, conditional=True,
+                                     n_steps=(1, 1), hidden=(8,))
+    assert flow.context_dim == 10 and len(hist.val_loss) >= 1
+    y_test = models.one_hot(split["test"][1], 10)
+    bpd, se = datasets.heldout_bits_per_dim(flow, split["test"][0][:50], draws=2,
+                                            context=y_test[:50])
+    assert np.isfinite(bpd) and se > 0
+    with pytest.raises(ValueError, match=r"^context: this Flow is conditional"):
+        datasets.heldout_bits_per_dim(flow, split["test"][0][:5], draws=1)
+    # a "flow" whose samples are the training images of the class asked for: full agreement
+    images, labels = split["train"]
+    classify = digit_classifier(images, labels, steps=300)
+
+    class Copier:
+        dim, context_dim = 64, 10
+
+        def forward(self, z, context):
+            k = context.argmax(axis=1)
+            picks = np.array([np.flatnonzero(labels == c)[0] for c in k])
+            return (images[picks] + 0.5) / 17.0, np.zeros(len(z))
+
+    first_of_each = np.array([np.flatnonzero(labels == c)[0] for c in range(10)])
+    expected = classify(images[first_of_each]) == np.arange(10)
+    agreement, per_class = class_agreement(Copier(), classify, n_per_class=3)
+    np.testing.assert_array_equal(per_class, expected.astype(float))
+    assert agreement == expected.mean()
+    with pytest.raises(ValueError, match="^labels: expected 1000 integer class labels"):
+        digit_classifier(images, labels[:10])
