@@ -274,7 +274,7 @@ def _glow_step(dim, mask, hidden, s_max, coupling, n_bins, bound, lu, rng, conte
 
 def glow_like(height=8, width=8, channels=1, levels=2, n_steps=4, hidden=(256,), s_max=2.0,
               coupling="affine", n_bins=8, bound=4.0, alpha=0.05, rng=None, lu=True,
-              context_dim=0, masks="fixed"):
+              context_dim=0):
     r"""A multi-scale flow for small images in [0, 1] (Glow / RealNVP, fully connected).
 
     Read in the normalizing direction (data to base), as in the papers: a
@@ -312,12 +312,6 @@ def glow_like(height=8, width=8, channels=1, levels=2, n_steps=4, hidden=(256,),
         context ``y`` (N, C), e.g. ``one_hot(labels, 10)``, at every level (the factor-outs
         hand it to the couplings of the deeper levels); ActNorm, LU, squeeze and Logit read
         none. 0 (default): unconditional.
-    masks : {"fixed", "random"}
-        Which features a coupling transforms. ``"fixed"``: alternating checkerboards on the first
-        level and alternating channel halves on the later ones (RealNVP). ``"random"``: every
-        pair of steps draws a random half of the level's features from ``rng`` and transforms
-        it, then its complement; without LU layers that mixes the features in more ways than
-        two alternating masks can.
 
     Examples
     --------
@@ -341,9 +335,6 @@ def glow_like(height=8, width=8, channels=1, levels=2, n_steps=4, hidden=(256,),
     steps = [check_positive_int(n, "n_steps") for n in steps]
     if coupling not in ("affine", "spline"):
         raise ValueError(f"coupling: expected 'affine' or 'spline', got {coupling!r}.")
-    if masks not in ("fixed", "random"):
-        raise ValueError(f"masks: expected 'fixed' (checkerboards, then channel halves) or "
-                         f"'random' (random halves), got {masks!r}.")
     if H % 2 ** (levels - 1) or W % 2 ** (levels - 1):
         raise ValueError(f"levels: {levels} levels squeeze {levels - 1} times and need height and "
                          f"width divisible by {2 ** (levels - 1)}, got {H} x {W}.")
@@ -351,17 +342,10 @@ def glow_like(height=8, width=8, channels=1, levels=2, n_steps=4, hidden=(256,),
     def level(k, C, H, W):
         """The layers of level k and below, in forward order, for a (C, H, W) input."""
         D = C * H * W
-        if masks == "random":                # a random half, then its complement, and again
-            halves = [np.isin(np.arange(D), rng.permutation(D)[:D // 2]).astype(np.int64)
-                      for _ in range((steps[k] + 1) // 2)]
-            level_masks = [halves[j // 2] if j % 2 == 0 else 1 - halves[j // 2]
-                           for j in range(steps[k])]
-        else:
-            level_masks = [checkerboard_mask(H, W, j % 2) if C == 1 else
-                           np.repeat(np.arange(C) < C // 2 if j % 2 == 0 else
-                                     np.arange(C) >= C // 2, H * W).astype(np.int64)
-                           for j in range(steps[k])]
-        body = [_glow_step(D, level_masks[j], hidden, s_max, coupling, n_bins, bound, lu, rng,
+        masks = [checkerboard_mask(H, W, j % 2) if C == 1 else
+                 np.repeat(np.arange(C) < C // 2 if j % 2 == 0 else np.arange(C) >= C // 2,
+                           H * W).astype(np.int64) for j in range(steps[k])]
+        body = [_glow_step(D, masks[j], hidden, s_max, coupling, n_bins, bound, lu, rng,
                            context_dim) for j in range(steps[k])]
         flow_order = [layer for j in reversed(range(steps[k]))  # the last normalizing step first
                       for layer in body[j]]

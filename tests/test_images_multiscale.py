@@ -174,27 +174,6 @@ def test_glow_like_gradcheck_log_det_and_round_trip(coupling, lu, rng):
     np.testing.assert_allclose(flow.inverse(x)[0], z, atol=1e-9)
 
 
-def test_glow_like_random_masks_pair_a_half_with_its_complement(tmp_path, rng):
-    flow = models.glow_like(4, 4, levels=2, n_steps=(3, 2), hidden=[8], lu=False,
-                            masks="random", rng=0)
-    level_masks = [[t.mask for t in reversed(layers) if t.name == "AffineCoupling"]
-                   for layers in (flow.transforms[2:-1], flow[0].layers)]   # normalizing order
-    for masks, D in zip(level_masks, (16, 8)):
-        assert all(m.sum() == D // 2 for m in masks)
-        np.testing.assert_array_equal(masks[0] + masks[1], np.ones(D))
-    assert not np.array_equal(level_masks[0][0], level_masks[0][2])   # a new half per pair
-    flow.log_prob(rng.random((32, 16)))
-    gradcheck.perturb_params(flow, rng, 0.05)
-    result = gradcheck.check_transform(flow, 0.5 * rng.normal(size=(4, 16)), rng=rng,
-                                       verbose=False, max_entries=20)
-    assert result.passed, result.table()
-    loaded = io.load(io.save(flow, tmp_path / "random.npz"))
-    x = rng.random((3, 16))
-    np.testing.assert_array_equal(loaded.log_prob(x), flow.log_prob(x))
-    with pytest.raises(ValueError, match="masks: expected 'fixed'"):
-        models.glow_like(4, 4, masks="checkerboard")
-
-
 def test_glow_like_three_levels_samples_and_saves(tmp_path, rng):
     flow = models.glow_like(8, 8, levels=3, n_steps=(1, 1, 1), hidden=[8], rng=0)
     assert flow.dim == 64 and flow[0].name == "FactorOut" and flow[0].layers[0].name == "FactorOut"
