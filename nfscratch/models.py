@@ -118,8 +118,9 @@ def realnvp_image(height=8, width=8, n_layers=6, hidden=(256,), s_max=2.0, alpha
 
     ``alpha`` is the Logit layer's margin. RealNVP used 0.05; on the 8x8 digits, whose pixels
     are 0 half of the time, 0.005 is better on held-out images: 2.156 and 2.165 bits/dim
-    against 2.226 and 2.243 at 0.05 (two seeds of ``benchmarks/quality.py``'s digits recipe;
-    benchmarks/README.md).
+    against 2.226 and 2.243 at 0.05 (two seeds of ``benchmarks/quality.py``'s digits recipe),
+    and 2.176 against 2.275 bits/dim given the label for tutorial 11's class-conditional model
+    (benchmarks/README.md).
 
     Examples
     --------
