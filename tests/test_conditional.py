@@ -12,8 +12,8 @@ import pytest
 from nfscratch import Flow, gradcheck, io
 from nfscratch.config import use_backend
 from nfscratch.gradcheck import numerical_jacobian
-from nfscratch.transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, Planar,
-                                  Reverse, SplineAutoregressive, SplineCoupling)
+from nfscratch.transforms import (IAF, MAF, AdditiveCoupling, AffineCoupling, ElementwiseAffine,
+                                  FactorOut, Planar, Reverse, SplineAutoregressive, SplineCoupling)
 from nfscratch.transforms.made import MADE, check_made_masks
 
 C = 3
@@ -30,7 +30,20 @@ FACTORIES = {
                                                     zero_init=False, context_dim=C),
     "SplineAutoregressive": lambda D, rng: SplineAutoregressive(
         D, hidden=[8], n_bins=4, rng=rng, zero_init=False, context_dim=C, order="reverse"),
+    "FactorOut": lambda D, rng: _factor_out(D, rng),
 }
+
+
+def _factor_out(D, rng):
+    """Two conditional couplings around an unconditional layer on the last max(2, D - 1)
+    features: the context reaches both couplings, and dcontext is the sum of theirs."""
+    keep = np.arange(D - max(2, D - 1), D)[::-1].copy()
+    K = keep.size
+    return FactorOut(D, keep, [AffineCoupling(K, hidden=[8], rng=rng, zero_init=False,
+                                              context_dim=C),
+                               ElementwiseAffine(K),
+                               SplineCoupling(K, hidden=[8], n_bins=4, rng=rng + 1,
+                                              zero_init=False, context_dim=C)])
 NAMES = list(FACTORIES)
 BACKENDS = ["numpy", "numba"]
 

@@ -211,6 +211,75 @@ def test_image_bad_input():
         models.glow_like(4, 4, levels=2, n_steps=(1, 2, 3))
 
 
+# -- class-conditional multi-scale: the factor-outs hand the context to the deeper couplings ---
+@pytest.mark.parametrize("coupling", ["affine", "spline"])
+def test_conditional_glow_like_gradcheck_round_trip_samples_and_saves(coupling, tmp_path, rng):
+    flow = models.glow_like(4, 4, levels=2, n_steps=2, hidden=[8], coupling=coupling, rng=rng,
+                            context_dim=3)
+    assert flow.context_dim == 3 and flow[0].context_dim == 3
+    readers = [t.name for t in flow.transforms + flow[0].layers if t.context_dim]
+    assert readers == ["FactorOut"] + [f"{coupling.capitalize()}Coupling"] * 4
+    y = models.one_hot(rng.integers(0, 3, 32), 3)
+    flow.log_prob(rng.random((32, 16)), y)                   # initializes the ActNorms
+    gradcheck.perturb_params(flow, rng, 0.05)
+    z, y = 0.5 * rng.normal(size=(4, 16)), rng.normal(size=(4, 3))
+    result = gradcheck.check_transform(flow, z, context=y, rng=rng, verbose=False,
+                                       max_entries=30)
+    assert result.passed, result.table()
+    assert any("context" in r.name for r in result.rows), result.table()
+    x = flow.forward(z, y)[0]
+    np.testing.assert_allclose(flow.inverse(x, y)[0], z, atol=1e-9)
+    assert not np.allclose(flow.forward(z, y + 1.0)[0], x)   # the deeper level reads y too
+    x, log_q = flow.sample_and_log_prob(4, rng=0, context=y)
+    np.testing.assert_allclose(flow.log_prob(x, y), log_q, atol=1e-8)
+    loaded = io.load(io.save(flow, tmp_path / "cond.npz"))
+    assert loaded.context_dim == 3 and loaded[0].context_dim == 3
+    np.testing.assert_array_equal(loaded.log_prob(x, y), flow.log_prob(x, y))
+
+
+def test_conditional_factor_out_dcontext_is_the_sum_over_its_couplings(rng):
+    inner = [AffineCoupling(3, hidden=[8], rng=rng, zero_init=False, context_dim=2),
+             LULinear(3, rng=rng),
+             AffineCoupling(3, hidden=[8], rng=rng, zero_init=False, context_dim=2, parity=1)]
+    t = FactorOut(5, keep=[4, 0, 2], layers=inner)
+    z, y = rng.normal(size=(6, 5)), rng.normal(size=(6, 2))
+    dx, dlog_det = rng.normal(size=(6, 5)), rng.normal(size=(6,))
+    x, log_det = t.forward(z, y)
+    dz = t.backward(dx, dlog_det)
+    reference = Flow(inner)                                   # the same chain, run by a Flow
+    x_ref, log_det_ref = reference.forward(z[:, [4, 0, 2]], y)
+    np.testing.assert_allclose(x[:, [4, 0, 2]], x_ref, atol=1e-12)
+    np.testing.assert_allclose(log_det, log_det_ref, atol=1e-12)
+    reference.backward(dx[:, [4, 0, 2]], dlog_det)
+    np.testing.assert_allclose(t.dcontext, reference.dcontext, atol=1e-12)
+    np.testing.assert_array_equal(dz[:, [1, 3]], dx[:, [1, 3]])
+    t.inverse(x, y)
+    t.inverse_backward(dz, dlog_det)
+    assert t.dcontext.shape == (6, 2)
+
+
+def test_conditional_multiscale_bad_input(rng):
+    flow = models.glow_like(4, 4, levels=2, n_steps=1, hidden=[8], rng=0, context_dim=10)
+    x, y = np.full((2, 16), 0.5), models.one_hot([3, 7], 10)
+    assert flow.log_prob(x, y).shape == (2,)
+    with pytest.raises(ValueError, match=r"^context: this Flow is conditional"):
+        flow.log_prob(x)                                              # missing
+    with pytest.raises(ValueError, match=r"^context: expected 10 features"):
+        flow.log_prob(x, y[:, :9])                                    # wrong width
+    with pytest.raises(ValueError, match=r"^context: expected one row per sample, shape \(2, 10\)"):
+        flow.log_prob(x, models.one_hot([3], 10))                     # wrong length
+    with pytest.raises(ValueError, match=r"^context: FactorOut is conditional \(context_dim=10\)"):
+        flow[0].inverse(rng.normal(size=(2, 16)))                     # the layer on its own
+    with pytest.raises(ValueError, match=r"^context: FactorOut is not conditional"):
+        FactorOut(4, keep=[0, 1], layers=[ElementwiseAffine(2)]).forward(np.ones((2, 4)),
+                                                                         np.ones((2, 1)))
+    with pytest.raises(ValueError, match=r"^layers: the conditional layers must read the same"):
+        FactorOut(4, keep=[0, 1], layers=[AffineCoupling(2, context_dim=2),
+                                          AffineCoupling(2, context_dim=3)])
+    with pytest.raises(ValueError, match=r"^context_dim: expected a non-negative integer"):
+        models.glow_like(4, 4, levels=2, n_steps=1, context_dim=-1)
+
+
 def test_cli_trains_glow_like_on_the_digits(tmp_path, capsys):
     from nfscratch.cli import main
     out = tmp_path / "digits.npz"
@@ -250,3 +319,36 @@ def test_a_checkpoint_with_a_bad_inner_layer_is_refused(tmp_path):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(io.CheckpointError, match=r"layers\[0\]: expected a dict with a known"):
         io.load(tmp_path / "bad.npz")
+
+
+def test_train_digits_conditional_and_the_class_agreement_judge():
+    from nfscratch.commands.train import DIGITS_RECIPES, train_digits
+    from nfscratch.datasets.images import class_agreement, digit_classifier
+    flow, hist, split = train_digits(DIGITS_RECIPES["affine"], 0, steps=2, conditional=True,
+                                     n_steps=(1, 1), hidden=(8,))
+    assert flow.context_dim == 10 and len(hist.val_loss) >= 1
+    y_test = models.one_hot(split["test"][1], 10)
+    bpd, se = datasets.heldout_bits_per_dim(flow, split["test"][0][:50], draws=2,
+                                            context=y_test[:50])
+    assert np.isfinite(bpd) and se > 0
+    with pytest.raises(ValueError, match=r"^context: this Flow is conditional"):
+        datasets.heldout_bits_per_dim(flow, split["test"][0][:5], draws=1)
+    # a "flow" whose samples are the training images of the class asked for: full agreement
+    images, labels = split["train"]
+    classify = digit_classifier(images, labels, steps=300)
+
+    class Copier:
+        dim, context_dim = 64, 10
+
+        def forward(self, z, context):
+            k = context.argmax(axis=1)
+            picks = np.array([np.flatnonzero(labels == c)[0] for c in k])
+            return (images[picks] + 0.5) / 17.0, np.zeros(len(z))
+
+    first_of_each = np.array([np.flatnonzero(labels == c)[0] for c in range(10)])
+    expected = classify(images[first_of_each]) == np.arange(10)
+    agreement, per_class = class_agreement(Copier(), classify, n_per_class=3)
+    np.testing.assert_array_equal(per_class, expected.astype(float))
+    assert agreement == expected.mean()
+    with pytest.raises(ValueError, match="^labels: expected 1000 integer class labels"):
+        digit_classifier(images, labels[:10])

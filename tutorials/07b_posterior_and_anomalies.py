@@ -34,7 +34,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nfscratch import datasets, models
-from nfscratch.anomaly import LikelihoodDetector
+from nfscratch.anomaly import LikelihoodDetector, anomaly_scores, roc_curve
 from nfscratch.bayes import grid_moments, logistic_regression_data, logistic_regression_posterior
 from nfscratch.plotting import show
 from nfscratch.train import fit
@@ -135,7 +135,9 @@ show(fig, "posterior")
 # $\log q(x) < \tau$. Choosing $\tau$ as the $\alpha$ quantile of $\log q$ on held-out *normal*
 # data makes the **false-positive rate** $\alpha$ by construction — calibration needs no
 # anomalies at all. How many anomalies are caught (the **true-positive rate**) depends on how
-# different they are; the **ROC curve** shows both rates for every threshold.
+# different they are; the **ROC curve** shows both rates for every threshold
+# (`nfscratch.anomaly.roc_curve`, which also gives the area under it: the probability that a
+# random anomaly scores as more anomalous than a random normal point).
 #
 # Normal data: two moons. Anomalies: points drawn uniformly from the box around them.
 
@@ -154,13 +156,10 @@ tpr = float(np.mean(detector.predict(anomalies)))
 print(f"threshold log q = {detector.threshold:.3f}: false-positive rate {fpr:.3f} "
       f"(target 0.05), true-positive rate {tpr:.3f}")
 
-# ROC: every threshold at once
-scores_normal, scores_anom = -density.log_prob(normal_test), -density.log_prob(anomalies)
-thresholds = np.sort(np.concatenate([scores_normal, scores_anom]))[::-1]
-roc_fpr = np.searchsorted(np.sort(scores_normal), thresholds, side="left")
-roc_fpr = 1.0 - roc_fpr / scores_normal.size
-roc_tpr = 1.0 - np.searchsorted(np.sort(scores_anom), thresholds, side="left") / scores_anom.size
-auc = float(np.sum(np.diff(roc_fpr) * 0.5 * (roc_tpr[1:] + roc_tpr[:-1])))
+# ROC: every threshold at once, on the score -log q (higher = more anomalous)
+scores_normal = anomaly_scores(density, normal_test)
+scores_anom = anomaly_scores(density, anomalies)
+roc_fpr, roc_tpr, auc = roc_curve(scores_normal, scores_anom)
 print(f"area under the ROC curve: {auc:.3f}")
 
 # %%

@@ -38,6 +38,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nfscratch import datasets, gradcheck, models
+from nfscratch.datasets.images import class_agreement, digit_classifier
 from nfscratch.gradcheck import numerical_jacobian
 from nfscratch.plotting import show
 from nfscratch.train import fit
@@ -265,6 +266,10 @@ print(f"best validation step {hist.best_step}; test bits/dim given the label {bp
 # %% [markdown]
 # This is $-\log_2 q(x \mid y)$ per pixel, not comparable to the unconditional numbers of
 # tutorial 10 (independent pixels 2.40, mixture of categoricals 2.25): the label is given.
+# For the true densities the label is worth $I(X; Y) \le H(Y) \le \log_2 10$ bits per image,
+# at most $\log_2 10 / 64 \approx 0.05$ bits/dim. The multi-scale model of tutorial 10 is
+# conditional in the same way, `models.glow_like(..., context_dim=10)`: its factor-outs hand
+# the label on to the couplings of the deeper level (its numbers are in benchmarks/README.md).
 #
 # A row of samples per digit: the base noise is scaled by a **temperature** $T \le 1$
 # ($z \sim \mathcal N(0, T^2 I)$), which trades variety for typical-looking samples.
@@ -291,38 +296,20 @@ show(fig, "digit_rows")
 #
 # ## 7. Are the samples of the class asked for? A classifier's opinion
 #
-# A simple judge: multinomial logistic regression on the pixels, written in NumPy and trained
-# by gradient descent on the 1000 training digits only. Its accuracy on the real test digits
-# tells how far to trust it; then it labels conditional samples (mapped back to the 0..16
-# pixel scale), and we count how often it agrees with the condition.
+# A simple judge: multinomial logistic regression on the pixels, trained by gradient descent on
+# the 1000 training digits only (`datasets.images.digit_classifier`, fifteen lines of NumPy worth
+# reading). Its accuracy on the real test digits tells how far to trust it; then
+# `datasets.images.class_agreement` draws conditional samples of every digit, maps them back to
+# the 0..16 pixel scale, and counts how often the judge agrees with the condition.
 
 # %%
-def train_logistic_regression(X, Y, steps=2000, lr=0.5, weight_decay=1e-3):
-    """Softmax regression: W (64, 10), b (10,) minimizing the mean cross-entropy + L2."""
-    W, b = np.zeros((X.shape[1], Y.shape[1])), np.zeros(Y.shape[1])
-    for _ in range(steps):
-        logits = X @ W + b
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        d_logits = (p - Y) / len(X)                       # d(mean cross-entropy)/d logits
-        W -= lr * (X.T @ d_logits + weight_decay * W)
-        b -= lr * d_logits.sum(axis=0)
-    return W, b
-
-
-W, b = train_logistic_regression(images[train] / 16.0, onehot[train])
-classify = lambda pixels: (pixels / 16.0 @ W + b).argmax(axis=1)      # noqa: E731
+classify = digit_classifier(images[train], labels[train])
 print(f"classifier accuracy on the real test digits: {np.mean(classify(images[test]) == labels[test]):.3f}")
 
 n_per_class = 20 if QUICK else 100
-check_labels = np.repeat(np.arange(10), n_per_class)
 for T in (1.0, 0.8):
-    z = T * np.random.default_rng(11).normal(size=(check_labels.size, 64))
-    xs, _ = digit_flow.forward(z, models.one_hot(check_labels, 10))
-    pixels = np.clip(xs * 17.0 - 0.5, 0.0, 16.0)          # undo (pixel + u) / 17, u ~ 1/2
-    agree = classify(pixels) == check_labels
-    per_digit = agree.reshape(10, n_per_class).mean(axis=1)
-    print(f"T = {T}: the classifier labels {agree.mean():.1%} of {check_labels.size} conditional "
+    agreement, per_digit = class_agreement(digit_flow, classify, n_per_class, temperature=T, seed=11)
+    print(f"T = {T}: the classifier labels {agreement:.1%} of {10 * n_per_class} conditional "
           f"samples as their condition (per digit: {np.round(per_digit, 2).tolist()})")
 
 # %% [markdown]

@@ -239,9 +239,11 @@ DIGITS_RECIPES = {
 
 
 def train_digits(recipe, seed=0, steps=None, batch_size=None, lr=None, schedule="cosine",
-                 clip=None, progress=False, **model_overrides):
+                 clip=None, progress=False, conditional=False, **model_overrides):
     """Train ``models.glow_like`` on the digits by ``recipe`` (an entry of DIGITS_RECIPES):
     new dequantization noise every step, early stopping on the validation digits.
+    ``conditional=True``: the class-conditional model ``p(x | label)``, the label one-hot
+    (``context_dim=10``), validated on the validation digits given their labels.
 
     Returns ``(flow, history, split)``; the arguments after ``recipe`` override the recipe's.
     """
@@ -251,13 +253,19 @@ def train_digits(recipe, seed=0, steps=None, batch_size=None, lr=None, schedule=
     rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
     train = recipe["train"]
     split = datasets.digits_split()
+    if conditional:
+        model_overrides["context_dim"] = 10
     flow = models.glow_like(8, 8, rng=rng, **{**recipe["model"], **model_overrides})
-    history = fit(flow, data=split["train"][0], transform=datasets.dequantize,
-                  validation=split["validation"][0], patience=train["patience"],
-                  record_every=train["record_every"], steps=steps or train["steps"],
-                  batch_size=batch_size or train["batch_size"],
+    (x_train, y_train), (x_val, y_val) = split["train"], split["validation"]
+    given = {}
+    if conditional:
+        given = {"context": models.one_hot(y_train, 10)}
+        x_val = (x_val, models.one_hot(y_val, 10))
+    history = fit(flow, data=x_train, transform=datasets.dequantize, validation=x_val,
+                  patience=train["patience"], record_every=train["record_every"],
+                  steps=steps or train["steps"], batch_size=batch_size or train["batch_size"],
                   optimizer=AdamW(lr or train["lr"], weight_decay=train["weight_decay"]),
-                  schedule=schedule, clip=clip, rng=rng, progress=progress)
+                  schedule=schedule, clip=clip, rng=rng, progress=progress, **given)
     return flow, history, split
 
 

@@ -37,6 +37,11 @@ since the Jacobian is block diagonal with an identity block. The inverse runs ``
 of ``dx_k`` (the same ``dlog_det`` goes to every inner layer, as in a flow); likewise for the
 inverse. The parameters of inner layer ``j`` appear as ``"<j>.<name>"``.
 
+Conditional factor-out (``p(x | y)``): when inner layers are conditional (``context_dim = C``),
+the factor-out is too; it hands the context ``y`` (N, C) to each of them, and since every one
+reads the same ``y``, ``dL/dy`` is the sum of their context gradients (as in a Flow). The
+factored-out features never meet ``y``: they go to the base unchanged.
+
 References
 ----------
 Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP", ICLR 2017, arXiv:1605.08803.
@@ -126,7 +131,9 @@ class FactorOut(Transform):
         The K features that go on through ``layers`` (the rest are factored out).
     layers : list of Transform (each of dim K), or of ``{"type", "config"}`` dicts
         The inner chain in forward order; dicts (as in a checkpoint) are built with the classes
-        registered in ``nfscratch.transforms.TRANSFORMS``.
+        registered in ``nfscratch.transforms.TRANSFORMS``. Conditional members must all read
+        the same context width C; the factor-out then has ``context_dim = C`` and every pass
+        needs a context (N, C), which it hands to those members.
 
     Examples
     --------
@@ -150,6 +157,11 @@ class FactorOut(Transform):
         if not self.layers:
             raise ValueError("layers: expected at least one Transform to run on the kept features.")
         self.analytic_inverse = all(t.analytic_inverse for t in self.layers)
+        widths = {t.context_dim for t in self.layers if t.context_dim}
+        if len(widths) > 1:
+            raise ValueError(f"layers: the conditional layers must read the same context, got "
+                             f"context_dim {[t.context_dim for t in self.layers]}.")
+        self.context_dim = widths.pop() if widths else 0
         self._collect_params()
         self.zero_grads()
 
@@ -197,15 +209,15 @@ class FactorOut(Transform):
             start += t.n_params()
         self._collect_params()
 
-    # The inner layers run unchecked, like the members of a Flow: the input was validated at
-    # the boundary, and each layer keeps the cache of its own pass.
-    def _chain(self, direction):
+    # The inner layers run unchecked, like the members of a Flow: the input (and the context)
+    # was validated at the boundary, and each layer keeps the cache of its own pass.
+    def _chain(self, direction, context):
         members = self.layers if direction == "forward" else self.layers[::-1]
 
         def run(p):
             log_det = np.zeros(p.shape[0])
             for t in members:
-                p, ld = t._run(direction, p)
+                p, ld = t._run(direction, p, context=context if t.context_dim else None)
                 log_det += ld
             return p, log_det
         return run
@@ -220,17 +232,23 @@ class FactorOut(Transform):
         return backprop
 
     def _inner_grads(self):
-        return {f"{j}.{k}": v for j, t in enumerate(self.layers) for k, v in t.grads.items()}
+        """The inner layers' gradients, and under ``"context"`` the sum of their context
+        gradients when the pass had a context."""
+        grads = {f"{j}.{k}": v for j, t in enumerate(self.layers) for k, v in t.grads.items()}
+        dcontexts = [t.dcontext for t in self.layers if t.dcontext is not None]
+        if dcontexts:
+            grads["context"] = np.sum(dcontexts, axis=0)
+        return grads
 
-    def _forward(self, z):
-        return factor_out_forward(z, self.keep, self._chain("forward"))
+    def _forward(self, z, context=None):
+        return factor_out_forward(z, self.keep, self._chain("forward", context))
 
     def _backward(self, dx, dlog_det, cache):
         dz = factor_out_backward(dx, cache["keep"], self._backprop(dlog_det, "forward"))
         return dz, self._inner_grads()
 
-    def _inverse(self, x):
-        return factor_out_forward(x, self.keep, self._chain("inverse"))
+    def _inverse(self, x, context=None):
+        return factor_out_forward(x, self.keep, self._chain("inverse", context))
 
     def _inverse_backward(self, dz, dlog_det, cache):
         dx = factor_out_backward(dz, cache["keep"], self._backprop(dlog_det, "inverse"))
