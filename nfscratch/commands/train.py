@@ -29,19 +29,19 @@ def register(sub):
     p.add_argument("--layers", type=positive_int, default=None, help="number of layers")
     p.add_argument("--hidden", type=positive_int, nargs="+", default=None,
                    help="conditioner hidden widths (couplings, maf, iaf; default 64 64, for "
-                        "digits the recipe's)")
+                        "realnvp on data 32 32, for digits the recipe's)")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="training steps (default for data: 6000 for realnvp, nice and "
-                        "nsf_autoregressive, 10000 for the others; 20000 for energies)")
+                   help="training steps (default for data: 5000 for realnvp, 6000 for nice "
+                        "and nsf_autoregressive, 10000 for the others; 20000 for energies)")
     p.add_argument("--batch-size", type=positive_int, default=None,
                    help="batch size (default for data: 512 for realnvp, nice and "
                         "nsf_autoregressive, 256 for the others; 512 for energies)")
     p.add_argument("--lr", type=positive_float, default=None,
-                   help="peak learning rate (default for data: 3e-3 for realnvp and nice, 2e-3 "
-                        "for the others; 2e-2 for energies)")
+                   help="peak learning rate (default for data: 1e-2 for realnvp, 3e-3 for nice, "
+                        "2e-3 for the others; 2e-2 for energies)")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
-                   help="learning-rate schedule (default cosine decay to 0; energies also warm "
-                        "up over the first 5%% of the steps)")
+                   help="learning-rate schedule (default cosine decay to 0; energies and "
+                        "realnvp on data also warm up over the first 5%% of the steps)")
     p.add_argument("--clip", type=positive_float, default=None, help="clip the gradient norm")
     p.add_argument("--n-data", type=positive_int, default=None,
                    help="train on a fixed set of this many points (default: fresh points "
@@ -58,13 +58,15 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-DEFAULT_LAYERS = {"realnvp": 12, "nice": 16, "planar": 32, "maf": 5, "iaf": 5, "nsf": 5,
+DEFAULT_LAYERS = {"realnvp": 10, "nice": 16, "planar": 32, "maf": 5, "iaf": 5, "nsf": 5,
                   "nsf_coupling": 5, "nsf_autoregressive": 5}
 
 
 # Maximum-likelihood recipes on the 2-D toys (fresh points every step, cosine decay), measured
 # against the true entropy in benchmarks/README.md ("Recipes of issues 11 and 13, second round").
-DATA_RECIPES = {"realnvp": dict(steps=6000, batch_size=512, lr=3e-3),
+# "hidden" replaces the 64 64 default; "warmup" is the fraction of the steps the rate warms up
+# over before the cosine decay (benchmarks/README.md, "RealNVP moons in one minute").
+DATA_RECIPES = {"realnvp": dict(steps=5000, batch_size=512, lr=1e-2, hidden=[32, 32], warmup=0.05),
                 "nice": dict(steps=6000, batch_size=512, lr=3e-3),
                 "nsf_autoregressive": dict(steps=6000, batch_size=512, lr=2e-3)}
 DATA_DEFAULT = dict(steps=10_000, batch_size=256, lr=2e-3)
@@ -143,7 +145,9 @@ def _run(args):
                     else (lambda n, r: datasets.sample(name, n, r)))
             if args.conditional:
                 data, context = _conditional_data(name, args.n_data, rng)
-            flow = build(args.model or "realnvp", args.layers, args.hidden or [64, 64], rng,
+            recipe = DATA_RECIPES.get(args.model or "realnvp", DATA_DEFAULT)
+            flow = build(args.model or "realnvp", args.layers,
+                         args.hidden or recipe.get("hidden", [64, 64]), rng,
                          2 if args.conditional else 0)
         elif args.conditional:
             raise UsageError("--conditional: conditions a --dataset (two_moons) on its labels; "
@@ -155,10 +159,12 @@ def _run(args):
         raise UsageError(str(exc)) from None
     try:
         if args.dataset:
-            recipe = DATA_RECIPES.get(args.model or "realnvp", DATA_DEFAULT)
-            hist = fit(flow, data=data, steps=args.steps or recipe["steps"],
+            steps, lr = args.steps or recipe["steps"], args.lr or recipe["lr"]
+            schedule = (Warmup(Cosine(lr, steps), max(1, int(recipe["warmup"] * steps)))
+                        if args.schedule == "cosine" and recipe.get("warmup") else args.schedule)
+            hist = fit(flow, data=data, steps=steps,
                        batch_size=args.batch_size or recipe["batch_size"],
-                       lr=args.lr or recipe["lr"], schedule=args.schedule, clip=args.clip,
+                       lr=lr, schedule=schedule, clip=args.clip,
                        rng=rng, progress=progress,
                        context=context if args.conditional else None)
         else:
