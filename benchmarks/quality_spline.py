@@ -63,7 +63,8 @@ def train(name, seed=0, **overrides):
     r = {**RECIPES[name], **overrides}
     rng = np.random.default_rng(seed)
     build = getattr(models, r.get("model", "nsf_coupling"))
-    flow = build(2, r["layers"], r["hidden"], r["bins"], r["bound"], rng=rng)
+    flow = build(2, r["layers"], r["hidden"], r["bins"], r["bound"],
+                 activation=r.get("activation", "tanh"), rng=rng)
     opt = Adam(lr=r["lr"])
     t0 = time.process_time()
     w0 = time.perf_counter()
@@ -130,7 +131,8 @@ def main(argv=None):
         r = info["recipe"]
         print(f"{name:16s} gap {gap:.4f} ± {gap_se:.4f} nats  (NLL {nll:.4f} ± {se:.4f}, "
               f"H {h:.4f} [{how}])  {r.get('model', 'nsf_coupling')}, {r['layers']} layers, "
-              f"{r['bins']} bins, B={r['bound']}, hidden {r['hidden']}, batch {r['batch']}, "
+              f"{r['bins']} bins, B={r['bound']}, hidden {r['hidden']} "
+              f"{r.get('activation', 'tanh')}, batch {r['batch']}, lr {r['lr']}, "
               f"{r['steps']} steps: "
               f"{info['cpu_s']:.0f} s CPU ({info['wall_s']:.0f} s wall)", flush=True)
         if args.json:
