@@ -2,9 +2,11 @@
 r"""Recipes: neural spline flows on the 2-D toys, measured against the data's true entropy.
 
 Each recipe trains ``models.nsf_coupling`` or ``models.nsf_autoregressive`` (the recipe's
-``model``; both take ``(dim, n_layers, hidden, n_bins, bound)``) by maximum likelihood with a
-fresh batch from the sampler at every step (no fixed training set, so no overfitting), Adam with
-a cosine decay of the learning rate to 0, one thread, and then reports the test NLL on 100k
+``model``; both take ``(dim, n_layers, hidden, n_bins, bound)``, and a recipe may add the
+conditioner's ``activation`` and, for ``nsf_autoregressive``, ``bias_init``) by maximum
+likelihood with a fresh batch from the sampler at every step (no fixed training set, so no
+overfitting), Adam with a cosine decay of the learning rate to 0, one thread, and then reports
+the test NLL on 100k
 fresh points with its standard error and the gap ``NLL - H(p)`` to the entropy ``H(p)``, the
 floor no model crosses.
 
