@@ -217,7 +217,8 @@ def nsf_coupling(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0, activa
 
 
 def nsf_autoregressive(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0,
-                       activation="tanh", orders="reverse", seed=0, rng=None, **spline_options):
+                       activation="tanh", orders="reverse", seed=0, rng=None, bias_init="zero",
+                       **spline_options):
     """An autoregressive neural spline flow: ``n_layers``
     :class:`~nfscratch.transforms.SplineAutoregressive` layers (density in one MADE pass per
     layer, sampling in D passes per layer).
@@ -225,7 +226,10 @@ def nsf_autoregressive(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0,
     Every layer transforms every feature and starts as the identity; consecutive layers use
     reversed orders (``orders="reverse"``) or each a random permutation from ``seed + k``
     (``orders="random"``), as in :func:`maf`. The arguments are those of :func:`nsf_coupling`;
-    the data should lie mostly in ``[-bound, bound]``.
+    the data should lie mostly in ``[-bound, bound]``. ``bias_init="uniform"`` then draws every
+    MADE bias from ``rng`` as PyTorch does
+    (:meth:`~nfscratch.transforms.SplineAutoregressive.uniform_biases`; the splines then start
+    near, not at, the identity); ``"zero"`` keeps them at 0.
 
     Examples
     --------
@@ -233,9 +237,16 @@ def nsf_autoregressive(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0,
     >>> flow[0].name, [t.order.tolist() for t in flow]
     ('SplineAutoregressive', [[0, 1], [1, 0], [0, 1]])
     """
-    return _autoregressive(SplineAutoregressive, dim, n_layers, orders, seed, rng,
+    if bias_init not in ("zero", "uniform"):
+        raise ValueError(f"bias_init: expected 'zero' or 'uniform', got {bias_init!r}.")
+    rng = as_rng(rng)
+    flow = _autoregressive(SplineAutoregressive, dim, n_layers, orders, seed, rng,
                            hidden=hidden, n_bins=n_bins, bound=bound, activation=activation,
                            **spline_options)
+    if bias_init == "uniform":
+        for t in flow.transforms:
+            t.uniform_biases(rng)
+    return flow
 
 
 def one_hot(labels, n_classes):

@@ -141,6 +141,27 @@ def test_nsf_autoregressive_alternates_orders_trains_saves_and_loads(tmp_path, r
     assert x.shape == (20, 2) and np.all(np.isfinite(x))
 
 
+def test_nsf_autoregressive_uniform_biases(rng):
+    from nfscratch import models
+    flow = models.nsf_autoregressive(2, n_layers=2, hidden=[16, 16], n_bins=4, rng=0,
+                                     activation="relu", bias_init="uniform")
+    zero = models.nsf_autoregressive(2, n_layers=2, hidden=[16, 16], n_bins=4, rng=0,
+                                     activation="relu")
+    for t, t0 in zip(flow.transforms, zero.transforms):
+        for l, M in enumerate(t.masks):
+            b, a = t.params[f"b{l}"], 1.0 / np.sqrt(M.shape[0])      # PyTorch's nn.Linear bound
+            assert np.all(np.abs(b) <= a) and np.std(b) > 0.2 * a
+            np.testing.assert_array_equal(t.params[f"W{l}"], t0.params[f"W{l}"])
+        assert not np.any(t.params["W2"])                # input-independent splines at the start
+    assert np.all(np.isfinite(flow.log_prob(rng.normal(size=(64, 2)))))
+    assert np.all(np.isfinite(flow.sample(16, rng=0)))    # the sequential direction still runs
+    gradcheck.perturb_params(flow, 1, scale=0.3)
+    res = gradcheck.check_transform(flow[0], rng.normal(size=(8, 2)), verbose=False)
+    assert res.passed, res.table()
+    with pytest.raises(ValueError, match="bias_init"):
+        models.nsf_autoregressive(2, bias_init="normal")
+
+
 def test_cli_trains_an_nsf_autoregressive(tmp_path):
     from nfscratch import io
     from nfscratch.cli import main

@@ -38,7 +38,7 @@ def register(sub):
                         "nsf_autoregressive, 256 for the others; 512 for energies)")
     p.add_argument("--lr", type=positive_float, default=None,
                    help="peak learning rate (default for data: 1e-2 for realnvp, 3e-3 for nice, "
-                        "2e-3 for the others; 2e-2 for energies)")
+                        "1e-3 for nsf_autoregressive, 2e-3 for the others; 2e-2 for energies)")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                    help="learning-rate schedule (default cosine decay to 0; energies and "
                         "realnvp on data also warm up over the first 5%% of the steps)")
@@ -68,7 +68,7 @@ DEFAULT_LAYERS = {"realnvp": 10, "nice": 16, "planar": 32, "maf": 5, "iaf": 5, "
 # over before the cosine decay (benchmarks/README.md, "RealNVP moons in one minute").
 DATA_RECIPES = {"realnvp": dict(steps=5000, batch_size=512, lr=1e-2, hidden=[32, 32], warmup=0.05),
                 "nice": dict(steps=6000, batch_size=512, lr=3e-3),
-                "nsf_autoregressive": dict(steps=6000, batch_size=512, lr=2e-3)}
+                "nsf_autoregressive": dict(steps=6000, batch_size=512, lr=1e-3)}
 DATA_DEFAULT = dict(steps=10_000, batch_size=256, lr=2e-3)
 
 
@@ -92,7 +92,8 @@ def build(model, layers, hidden, rng, context_dim=0):
     if model in ("nsf", "nsf_coupling"):          # rational-quadratic spline couplings
         return models.nsf_coupling(2, n_layers=n, hidden=hidden, rng=rng)
     if model == "nsf_autoregressive":             # rational-quadratic splines on a MADE
-        return models.nsf_autoregressive(2, n_layers=n, hidden=hidden, rng=rng)
+        return models.nsf_autoregressive(2, n_layers=n, hidden=hidden, rng=rng,
+                                         activation="relu", bias_init="uniform")
     return models.planar_flow(2, n_layers=n, rng=rng)
 
 

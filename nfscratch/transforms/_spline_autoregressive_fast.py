@@ -1,15 +1,16 @@
 """The numba-backend path of :class:`~.spline_autoregressive.SplineAutoregressive` (one pass).
 
-Same math as ``spline_autoregressive.py``: the MADE runs through ``nn.mlp_forward`` /
-``mlp_backward`` on the masked weights (as MAF's kernel path does), and the ``N D`` elementwise
-splines run in one call of :mod:`nfscratch.kernels.spline`. The sequential direction stays on
-the teaching functions (sampling is not the training direction of this layer).
+Same math as ``spline_autoregressive.py``: the MADE runs through ``_nn_fast.net_forward`` /
+``net_backward`` (Numba for its thin layers, BLAS for the square ones) on the masked weights, as
+MAF's kernel path does, and the ``N D`` elementwise splines run in one call of
+:mod:`nfscratch.kernels.spline`. The sequential direction stays on the teaching functions
+(sampling is not the training direction of this layer).
 """
 import numpy as np
 
+from .. import _nn_fast
 from ..kernels import spline as ks
-from ..nn import mlp_backward, mlp_forward
-from ._autoregressive_fast import _masked
+from ._autoregressive_fast import _masked, _workspaces
 
 
 def _settings(layer):
@@ -18,12 +19,14 @@ def _settings(layer):
 
 def inverse(layer, x):
     N, D, K = x.shape[0], layer.dim, layer.n_bins
-    out, net_cache = mlp_forward(x, _masked(layer), layer.activation)       # (N, (3K-1) D)
+    x = np.ascontiguousarray(x)
+    out, net_cache = _nn_fast.net_forward(x, _masked(layer), layer.activation,
+                                          _workspaces.setdefault(layer, {}))  # (N, (3K-1) D)
     theta = out.reshape(N, 3 * K - 1, D).transpose(0, 2, 1).reshape(N * D, 3 * K - 1)
     uw = np.ascontiguousarray(theta[:, :K])                                 # one row per element
     uh = np.ascontiguousarray(theta[:, K:2 * K])
     ud = np.ascontiguousarray(theta[:, 2 * K:])
-    x_flat = np.ascontiguousarray(x).reshape(N * D)
+    x_flat = x.reshape(N * D)
     z, log_slope = ks.spline_forward_nb(x_flat, uw, uh, ud, *_settings(layer))
     cache = {"n": N, "kernels": "inverse", "x": x_flat, "uw": uw, "uh": uh, "ud": ud,
              "settings": _settings(layer), "net_cache": net_cache, "masks": layer.masks}
@@ -37,7 +40,8 @@ def inverse_backward(cache, dz, dlog_det):
                                               cache["x"], cache["uw"], cache["uh"], cache["ud"],
                                               *cache["settings"])
     dtheta = np.concatenate([duw, duh, dud], axis=1).reshape(N, D, -1)      # (N, D, 3K-1)
-    dx_net, grads = mlp_backward(dtheta.transpose(0, 2, 1).reshape(N, -1), cache["net_cache"])
+    dout = np.ascontiguousarray(dtheta.transpose(0, 2, 1).reshape(N, -1))   # (N, (3K-1) D)
+    dx_net, grads = _nn_fast.net_backward(dout, cache["net_cache"])
     for l, M in enumerate(cache["masks"]):
         grads[f"W{l}"] = grads[f"W{l}"] * M
     return dx.reshape(N, D) + dx_net, grads
