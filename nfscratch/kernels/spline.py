@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit
 
 from . import _checks as ck
+from . import _numba_start  # noqa: F401  (Numba set up without SciPy: see that module)
 
 __all__ = ["spline_forward_nb", "spline_inverse_nb", "spline_backward_nb",
            "spline_inverse_backward_nb"]
