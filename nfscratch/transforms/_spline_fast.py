@@ -1,14 +1,15 @@
 """The numba-backend path of :class:`~nfscratch.transforms.spline.SplineCoupling`.
 
-Same math as the pure functions of ``spline.py``: the conditioner runs through ``mlp_forward`` /
-``mlp_backward`` (BLAS and the MLP kernels), and the elementwise splines of the ``N d_b``
+Same math as the pure functions of ``spline.py``: the conditioner runs through
+``_nn_fast.net_forward`` / ``net_backward`` (the MLP kernels for its thin layers, BLAS for the
+square ones), and the elementwise splines of the ``N d_b``
 transformed features run in one call of :mod:`nfscratch.kernels.spline`, which recomputes the
 knots in its backward pass instead of caching them.
 """
 import numpy as np
 
+from .. import _nn_fast
 from ..kernels import spline as ks
-from ..nn import mlp_backward, mlp_forward
 from .base import conditioner_input, split_conditioner_grad
 
 _STEPS = {"forward": (ks.spline_forward_nb, ks.spline_backward_nb),
@@ -22,8 +23,8 @@ def _settings(layer):
 def _run(layer, p, direction, context):
     ia, ib = np.flatnonzero(layer.mask == 1), np.flatnonzero(layer.mask == 0)
     N, d_b, K = p.shape[0], ib.size, layer.n_bins
-    out, net_cache = mlp_forward(np.ascontiguousarray(conditioner_input(p[:, ia], context)),
-                                 layer.params, layer.activation)       # (N, d_b (3K-1))
+    out, net_cache = _nn_fast.net_forward(conditioner_input(p[:, ia], context), layer.params,
+                                          layer.activation)            # (N, d_b (3K-1))
     theta = out.reshape(N * d_b, 3 * K - 1)                            # one row per element
     uw = np.ascontiguousarray(theta[:, :K])
     uh = np.ascontiguousarray(theta[:, K:2 * K])
@@ -55,7 +56,7 @@ def backward(cache, d_out, dlog_det):
     d_p, duw, duh, dud = back(d_b_out, dl, cache["p_b"], cache["uw"], cache["uh"], cache["ud"],
                               *cache["settings"])
     dout = np.concatenate([duw, duh, dud], axis=1).reshape(N, -1)      # (N, d_b (3K-1))
-    d_net_in, grads = mlp_backward(dout, cache["net_cache"])
+    d_net_in, grads = _nn_fast.net_backward(dout, cache["net_cache"])
     d_in = d_out.copy()
     d_in[:, ia] += split_conditioner_grad(d_net_in, ia.size, grads)
     d_in[:, ib] = d_p.reshape(N, d_b)
