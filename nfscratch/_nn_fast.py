@@ -100,7 +100,6 @@ def mlp_forward(x, params, activation, workspace=None):
         x = x.copy()
     N = km._check_layers("mlp_forward", x, Ws, bs)
     rows = max(16, CHUNK_BYTES // (8 * max(W.shape[1] for W in Ws)))
-    scratch = _Scratch(workspace, min(rows, N))
     big = N * max(W.shape[1] for W in Ws) * 8 >= KEEP_BYTES
     kept = _Scratch(None if big else workspace, N)     # the input of every layer, for backward
     hs = [x] + [kept.get(f"h{i + 1}", N, W.shape[1]) for i, W in enumerate(Ws[:-1])]
@@ -108,6 +107,7 @@ def mlp_forward(x, params, activation, workspace=None):
     if n_layers == 3 and Ws[0].shape[0] <= km.SMALL and Ws[2].shape[1] <= km.SMALL:
         _kf()._mlp3_forward(x, Ws[0], bs[0], Ws[1], bs[1], Ws[2], bs[2], act, hs[1], hs[2], y)
         return y, MLPCache(hs, Ws, bs, act, rows, workspace, fused=True)
+    scratch = _Scratch(workspace, min(rows, N))
     for r0 in range(0, N, rows):
         r1 = min(N, r0 + rows)
         for i in range(n_layers - 1):
@@ -134,13 +134,10 @@ def mlp_backward(dy, cache):
         raise ck.KernelArgumentError(f"mlp_backward: dy: expected shape {(N, Ws[-1].shape[1])} "
                                      f"(the output of the forward pass), got {dy_shape}.")
     if cache.fused:
-        (W0, W1, W2), (x, h1, h2) = Ws, hs
-        grads = {"W0": np.zeros(W0.shape), "b0": np.zeros(W0.shape[1]), "W1": np.zeros(W1.shape),
-                 "b1": np.zeros(W1.shape[1]), "W2": np.empty(W2.shape), "b2": np.zeros(W2.shape[1])}
-        dx = np.empty(x.shape)
-        _kf()._mlp3_backward(dy, x, h1, h2, W0, W1, W2, cache.act, dx, grads["W0"], grads["b0"],
-                             grads["W1"], grads["b1"], grads["W2"], grads["b2"])
-        return dx, grads
+        (W0, W1, W2), (x, h1, h2), kf = Ws, hs, _kf()
+        dx, *grads = kf._backward_outputs(x, W0, W1, W2)
+        kf._mlp3_backward(dy, x, h1, h2, W0, W1, W2, cache.act, dx, *grads)
+        return dx, dict(zip(("W0", "b0", "W1", "b1", "W2", "b2"), grads))
     scratch = _Scratch(cache.workspace, min(rows, N))
     if N <= rows:
         return _backward_rows(dy, hs, cache, km, {}, scratch)

@@ -105,16 +105,18 @@ def _check_dense(kernel, x_name, x, W, b):
     return N, I, H
 
 
-def _check_layers(kernel, x, Ws, bs):
+def _check_layers(kernel, x, Ws, bs=None):
     """``x`` (N, I), ``Ws[i]`` (fan_in, fan_out), ``bs[i]`` (fan_out,): float64, C-contiguous,
-    widths that chain; return N. (A whole MLP's arguments: ``_nn_fast`` and ``.mlp_fused``.)"""
+    widths that chain; return N. (A whole MLP's arguments: ``_nn_fast`` and ``.mlp_fused``;
+    ``bs=None`` for a backward pass, which reads no biases.)"""
     N, I = ck.f64(kernel, "x", x, 2)
     ck.positive(kernel, "x.shape[0] (N)", N)
-    for i, (W, b) in enumerate(zip(Ws, bs)):
+    for i, W in enumerate(Ws):
         fan_in, fan_out = ck.f64(kernel, f"W{i}", W, 2)
         ck.dim_equal(kernel, f"W{i}.shape[0]", fan_in, I, "the width of the layer's input")
-        ck.same_shape(kernel, f"b{i}", ck.f64(kernel, f"b{i}", b, 1), (fan_out,),
-                      f"(fan_out,) = (W{i}.shape[1],)")
+        if bs is not None:
+            ck.same_shape(kernel, f"b{i}", ck.f64(kernel, f"b{i}", bs[i], 1), (fan_out,),
+                          f"(fan_out,) = (W{i}.shape[1],)")
         I = fan_out
     return N
 

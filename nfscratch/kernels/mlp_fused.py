@@ -150,17 +150,18 @@ def mlp3_backward_nb(dy, x, h1, h2, W0, W1, W2, act):
     """Backward of :func:`mlp3_forward_nb`: ``(dx, dW0, db0, dW1, db1, dW2, db2)``.
     Twin: :func:`nfscratch.nn.mlp_backward`."""
     name = "mlp3_backward_nb"
-    N, I = ck.f64(name, "x", x, 2)
-    ck.positive(name, "x.shape[0] (N)", N)
-    for i, W in enumerate((W0, W1, W2)):
-        fan_in, fan_out = ck.f64(name, f"W{i}", W, 2)
-        ck.dim_equal(name, f"W{i}.shape[0]", fan_in, I, "the width of the layer's input")
-        I = fan_out
+    N = _check_layers(name, x, (W0, W1, W2))
     ck.same_shape(name, "h1", ck.f64(name, "h1", h1, 2), (N, W0.shape[1]), "(N, W0.shape[1])")
     ck.same_shape(name, "h2", ck.f64(name, "h2", h2, 2), (N, W1.shape[1]), "(N, W1.shape[1])")
     ck.same_shape(name, "dy", ck.f64(name, "dy", dy, 2), (N, W2.shape[1]), "(N, W2.shape[1])")
     _check_act(name, act)
-    out = (np.empty(x.shape), np.zeros(W0.shape), np.zeros(W0.shape[1]), np.zeros(W1.shape),
-           np.zeros(W1.shape[1]), np.empty(W2.shape), np.zeros(W2.shape[1]))
+    out = _backward_outputs(x, W0, W1, W2)
     _mlp3_backward(dy, x, h1, h2, W0, W1, W2, act, *out)
     return out
+
+
+def _backward_outputs(x, W0, W1, W2):
+    """The arrays :func:`_mlp3_backward` fills: ``(dx, dW0, db0, dW1, db1, dW2, db2)``, those it
+    adds into at zero."""
+    return (np.empty(x.shape), np.zeros(W0.shape), np.zeros(W0.shape[1]), np.zeros(W1.shape),
+            np.zeros(W1.shape[1]), np.empty(W2.shape), np.zeros(W2.shape[1]))
