@@ -5,7 +5,7 @@ comes from ``rng``.
 """
 import numpy as np
 
-from ._validate import as_rng, check_positive_int
+from ._validate import as_rng, check_choice, check_positive_int
 from .flow import Flow
 from .transforms import (IAF, MAF, ActNorm, AdditiveCoupling, AffineCoupling, ElementwiseAffine,
                          FactorOut, IAFChain, Logit, LULinear, PlanarChain, Radial,
@@ -237,8 +237,7 @@ def nsf_autoregressive(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0,
     >>> flow[0].name, [t.order.tolist() for t in flow]
     ('SplineAutoregressive', [[0, 1], [1, 0], [0, 1]])
     """
-    if bias_init not in ("zero", "uniform"):
-        raise ValueError(f"bias_init: expected 'zero' or 'uniform', got {bias_init!r}.")
+    check_choice(bias_init, "bias_init", ("zero", "uniform"))
     rng = as_rng(rng)
     flow = _autoregressive(SplineAutoregressive, dim, n_layers, orders, seed, rng,
                            hidden=hidden, n_bins=n_bins, bound=bound, activation=activation,

@@ -175,8 +175,9 @@ def digit_classifier(images, labels, steps=2000, lr=0.5, weight_decay=1e-3):
     if labels.shape != (X.shape[0],) or labels.dtype.kind not in "iu":
         raise ValueError(f"labels: expected {X.shape[0]} integer class labels, got an array of "
                          f"shape {labels.shape} and dtype {labels.dtype}.")
+    from ..models import one_hot       # here: models builds flows, which datasets need not load
     n_classes = int(labels.max()) + 1
-    Y = np.eye(n_classes)[labels]                                   # (N, K) one-hot
+    Y = one_hot(labels, n_classes)                                  # (N, K)
     W, b = np.zeros((X.shape[1], n_classes)), np.zeros(n_classes)
     for _ in range(check_positive_int(steps, "steps")):
         logits = X @ W + b                                          # (N, K)
@@ -205,7 +206,8 @@ def class_agreement(flow, classify, n_per_class=100, temperature=1.0, seed=11, l
     n_classes = flow.context_dim
     wanted = np.repeat(np.arange(n_classes), check_positive_int(n_per_class, "n_per_class"))
     z = temperature * as_rng(seed).normal(size=(wanted.size, flow.dim))
-    x, _ = flow.forward(z, np.eye(n_classes)[wanted])
+    from ..models import one_hot
+    x, _ = flow.forward(z, one_hot(wanted, n_classes))
     pixels = np.clip(x * levels - 0.5, 0.0, levels - 1.0)
     agree = classify(pixels) == wanted
     return float(agree.mean()), agree.reshape(n_classes, -1).mean(axis=1)
