@@ -27,7 +27,6 @@
 
 # %%
 import os
-import time
 
 # One BLAS thread: on a small shared machine, a multi-threaded LU spends its time waiting for
 # cores, and the curve would measure the scheduler instead of the arithmetic. (Set before NumPy
@@ -40,6 +39,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from nfscratch.plotting import show  # noqa: E402
+from nfscratch.timing import best_time  # noqa: E402
 from nfscratch.transforms import AffineCoupling  # noqa: E402
 
 QUICK = os.environ.get("NFSCRATCH_QUICK", "") not in ("", "0")
@@ -61,21 +61,9 @@ BUDGET = 0.02 if QUICK else 0.2       # seconds of timing per measurement
 #
 # We time each the way a flow would use it: on a batch, per sample. To time fairly we repeat a
 # call until a time budget is spent and keep the *fastest* repetition (the one least disturbed
-# by the rest of the machine).
+# by the rest of the machine): that is all `nfscratch.timing.best_time` does.
 
 # %%
-def best_time(fn, budget=BUDGET):
-    """Fastest single run of ``fn()`` in seconds, repeating until ``budget`` seconds are spent."""
-    fn()                                           # warm-up: caches, lazy allocation
-    best, spent, runs = np.inf, 0.0, 0
-    while spent < budget or runs < 3:
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        best, spent, runs = min(best, dt), spent + dt, runs + 1
-    return best
-
-
 rows = []
 for D in DIMS:
     N = max(1, min(256, 2 ** 20 // D ** 2))         # keep the dense batch under ~8 MB
@@ -83,9 +71,10 @@ for D in DIMS:
     M = 1024                                                # the cheap ones: a fixed batch
     s = rng.standard_normal((M, D))                         # (M, D) coupling log-scales
     u, psi = rng.standard_normal((M, D)), rng.standard_normal((M, D))
-    t_dense = best_time(lambda: np.linalg.slogdet(J)) / N
-    t_tri = best_time(lambda: s.sum(axis=1)) / M
-    t_planar = best_time(lambda: np.log(np.abs(1.0 + np.einsum("nd,nd->n", psi, u)))) / M
+    t_dense = best_time(lambda: np.linalg.slogdet(J), BUDGET) / N
+    t_tri = best_time(lambda: s.sum(axis=1), BUDGET) / M
+    planar_log_det = lambda: np.log(np.abs(1.0 + np.einsum("nd,nd->n", psi, u)))  # noqa: E731
+    t_planar = best_time(planar_log_det, BUDGET) / M
     rows.append((D, N, t_dense, t_tri, t_planar))
     print(f"D = {D:5d} (dense batch {N:3d}): dense {t_dense * 1e6:10.2f} µs   triangular "
           f"{t_tri * 1e6:7.3f} µs   planar {t_planar * 1e6:7.3f} µs   per sample")

@@ -43,20 +43,15 @@ from nfscratch.transforms.planar import planar_chain_forward
 from nfscratch.losses import reverse_kl_step
 from nfscratch.optim import adam_update
 from nfscratch.plotting import show
+from nfscratch.timing import best_time as fastest_run
 
 QUICK = os.environ.get("NFSCRATCH_QUICK", "") not in ("", "0")
+BUDGET = 0.02 if QUICK else 0.2       # seconds of timing per measurement (fastest run kept)
 
 
-def best_time(fn, budget=0.02 if QUICK else 0.2):
-    """Fastest single run of ``fn()`` in seconds, repeating until ``budget`` seconds are spent."""
-    fn()
-    best, spent, runs = np.inf, 0.0, 0
-    while spent < budget or runs < 3:
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        best, spent, runs = min(best, dt), spent + dt, runs + 1
-    return best
+def best_time(fn):
+    """Seconds of the fastest of many runs of ``fn()`` (nfscratch.timing.best_time)."""
+    return fastest_run(fn, BUDGET)
 
 
 rng = np.random.default_rng(0)
