@@ -97,7 +97,8 @@ def _mlp3_backward(dy, x, h1, h2, W0, W1, W2, act, dx, dW0, db0, dW1, db1, dW2, 
     """Fills ``dx`` and the gradients (the gradient arrays start at zero: it adds into them)."""
     N, I = x.shape
     H1, H2, O = W1.shape[0], W1.shape[1], W2.shape[1]
-    W2T = np.ascontiguousarray(W2.T)                   # (O, H2): rows along H2
+    W2T = np.zeros((O + O % 2, H2))                    # (O, H2): rows along H2, and a zero
+    W2T[:O] = W2.T                                     # row when O is odd (outputs go in pairs)
     W1T = np.ascontiguousarray(W1.T)                   # (H2, H1)
     dW2T = np.zeros((O, H2))
     d2 = np.empty((ROWS, H2))                          # one block of dpre_1
@@ -108,16 +109,22 @@ def _mlp3_backward(dy, x, h1, h2, W0, W1, W2, act, dx, dW0, db0, dW1, db1, dW2, 
         a1, a2, g = h1[r0:r0 + R], h2[r0:r0 + R], dy[r0:r0 + R]
         for r in range(R):                             # dpre_1 = (dy W2^T) act'(h2), by row
             d, a = d2[r], a2[r]
-            for j in range(H2):
-                d[j] = 0.0
             for o in range(O):
-                go, w = g[r, o], W2T[o]
-                db2[o] += go
-                for j in range(H2):
-                    d[j] += go * w[j]
+                db2[o] += g[r, o]
+            for o in range(0, O, 2):                   # two outputs per pass over the row
+                g0 = g[r, o]
+                g1 = g[r, o + 1] if o + 1 < O else 0.0
+                w0, w1 = W2T[o], W2T[o + 1]
+                if o == 0:
+                    for j in range(H2):
+                        d[j] = g0 * w0[j] + g1 * w1[j]
+                else:
+                    for j in range(H2):
+                        d[j] += g0 * w0[j] + g1 * w1[j]
             for j in range(H2):
-                d[j] *= _act_grad(a[j], act)
-                db1[j] += d[j]
+                dj = d[j] * _act_grad(a[j], act)
+                d[j] = dj
+                db1[j] += dj
         # the sums over the block's rows (A^T B: the tiles read A's transpose as it lies)
         _matmul_acc(g.T, a2, dW2T, O)                  # dW2 += h2^T dy
         _matmul_acc(a1.T, d2[:R], dW1, H1)             # dW1 += h1^T dpre_1
