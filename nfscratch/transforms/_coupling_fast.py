@@ -9,6 +9,7 @@ Numba, row blocks, scratch arrays reused from one pass to the next), the element
 Per layer, the scratch arrays and the mask's index split are kept here, in a table keyed weakly
 by the layer (they go when the layer goes), so the layer object holds none of it.
 """
+import math
 import weakref
 
 import numpy as np
@@ -18,11 +19,15 @@ from . import coupling          # (coupling.py imports this module: use its name
 from .base import conditioner_input, split_conditioner_grad
 
 _layers = weakref.WeakKeyDictionary()    # layer -> {"mask": ..., "ia", "ib", "workspace": {}}
+_F64 = np.dtype(np.float64)
+_kernels = []                            # [kernels.coupling], once imported
 
 
 def _kc():
-    from ..kernels import coupling as kc     # imported on first use: it loads Numba code
-    return kc
+    if not _kernels:
+        from ..kernels import coupling       # imported on first use: it loads Numba code
+        _kernels.append(coupling)
+    return _kernels[0]
 
 
 def _state(layer):
@@ -43,12 +48,19 @@ def _affine(layer, p, direction, context):
     p = np.ascontiguousarray(p)          # a Flow passes the previous layer's output as it is
     out, net_cache = _nn_fast.net_forward(conditioner_input(p[:, st["ia"]], context),
                                            layer.params, layer.activation, st["workspace"])                    # (N, 2 d_b)
-    if direction == "forward":
-        res, log_det, e, ds_draw = kc.affine_elementwise_forward_nb(p, out, st["ib"], layer.s_max)
-        base_side, e_key = p, "exp_s"
+    # The mask's indices and the conditioner's output are made here and p was validated by the
+    # layer's caller, so the compiled kernel is called directly; the checked entry (which says
+    # what is wrong) only when a cheap test fails.
+    ib, s_max = st["ib"], layer.s_max
+    if (p.dtype == _F64 and out.shape == (p.shape[0], 2 * ib.size) and type(s_max) is float
+            and 0.0 < s_max < math.inf):
+        res, log_det, e, ds_draw = kc._affine_elementwise_forward(
+            p, out, ib, s_max, 1 if direction == "forward" else -1)
+    elif direction == "forward":
+        res, log_det, e, ds_draw = kc.affine_elementwise_forward_nb(p, out, ib, s_max)
     else:
-        res, log_det, e, ds_draw = kc.affine_elementwise_inverse_nb(p, out, st["ib"], layer.s_max)
-        base_side, e_key = res, "exp_neg_s"
+        res, log_det, e, ds_draw = kc.affine_elementwise_inverse_nb(p, out, ib, s_max)
+    base_side, e_key = (p, "exp_s") if direction == "forward" else (res, "exp_neg_s")
     return res, log_det, {"n": p.shape[0], "kernels": direction, "ia": st["ia"], "ib": st["ib"],
                           "z": base_side, e_key: e, "ds_draw": ds_draw, "net_cache": net_cache}
 
@@ -65,12 +77,18 @@ def affine_backward(d_out, dlog_det, cache):
     """Backward of :func:`affine_forward` or :func:`affine_inverse`, whichever made ``cache``."""
     kc = _kc()
     d_out, dlog_det = np.ascontiguousarray(d_out), np.ascontiguousarray(dlog_det)
-    if cache["kernels"] == "forward":
-        d_in, dout = kc.affine_elementwise_backward_nb(d_out, dlog_det, cache["z"], cache["ib"],
-                                                       cache["exp_s"], cache["ds_draw"])
+    forward = cache["kernels"] == "forward"
+    z, ib, ds_draw = cache["z"], cache["ib"], cache["ds_draw"]
+    e = cache["exp_s"] if forward else cache["exp_neg_s"]
+    # the forward kernel made the cache's arrays: only the upstream gradients come from outside
+    if (d_out.dtype == _F64 and dlog_det.dtype == _F64 and d_out.shape == z.shape
+            and dlog_det.shape == (z.shape[0],)):
+        d_in, dout = kc._affine_elementwise_backward(d_out, dlog_det, z, ib, e, ds_draw,
+                                                     1 if forward else -1)
+    elif forward:
+        d_in, dout = kc.affine_elementwise_backward_nb(d_out, dlog_det, z, ib, e, ds_draw)
     else:
-        d_in, dout = kc.affine_elementwise_inverse_backward_nb(
-            d_out, dlog_det, cache["z"], cache["ib"], cache["exp_neg_s"], cache["ds_draw"])
+        d_in, dout = kc.affine_elementwise_inverse_backward_nb(d_out, dlog_det, z, ib, e, ds_draw)
     d_net, grads = _nn_fast.net_backward(dout, cache["net_cache"])
     d_in[:, cache["ia"]] += split_conditioner_grad(d_net, cache["ia"].size, grads)
     return d_in, grads
