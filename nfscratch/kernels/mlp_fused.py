@@ -52,6 +52,25 @@ ROWS = 32
 
 
 @njit(**_JIT)
+def _thin_tn_acc(A, B, C, R):
+    """``C += A[:R]^T @ B[:R]`` for a C of a few rows (``dW2^T``, ``dW0``): each row of C adds
+    four rows of B at a time, so that it is loaded and stored once per four rows, not per row.
+    (The 4 x 4 tiles of ``_matmul_acc`` would take C's rows one at a time here.)"""
+    R4 = R - R % 4
+    for i in range(C.shape[0]):
+        c = C[i]
+        for r in range(0, R4, 4):
+            a0, a1, a2, a3 = A[r, i], A[r + 1, i], A[r + 2, i], A[r + 3, i]
+            b0, b1, b2, b3 = B[r], B[r + 1], B[r + 2], B[r + 3]
+            for j in range(c.shape[0]):
+                c[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+        for r in range(R4, R):
+            a, b = A[r, i], B[r]
+            for j in range(c.shape[0]):
+                c[j] += a * b[j]
+
+
+@njit(**_JIT)
 def _mlp3_forward(x, W0, b0, W1, b1, W2, b2, act, h1, h2, y):
     N, I = x.shape
     H1, H2, O = W1.shape[0], W1.shape[1], W2.shape[1]
@@ -126,7 +145,7 @@ def _mlp3_backward(dy, x, h1, h2, W0, W1, W2, act, dx, dW0, db0, dW1, db1, dW2, 
                 d[j] = dj
                 db1[j] += dj
         # the sums over the block's rows (A^T B: the tiles read A's transpose as it lies)
-        _matmul_acc(g.T, a2, dW2T, O)                  # dW2 += h2^T dy
+        _thin_tn_acc(g, a2, dW2T, R)                   # dW2 += h2^T dy
         _matmul_acc(a1.T, d2[:R], dW1, H1)             # dW1 += h1^T dpre_1
         for r in range(R):                             # dh1 = dpre_1 W1^T, in tiles
             for j in range(H1):
@@ -137,7 +156,7 @@ def _mlp3_backward(dy, x, h1, h2, W0, W1, W2, act, dx, dW0, db0, dW1, db1, dW2, 
             for j in range(H1):
                 d[j] *= _act_grad(a[j], act)
                 db0[j] += d[j]
-        _matmul_acc(x[r0:r0 + R].T, d1[:R], dW0, I)    # layer 0: dW0 += x^T dpre_0, dx
+        _thin_tn_acc(x[r0:r0 + R], d1, dW0, R)         # layer 0: dW0 += x^T dpre_0, dx
         dot_rows_v(d1, W0, no_bias, dx[r0:r0 + R], R)
     for o in range(O):
         for j in range(H2):
