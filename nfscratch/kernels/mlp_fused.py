@@ -22,11 +22,11 @@ array. Here the batch goes through in blocks of ``ROWS`` samples: a block's pre-
 (ROWS x H, a few kB) stay in L1 from the product to the bias and the activation, the square
 products run in 4 x 4 register tiles (:func:`.ode._matmul_acc`, the CNF kernel's), and only the
 activations the backward pass needs (``h1``, ``h2``) are written out. The backward pass's sums
-over rows (``h^T dpre``) run in the same tiles, given the block's rows transposed as a view (no
-copy), and the thin products (``h2 W2``, ``dpre_0 W0^T``) as dot products per row
-(:func:`._math.dot_rows_v`). The
-measurements that decided it: ``benchmarks/README.md``, "Coupling kernel, batch-major tiles" and
-"The coupling step's bars with margin".
+over rows run in the same tiles given the block's rows transposed as a view, not a copy
+(``h1^T dpre_1``), or four rows at a time into a thin result (``h2^T dy``, ``x^T dpre_0``:
+:func:`_thin_tn_acc`); the thin products ``h2 W2`` and ``dpre_0 W0^T`` are dot products per row
+(:func:`._math.dot_rows_v`). The measurements that decided it: ``benchmarks/README.md``,
+"Coupling kernel, batch-major tiles" and "The coupling step's bars with margin".
 
 The twins are the teaching functions :func:`nfscratch.nn.mlp_forward` and
 :func:`nfscratch.nn.mlp_backward` on the params ``{"W0", "b0", "W1", "b1", "W2", "b2"}``; the
@@ -144,7 +144,7 @@ def _mlp3_backward(dy, x, h1, h2, W0, W1, W2, act, dx, dW0, db0, dW1, db1, dW2, 
                 dj = d[j] * _act_grad(a[j], act)
                 d[j] = dj
                 db1[j] += dj
-        # the sums over the block's rows (A^T B: the tiles read A's transpose as it lies)
+        # the sums over the block's rows, A^T B (the tiles read h1's transpose as a view)
         _thin_tn_acc(g, a2, dW2T, R)                   # dW2 += h2^T dy
         _matmul_acc(a1.T, d2[:R], dW1, H1)             # dW1 += h1^T dpre_1
         for r in range(R):                             # dh1 = dpre_1 W1^T, in tiles
