@@ -20,6 +20,8 @@ The weights, the input and the upstream gradient are checked here once per pass 
 C-contiguous, sizes that chain, ``dy`` against the forward pass's batch); every other array a
 kernel sees is built here, so the compiled kernels ``kernels.mlp._<name>`` are called directly.
 """
+import functools
+
 import numpy as np
 
 from .kernels import _checks as ck     # plain NumPy: does not import Numba
@@ -47,14 +49,29 @@ def net_backward(dy, cache):
     return numpy_backward(dy, cache)
 
 
+_kernels = {}                          # "mlp", "mlp_fused" -> the module, once imported
+
+
 def _km():
-    from .kernels import mlp as km     # imported on first use: it loads Numba code
+    km = _kernels.get("mlp")
+    if km is None:
+        from .kernels import mlp as km     # imported on first use: it loads Numba code
+        _kernels["mlp"] = km
     return km
 
 
 def _kf():
-    from .kernels import mlp_fused as kf
+    kf = _kernels.get("mlp_fused")
+    if kf is None:
+        from .kernels import mlp_fused as kf
+        _kernels["mlp_fused"] = kf
     return kf
+
+
+@functools.lru_cache(maxsize=None)
+def _param_names(n_layers):
+    """``("W0", "b0", "W1", "b1", ...)``: built once per depth, not on every pass."""
+    return tuple(f"{kind}{i}" for i in range(n_layers) for kind in "Wb")
 
 
 class MLPCache:
@@ -93,14 +110,16 @@ def mlp_forward(x, params, activation, workspace=None):
     km = _km()
     act = km.ACT_CODES[activation]
     n_layers = len(params) // 2
-    Ws = [params[f"W{i}"] for i in range(n_layers)]
-    bs = [params[f"b{i}"] for i in range(n_layers)]
+    names = _param_names(n_layers)
+    Ws = [params[name] for name in names[0::2]]
+    bs = [params[name] for name in names[1::2]]
     x = np.ascontiguousarray(x)
     if not x.flags.writeable:          # a read-only array would compile another kernel variant
         x = x.copy()
     N = km._check_layers("mlp_forward", x, Ws, bs)
-    rows = max(16, CHUNK_BYTES // (8 * max(W.shape[1] for W in Ws)))
-    big = N * max(W.shape[1] for W in Ws) * 8 >= KEEP_BYTES
+    widest = max([W.shape[1] for W in Ws])
+    rows = max(16, CHUNK_BYTES // (8 * widest))
+    big = N * widest * 8 >= KEEP_BYTES
     kept = _Scratch(None if big else workspace, N)     # the input of every layer, for backward
     hs = [x] + [kept.get(f"h{i + 1}", N, W.shape[1]) for i, W in enumerate(Ws[:-1])]
     y = np.empty((N, Ws[-1].shape[1]))
@@ -137,7 +156,7 @@ def mlp_backward(dy, cache):
         (W0, W1, W2), (x, h1, h2), kf = Ws, hs, _kf()
         dx, *grads = kf._backward_outputs(x, W0, W1, W2)
         kf._mlp3_backward(dy, x, h1, h2, W0, W1, W2, cache.act, dx, *grads)
-        return dx, dict(zip(("W0", "b0", "W1", "b1", "W2", "b2"), grads))
+        return dx, dict(zip(_param_names(3), grads))
     scratch = _Scratch(cache.workspace, min(rows, N))
     if N <= rows:
         return _backward_rows(dy, hs, cache, km, {}, scratch)

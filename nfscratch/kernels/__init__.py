@@ -48,7 +48,7 @@ above ``kernels/`` at import time):
   samples, with the exact divergence carried along (twin: ``continuous.rk4_integrate``), and a
   one-pass SiLU with its derivative;
 * :mod:`._math` -- ``tanh_v``/``exp_v``/``log_v``/``log1p_v`` written out so that loops calling
-  them vectorize, and the two reductions ``dot_v``/``sum_v``;
+  them vectorize, and the reductions ``dot_v``/``sum_v``/``dot_rows_v``;
 * :mod:`._checks` -- the argument checks, and ``packed_view`` (many arrays that are consecutive
   views of one buffer, as a Flow's parameters are, seen as one array).
 * :mod:`._numba_start` -- sets Numba's compiler context up once, when the first kernel module is

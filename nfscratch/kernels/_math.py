@@ -58,7 +58,7 @@ from numba.extending import intrinsic
 
 from . import _numba_start  # noqa: F401  (Numba's context, set up without SciPy)
 
-__all__ = ["tanh_v", "exp_v", "log_v", "log1p_v", "dot_v", "sum_v"]
+__all__ = ["tanh_v", "exp_v", "log_v", "log1p_v", "dot_v", "sum_v", "dot_rows_v"]
 
 # ln 2 = LN2_HI + LN2_LO, LN2_HI with only 32 significant bits so n * LN2_HI is exact for |n| < 2^20
 getcontext().prec = 40
@@ -214,9 +214,10 @@ def log1p_v(x):
 
 # Sums over the batch. Written as a plain loop, a sum is one chain of dependent additions (4
 # cycles each); allowing reassociation ("reassoc") lets LLVM keep many partial sums in vector
-# registers, several times faster (benchmarks/README.md). The result differs from a left-to-right sum by rounding
-# only (like NumPy's own pairwise sum does). These two helpers are the only code compiled with
-# "reassoc", and they are not inlined, so the flag cannot reorder the careful arithmetic above.
+# registers, several times faster (benchmarks/README.md). The result differs from a left-to-right
+# sum by rounding only (like NumPy's own pairwise sum does). These three helpers are the only code
+# compiled with "reassoc", and they are not inlined, so the flag cannot reorder the careful
+# arithmetic above.
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def dot_v(x, y):
     """``sum_n x[n] * y[n]`` of two 1-D float64 arrays of the same length."""
@@ -233,3 +234,17 @@ def sum_v(x):
     for n in range(x.shape[0]):
         s += x[n]
     return s
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def dot_rows_v(A, BT, c, C, R):
+    """``C[r, o] = c[o] + sum_j A[r, j] * BT[o, j]`` for ``r < R``: ``A[:R] @ BT.T + c`` with a
+    thin output (``BT`` has a few rows), as one dot product per row and output."""
+    for r in range(R):
+        a = A[r]
+        for o in range(BT.shape[0]):
+            b = BT[o]
+            s = 0.0
+            for j in range(a.shape[0]):
+                s += a[j] * b[j]
+            C[r, o] = c[o] + s

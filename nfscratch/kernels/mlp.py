@@ -105,6 +105,11 @@ def _check_dense(kernel, x_name, x, W, b):
     return N, I, H
 
 
+# the names the checks below report, made once: they run on every pass, and format no string
+# unless one fails
+_LAYER_NAMES = tuple((f"W{i}", f"b{i}") for i in range(8))
+
+
 def _check_layers(kernel, x, Ws, bs=None):
     """``x`` (N, I), ``Ws[i]`` (fan_in, fan_out), ``bs[i]`` (fan_out,): float64, C-contiguous,
     widths that chain; return N. (A whole MLP's arguments: ``_nn_fast`` and ``.mlp_fused``;
@@ -112,11 +117,13 @@ def _check_layers(kernel, x, Ws, bs=None):
     N, I = ck.f64(kernel, "x", x, 2)
     ck.positive(kernel, "x.shape[0] (N)", N)
     for i, W in enumerate(Ws):
-        fan_in, fan_out = ck.f64(kernel, f"W{i}", W, 2)
-        ck.dim_equal(kernel, f"W{i}.shape[0]", fan_in, I, "the width of the layer's input")
-        if bs is not None:
-            ck.same_shape(kernel, f"b{i}", ck.f64(kernel, f"b{i}", bs[i], 1), (fan_out,),
-                          f"(fan_out,) = (W{i}.shape[1],)")
+        W_name, b_name = _LAYER_NAMES[i] if i < len(_LAYER_NAMES) else (f"W{i}", f"b{i}")
+        fan_in, fan_out = ck.f64(kernel, W_name, W, 2)
+        if fan_in != I:
+            ck.dim_equal(kernel, f"{W_name}.shape[0]", fan_in, I, "the width of the layer's input")
+        if bs is not None and ck.f64(kernel, b_name, bs[i], 1) != (fan_out,):
+            ck.same_shape(kernel, b_name, bs[i].shape, (fan_out,),
+                          f"(fan_out,) = ({W_name}.shape[1],)")
         I = fan_out
     return N
 
