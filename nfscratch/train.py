@@ -173,7 +173,8 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
         average of the iterates sits nearer the minimum than any one of them (Polyak &
         Juditsky 1992; the moving average forgets the early, distant iterates). Training itself
         continues from the raw parameters. The average starts from the parameters of the first
-        step's pass, so after any data-dependent initialization (ActNorm).
+        step's pass, so after any data-dependent initialization (ActNorm). When training
+        diverges the flow holds the last good trained parameters, as without averaging.
     rng : numpy.random.Generator or int
         All randomness of training (batches, samplers, transforms, base samples) comes from
         here.
@@ -289,7 +290,7 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
         _diverged(objective, guard, history, step, "left parameters whose next pass "
                   + report.describe_failure(failure, loss, None), failure)
     if average is not None:
-        average.take_in(len(history.loss))
+        average.take_in(len(history.loss))  # after the last update (a no-op if stopped early)
     if val is not None and not history.stopped_early:
         _validate(flow, val, step + 1, history, early, average)
     if average is not None:
