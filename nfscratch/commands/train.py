@@ -241,7 +241,7 @@ DIGITS_RECIPES = {
                               patience=6, record_every=50, average=0.995)),
     "spline": dict(model=dict(levels=2, n_steps=(4, 4), hidden=(64,), coupling="spline",
                               n_bins=8, bound=4.0, alpha=0.005),
-                   train=dict(steps=600, batch_size=128, lr=1e-3, weight_decay=1.0,
+                   train=dict(steps=1000, batch_size=128, lr=1e-3, weight_decay=1.0,
                               patience=6, record_every=50, average=0.995)),
 }
 
