@@ -69,7 +69,8 @@ def run(name, seed=0, steps=None, conditional=False, **overrides):
               "val_bpd": datasets.bits_per_dim(min(history.val_loss), 64),
               "train_bpd_near_best": datasets.bits_per_dim(float(np.mean(near_best)), 64),
               "best_step": best, "steps_run": len(history.loss),
-              "stopped_early": history.stopped_early, "cpu_s": cpu, "wall_s": wall,
+              "stopped_early": history.stopped_early, "average": history.average,
+              "cpu_s": cpu, "wall_s": wall,
               "n_params": flow.n_params(), "val_curve": [round(datasets.bits_per_dim(v, 64), 3)
                                                          for v in history.val_loss]}
     if conditional:
@@ -107,11 +108,12 @@ def main(argv=None):
             r = run(name, seed, args.steps, args.conditional, **overrides)
             print(f"{name} {'conditional ' if args.conditional else ''}{overrides or ''}",
                   flush=True)
-            print(f"{name} seed {seed}: test {r['test_bpd']:.3f} ± {r['se']:.3f} bits/dim, "
+            print(f"{name} seed {seed}: test {r['test_bpd']:.4f} ± {r['se']:.4f} bits/dim, "
                   f"best validation {r['val_bpd']:.3f} at step {r['best_step']} (training "
                   f"batches then {r['train_bpd_near_best']:.3f}; the training digits evaluated "
                   f"as the test digits {r['train_bpd']:.3f}), {r['steps_run']} steps, "
-                  f"stopped early {r['stopped_early']}, {r['cpu_s']:.0f} s CPU / "
+                  f"stopped early {r['stopped_early']}, parameter average "
+                  f"{r['average'] or 'off'}, {r['cpu_s']:.0f} s CPU / "
                   f"{r['wall_s']:.0f} s wall, {r['n_params']} parameters", flush=True)
             print(f"    validation curve: {r['val_curve']}", flush=True)
             if args.conditional:

@@ -19,10 +19,13 @@ every batch fresh from a sampler (``data=callable(n, rng)``), re-randomize each 
 (``validation=`` / ``validation_split=``) and stop early when its NLL stops improving, putting
 the best parameters back. A learning-rate schedule (``schedule="cosine"``, see
 :mod:`nfscratch.optim`) lets the last steps settle instead of rattling at the noise level of a
-large constant rate.
+large constant rate. An exponential moving average of the parameters (``average=``) smooths
+what the noise of the last steps leaves behind: validation, early stopping and the returned
+flow then use the average instead of the last iterate.
 """
+import numbers
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +68,9 @@ class History:
         parameters ``fit`` put back at the end.
     stopped_early : bool
         True when ``patience`` evaluations in a row did not improve on the best.
+    average : float or None
+        The decay ``d`` of ``fit(average=d)``: ``val_loss``, ``best_step`` and the parameters
+        the flow ends with are then those of the parameter average. None: no averaging.
     """
 
     objective: str
@@ -80,6 +86,7 @@ class History:
     val_steps: list = field(default_factory=list)
     best_step: int = None
     stopped_early: bool = False
+    average: float = None
 
     @property
     def kl(self):
@@ -108,8 +115,8 @@ class TrainingDiverged(FloatingPointError):
 
 def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=None, lr=1e-3,
         schedule=None, clip=None, anneal=None, transform=None, validation=None,
-        validation_split=None, patience=None, rng=None, progress=None, record_every=10,
-        callback=None, context=None):
+        validation_split=None, patience=None, average=None, rng=None, progress=None,
+        record_every=10, callback=None, context=None):
     """Train ``flow`` in place and return its :class:`History`.
 
     Parameters
@@ -156,6 +163,18 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
         Early stopping: stop after this many validation evaluations in a row without a new
         lowest validation NLL, and put back the parameters that gave the lowest (also when
         training runs to the end). Needs a validation set.
+    average : float in (0, 1), optional
+        Keep an exponential moving average of the parameters, ``θ̄ ← d θ̄ + (1 − d) θ`` after
+        every update with ``d = average`` (e.g. 0.995: roughly the last ``1 / (1 − d)`` = 200
+        steps), and use it instead of the last iterate: validation evaluates (and early
+        stopping keeps) the averaged parameters, and the flow ends with the best average (by
+        validation, with ``patience``) or else the final one. Why: near a minimum, stochastic
+        gradient steps rattle around it at the noise level of the learning rate, and the
+        average of the iterates sits nearer the minimum than any one of them (Polyak &
+        Juditsky 1992; the moving average forgets the early, distant iterates). Training itself
+        continues from the raw parameters. The average starts from the parameters of the first
+        step's pass, so after any data-dependent initialization (ActNorm). When training
+        diverges the flow holds the last good trained parameters, as without averaging.
     rng : numpy.random.Generator or int
         All randomness of training (batches, samplers, transforms, base samples) comes from
         here.
@@ -219,8 +238,10 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
             raise TypeError(f"schedule: only an nfscratch.optim optimizer can follow it; give "
                             f"{type(optimizer).__name__} its own learning-rate rule instead.")
         optimizer.lr = schedule
-    history = History(objective.name, log_normalizer=objective.log_normalizer())
     params = flow.params()
+    average = None if average is None else _Average(params, average)
+    history = History(objective.name, log_normalizer=objective.log_normalizer(),
+                      average=None if average is None else average.decay)
     guard = report.Guard(params)
     early = None if patience is None else _EarlyStopping(params, patience)
     has_lr = hasattr(optimizer, "lr")
@@ -231,11 +252,13 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
             if not (np.isfinite(loss) and np.isfinite(grad_norm)):
                 _diverged(objective, guard, history, step,
                           report.describe_failure(failure, loss, grad_norm), failure)
+            if average is not None:
+                average.take_in(step)               # the parameters after `step` updates
             if step % record_every == 0:
                 history.record_steps.append(step)
                 history.layer_grad_norm.append(_layer_norms(flow, g_all))
                 history.layer_log_det.append(_layer_log_dets(flow))
-                if val is not None and _validate(flow, val, step, history, early):
+                if val is not None and _validate(flow, val, step, history, early, average):
                     history.stopped_early = True
                     break
             if clip is not None:
@@ -266,8 +289,12 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
     if not np.isfinite(loss):
         _diverged(objective, guard, history, step, "left parameters whose next pass "
                   + report.describe_failure(failure, loss, None), failure)
+    if average is not None:
+        average.take_in(len(history.loss))  # after the last update (a no-op if stopped early)
     if val is not None and not history.stopped_early:
-        _validate(flow, val, step + 1, history, early)
+        _validate(flow, val, step + 1, history, early, average)
+    if average is not None:
+        average.mean.put_back()         # the final average; early stopping's best replaces it
     if early is not None and early.best.saved is not None:   # None: no evaluation was finite
         early.best.put_back()
         history.best_step = early.best.saved_step
@@ -285,18 +312,20 @@ def _schedule(schedule, lr, steps):
                     f"optim.Cosine(lr, steps)), got {schedule!r} ({type(schedule).__name__}).")
 
 
-def _validate(flow, val, step, history, early):
-    """Record the validation NLL of the current parameters; True when early stopping is due.
+def _validate(flow, val, step, history, early, average=None):
+    """Record the validation NLL of the current parameters (of their ``average`` when given:
+    early stopping then keeps the average); True when early stopping is due.
 
     ``val`` is ``(x, context)``, the context None for an unconditional flow."""
     x, y = val
     chunk = lambda a, i: None if a is None else a[i:i + _VAL_CHUNK]
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        val_loss = -float(np.mean(np.concatenate(
-            [flow.log_prob(x[i:i + _VAL_CHUNK], chunk(y, i)) for i in range(0, len(x), _VAL_CHUNK)])))
-    history.val_loss.append(val_loss)
-    history.val_steps.append(step)
-    return early is not None and early.update(val_loss, step)
+    with nullcontext() if average is None else average.swapped_in():
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            val_loss = -float(np.mean(np.concatenate(
+                [flow.log_prob(x[i:i + _VAL_CHUNK], chunk(y, i)) for i in range(0, len(x), _VAL_CHUNK)])))
+        history.val_loss.append(val_loss)
+        history.val_steps.append(step)
+        return early is not None and early.update(val_loss, step)
 
 
 class _EarlyStopping:
@@ -314,6 +343,48 @@ class _EarlyStopping:
             return False
         self.since += 1
         return self.since >= self.patience
+
+
+class _Average:
+    """An exponential moving average of the parameters, ``θ̄ ← d θ̄ + (1 − d) θ``.
+
+    It takes in the parameters after every update, once they have given a finite loss and
+    gradient (so a diverging step never enters it), starting from those of the first step's
+    pass, i.e. after any data-dependent initialization."""
+
+    def __init__(self, params, decay):
+        expected = ("average: expected the decay d of the parameter average, a number in "
+                    f"(0, 1) such as 0.995 (about the last 200 steps), got {decay!r}")
+        if isinstance(decay, bool) or not isinstance(decay, numbers.Real):
+            raise TypeError(f"{expected} ({type(decay).__name__}).")
+        if not 0.0 < decay < 1.0:          # 0 would be the last iterate itself, 1 the start
+            raise ValueError(f"{expected}.")
+        self.decay = float(decay)
+        self.mean = report.Guard(params)       # its copy is θ̄, put_back() writes θ̄ in
+        self.trained = report.Guard(params)    # the trained θ, kept while θ̄ is swapped in
+        self.updates = None                    # how many updates the latest θ taken in had had
+
+    def take_in(self, updates):
+        """Fold the live parameters, those after ``updates`` updates, into θ̄ (once each)."""
+        if updates == self.updates:
+            return
+        self.trained.save(updates)
+        if self.mean.saved is None:
+            self.mean.save(updates)
+        else:
+            self.mean.saved *= self.decay
+            self.mean.saved += (1.0 - self.decay) * self.trained.saved
+        self.updates = updates
+
+    @contextmanager
+    def swapped_in(self):
+        """θ̄ in the flow for the ``with`` block, the trained parameters back after it."""
+        self.trained.save(self.updates)
+        self.mean.put_back()
+        try:
+            yield
+        finally:
+            self.trained.put_back()
 
 
 _VAL_CHUNK = 8192      # validation points per log_prob call: bounded temporaries

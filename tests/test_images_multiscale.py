@@ -327,6 +327,7 @@ def test_train_digits_conditional_and_the_class_agreement_judge():
     flow, hist, split = train_digits(DIGITS_RECIPES["affine"], 0, steps=2, conditional=True,
                                      n_steps=(1, 1), hidden=(8,))
     assert flow.context_dim == 10 and len(hist.val_loss) >= 1
+    assert hist.average == DIGITS_RECIPES["affine"]["train"]["average"]   # the recipe's average
     y_test = models.one_hot(split["test"][1], 10)
     bpd, se = datasets.heldout_bits_per_dim(flow, split["test"][0][:50], draws=2,
                                             context=y_test[:50])

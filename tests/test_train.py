@@ -1,4 +1,6 @@
 """Training by both objectives, the NaN guard, and fit's argument checks."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -6,7 +8,7 @@ from nfscratch import Flow, datasets, models
 from nfscratch.commands.demo import gaussian_nll
 from nfscratch.optim import SGD, Adam, Cosine, Warmup
 from nfscratch.train import History, TrainingDiverged, fit
-from nfscratch.transforms import ElementwiseAffine, Planar
+from nfscratch.transforms import ActNorm, ElementwiseAffine, Planar
 
 
 def test_maximum_likelihood_beats_the_best_gaussian():
@@ -42,7 +44,8 @@ def _diverging_flow():
     return Flow([Planar(2, rng=0), ElementwiseAffine(2), Planar(2, rng=1)])
 
 
-def test_nan_guard_names_the_layer_and_restores_the_last_finite_parameters():
+@pytest.mark.parametrize("average", [None, 0.9])
+def test_nan_guard_names_the_layer_and_restores_the_last_finite_parameters(average):
     rng = np.random.default_rng(0)
     flow = _diverging_flow()
     data = datasets.two_moons(512, rng)
@@ -52,8 +55,8 @@ def test_nan_guard_names_the_layer_and_restores_the_last_finite_parameters():
         seen.append({k: v.copy() for k, v in flow.params().items()})
 
     with pytest.raises(TrainingDiverged) as info:
-        fit(flow, data=data, steps=50, optimizer=SGD(lr=1e4), rng=0, progress=False,
-            callback=remember)
+        fit(flow, data=data, steps=50, optimizer=SGD(lr=1e4), average=average, rng=0,
+            progress=False, callback=remember)
     err = info.value
     failed_step = len(err.history.loss)                 # steps 0..failed_step-1 succeeded
     assert failed_step >= 1 and err.layer == 1
@@ -355,9 +358,85 @@ def test_fit_checks_the_new_arguments():
         (dict(data=_moons, validation_split=0.1), ValueError, r"with a sampler as data"),
         (dict(data=data, patience=3), ValueError, r"^patience: early stopping watches a validation"),
         (dict(data=data, validation=data, patience=0), ValueError, r"^patience: expected a positive"),
+        (dict(data=data, average=0), ValueError, r"^average: expected the decay d of the parameter "
+                                                  r"average, a number in \(0, 1\) .*got 0\.$"),
+        (dict(data=data, average=1.0), ValueError, r"^average: expected .* in \(0, 1\) .*got 1.0\.$"),
+        (dict(data=data, average=-0.5), ValueError, r"^average: expected .*got -0.5\.$"),
+        (dict(data=data, average=float("nan")), ValueError, r"^average: expected .*got nan\.$"),
+        (dict(data=data, average="0.99"), TypeError, r"^average: expected .*got '0.99' \(str\)\.$"),
+        (dict(data=data, average=True), TypeError, r"^average: expected .*got True \(bool\)\.$"),
     ]
     for kwargs, exc, pattern in cases:
         with pytest.raises(exc, match=pattern):
             fit(flow, steps=2, batch_size=16, progress=False, rng=0, **kwargs)
     for k, v in flow.params().items():
         np.testing.assert_array_equal(v, start[k])
+
+
+# -- parameter averaging ------------------------------------------------------------------------
+def _snapshot(flow):
+    return {k: v.copy() for k, v in flow.params().items()}
+
+
+def _moving_averages(thetas, d):
+    """The average after each number of updates, by its formula: from the first parameters,
+    then ``mean <- d mean + (1 - d) theta`` for each later one."""
+    means = [thetas[0]]
+    for theta in thetas[1:]:
+        means.append({k: d * means[-1][k] + (1 - d) * theta[k] for k in theta})
+    return means
+
+
+def test_the_flow_ends_with_the_moving_average_started_after_actnorm_initialized():
+    flow = Flow([ActNorm(2), *models.realnvp(2, 2, [8], rng=0).transforms])
+    twin = copy.deepcopy(flow)
+    batches, thetas = [], []
+
+    def sampler(n, rng):
+        batches.append(_moons(n, rng))
+        return batches[-1]
+
+    h = fit(flow, data=sampler, steps=6, batch_size=32, lr=1e-2, average=0.7, rng=0,
+            progress=False, callback=lambda step, loss, f: thetas.append(_snapshot(f)))
+    twin.log_prob(batches[1])           # ActNorm initializes on step 0's batch, as in training
+    assert np.abs(twin[0].params["shift"]).max() > 0.1       # which moved its parameters
+    expected = _moving_averages([_snapshot(twin)] + thetas, 0.7)[-1]
+    assert h.average == 0.7 and fit(twin, data=sampler, steps=1, progress=False).average is None
+    for k, v in flow.params().items():
+        np.testing.assert_allclose(v, expected[k], rtol=1e-13, atol=1e-15)
+
+
+def test_validation_and_early_stopping_see_the_average_and_training_does_not():
+    rng = np.random.default_rng(0)
+    train, val = _moons(64, rng), _moons(2000, rng)      # 64 points: memorized quickly
+
+    def run(average):
+        flow = models.realnvp(2, 4, [64, 64], rng=0)
+        thetas = [_snapshot(flow)]                       # thetas[k]: after k updates
+        h = fit(flow, data=train, steps=3000, batch_size=64, lr=1e-2, validation=val,
+                patience=3, record_every=25, average=average, rng=1, progress=False,
+                callback=lambda step, loss, f: thetas.append(_snapshot(f)))
+        return flow, h, thetas
+
+    flow, h, thetas = run(0.9)
+    _, plain, plain_thetas = run(None)
+    # the average is only evaluated: the training steps are those without it, bit for bit
+    n = min(len(h), len(plain))
+    assert h.loss[:n] == plain.loss[:n] and h.grad_norm[:n] == plain.grad_norm[:n]
+    for k, v in thetas[n].items():
+        np.testing.assert_array_equal(v, plain_thetas[n][k])
+    # every validation number is that of the average after that many updates
+    means = _moving_averages(thetas, 0.9)
+    probe = models.realnvp(2, 4, [64, 64], rng=0)
+    for step, val_loss in zip(h.val_steps, h.val_loss):
+        for k, v in probe.params().items():
+            v[...] = means[step][k]
+        assert -np.mean(probe.log_prob(val)) == pytest.approx(val_loss, abs=1e-12)
+    assert h.val_loss[0] == plain.val_loss[0] and h.val_loss[1] != plain.val_loss[1]
+    # early stopping stopped on the average and put back its best
+    assert h.stopped_early and len(h) < 3000
+    best = int(np.argmin(h.val_loss))
+    assert h.best_step == h.val_steps[best] and len(h.val_loss) - 1 - best == 3
+    for k, v in flow.params().items():
+        np.testing.assert_allclose(v, means[h.best_step][k], rtol=1e-13, atol=1e-15)
+    assert -np.mean(flow.log_prob(val)) == pytest.approx(min(h.val_loss), abs=1e-12)

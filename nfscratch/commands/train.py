@@ -231,24 +231,26 @@ def _conditional_nll(flow, rng, n=100_000):
 
 
 #: The digits recipes (issue 14): glow_like keyword arguments, then fit's (``weight_decay`` is
-#: AdamW's); the split is datasets.digits_split(). benchmarks/quality_images.py reruns both
-#: and benchmarks/README.md ("Digits, multi-scale") has their numbers and how they were chosen.
+#: AdamW's, ``average`` the decay of fit's parameter average, None for none); the split is
+#: datasets.digits_split(). benchmarks/quality_images.py reruns both and benchmarks/README.md
+#: ("Digits, multi-scale" and later sections) has their numbers and how they were chosen.
 DIGITS_RECIPES = {
     "affine": dict(model=dict(levels=2, n_steps=(48, 48), hidden=(32,), coupling="affine",
                               alpha=0.005, lu=False),
-                   train=dict(steps=600, batch_size=128, lr=1e-3, weight_decay=5.0,
-                              patience=6, record_every=50)),
+                   train=dict(steps=1000, batch_size=128, lr=1e-3, weight_decay=2.5,
+                              patience=6, record_every=50, average=0.995)),
     "spline": dict(model=dict(levels=2, n_steps=(4, 4), hidden=(64,), coupling="spline",
                               n_bins=8, bound=4.0, alpha=0.005),
-                   train=dict(steps=600, batch_size=128, lr=1e-3, weight_decay=1.0,
-                              patience=6, record_every=50)),
+                   train=dict(steps=1000, batch_size=128, lr=1e-3, weight_decay=1.0,
+                              patience=6, record_every=50, average=0.995)),
 }
 
 
 def train_digits(recipe, seed=0, steps=None, batch_size=None, lr=None, schedule="cosine",
                  clip=None, progress=False, conditional=False, **model_overrides):
     """Train ``models.glow_like`` on the digits by ``recipe`` (an entry of DIGITS_RECIPES):
-    new dequantization noise every step, early stopping on the validation digits.
+    new dequantization noise every step, early stopping on the validation digits (on the
+    parameter average when the recipe has one).
     ``conditional=True``: the class-conditional model ``p(x | label)``, the label one-hot
     (``context_dim=10``), validated on the validation digits given their labels.
 
@@ -270,6 +272,7 @@ def train_digits(recipe, seed=0, steps=None, batch_size=None, lr=None, schedule=
         x_val = (x_val, models.one_hot(y_val, 10))
     history = fit(flow, data=x_train, transform=datasets.dequantize, validation=x_val,
                   patience=train["patience"], record_every=train["record_every"],
+                  average=train.get("average"),
                   steps=steps or train["steps"], batch_size=batch_size or train["batch_size"],
                   optimizer=AdamW(lr or train["lr"], weight_decay=train["weight_decay"]),
                   schedule=schedule, clip=clip, rng=rng, progress=progress, **given)
@@ -308,8 +311,9 @@ def _run_digits(args, out, rng, progress):
         bpd, se = datasets.heldout_bits_per_dim(flow, split["test"][0], draws=8, seed=20_000)
     if not np.isfinite(bpd):
         return _diverged(f"the test bits/dim is {bpd}, not finite. Try a smaller --lr.")
+    averaged = "" if hist.average is None else f" (parameter average, decay {hist.average})"
     print(f"best validation {datasets.bits_per_dim(min(hist.val_loss), 64):.3f} bits/dim at step "
-          f"{hist.best_step}; test {bpd:.3f} ± {se:.3f} bits/dim (baselines: independent pixels "
+          f"{hist.best_step}{averaged}; test {bpd:.3f} ± {se:.3f} bits/dim (baselines: independent pixels "
           f"2.40, product-categorical mixture 2.25)")
     path = io.save(flow, out, overwrite=args.overwrite)
     print(f"saved {path}")
