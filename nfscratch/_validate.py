@@ -99,12 +99,14 @@ def check_positive_float(x, name, *, what="a positive finite number", below=None
     return float(x)
 
 
-def check_fraction(x, name):
-    """Return ``x`` as a float in [0, 1) (Adam's betas, momentum, an annealing start)."""
+def check_fraction(x, name, *, open_below=False, what=None):
+    """Return ``x`` as a float in [0, 1) (Adam's betas, momentum, an annealing start), or in
+    (0, 1) with ``open_below``; ``what`` replaces "a number in [0, 1)" in the message."""
+    what = what or f"a number in {'(' if open_below else '['}0, 1)"
     if not _is_real(x):
-        raise TypeError(f"{name}: expected a number in [0, 1), got {x!r} ({type(x).__name__}).")
-    if not 0.0 <= float(x) < 1.0:
-        raise ValueError(f"{name}: expected a number in [0, 1), got {x!r}.")
+        raise TypeError(f"{name}: expected {what}, got {x!r} ({type(x).__name__}).")
+    if not (0.0 < float(x) < 1.0 if open_below else 0.0 <= float(x) < 1.0):   # NaN fails both
+        raise ValueError(f"{name}: expected {what}, got {x!r}.")
     return float(x)
 
 

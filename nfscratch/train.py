@@ -23,7 +23,6 @@ large constant rate. An exponential moving average of the parameters (``average=
 what the noise of the last steps leaves behind: validation, early stopping and the returned
 flow then use the average instead of the last iterate.
 """
-import numbers
 import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -353,13 +352,9 @@ class _Average:
     pass, i.e. after any data-dependent initialization."""
 
     def __init__(self, params, decay):
-        expected = ("average: expected the decay d of the parameter average, a number in "
-                    f"(0, 1) such as 0.995 (about the last 200 steps), got {decay!r}")
-        if isinstance(decay, bool) or not isinstance(decay, numbers.Real):
-            raise TypeError(f"{expected} ({type(decay).__name__}).")
-        if not 0.0 < decay < 1.0:          # 0 would be the last iterate itself, 1 the start
-            raise ValueError(f"{expected}.")
-        self.decay = float(decay)
+        self.decay = check_fraction(decay, "average", open_below=True, what=(
+            "the decay d of the parameter average, a number in (0, 1) such as 0.995 (about the "
+            "last 200 steps)"))                # 0 would be the last iterate itself, 1 the start
         self.mean = report.Guard(params)       # its copy is θ̄, put_back() writes θ̄ in
         self.trained = report.Guard(params)    # the trained θ, kept while θ̄ is swapped in
         self.updates = None                    # how many updates the latest θ taken in had had
