@@ -180,18 +180,28 @@ show(fig, "made_jacobian")
 #
 # | layer | the MADE reads | `inverse` (x → z: density) | `forward` (z → x: sampling) |
 # |---|---|---|---|
-# | **MAF** (Papamakarios et al. 2017) | the data $x$ | **one pass**: $z = x e^{s(x)} + t(x)$ | $D$ passes |
+# | **MAF** (Papamakarios et al. 2017) | the data $x$ | **one pass**: $z = (x - t(x))\,e^{-s(x)}$ | $D$ passes: $x_i = z_i e^{s_i} + t_i$ |
 # | **IAF** (Kingma et al. 2016) | the base sample $z$ | $D$ passes | **one pass**: $x = z e^{s(z)} + t(z)$ |
 #
 # So MAF is the layer for **maximum likelihood** on data (every step needs the density of data
 # points), and IAF the layer for **variational inference** (reverse KL needs samples and the
 # log-density of those same samples, both from the one pass).
 #
+# Each layer uses its paper's form of the affine step. The MAF's density direction *shifts,
+# then scales*, $z_i = (x_i - t_i)\,e^{-s_i}$ (log-det $-\sum_i s_i$), so $t_i$ is the
+# conditional mean of $x_i$ and $e^{s_i}$ its scale; the IAF's one pass is section 1's
+# $y = u\,e^{s} + t$. The two forms describe the same layers ($z = x e^{-s} - t e^{-s}$ is
+# scale-then-shift with the shift $-t e^{-s}$), but they train differently: written
+# scale-first, the MAF must learn the shift $-\mu\,e^{s}$ tied to its own scale, and its
+# log-scale's gradient carries the uncentred $x$. `benchmarks/README.md` measures the
+# difference on the 2-D toys of section 5.
+#
 # The expensive direction still needs a gradient if you want to train a MAF by reverse KL or
 # an IAF on data. Backpropagating through the $D$ passes as they ran works but keeps $D$
 # caches. nfscratch uses the **implicit-function theorem** instead (as for the planar inverse in
-# tutorial 03): the solution $u$ satisfies $g(u) = y$ for the one-pass map $g$, so for an
-# upstream gradient $\bar u$ find $v$ with $J^\top v = \bar u - \bar\ell\,\nabla_u \sum s$ --
+# tutorial 03): the solution $u$ satisfies $g(u) = y$ for the one-pass map $g$ with log-det
+# $\ell(u)$, so for an upstream gradient $\bar u$ find $v$ with
+# $J^\top v = \bar u - \bar\ell\,\nabla_u \ell$ --
 # $J^\top$ is triangular, so back-substitution in reverse order, each step one backward pass of
 # the one-pass map -- then $\bar y = v$ and the parameter gradients are minus those of that
 # backward pass. `gradcheck` checks all four passes:
@@ -271,7 +281,8 @@ show(fig, "cost_vs_D")
 # %% [markdown]
 # *Look at:* on `numpy` the dashed lines (the sequential directions) climb roughly like $D$
 # while the solid ones (one pass) stay nearly flat; MAF's density line coincides with IAF's
-# sampling line, because they are the same computation. On `numba` the gap shrinks to a small
+# sampling line, because they are the same computation (one MADE pass and an elementwise
+# affine step, shift-first or scale-first). On `numba` the gap shrinks to a small
 # factor: the kernel does one pass's arithmetic, but it cannot use BLAS for it, and the $D$
 # steps stay a chain -- on a GPU, where the one pass is a few large parallel products, the chain
 # is what costs. The side-by-side with zuko and normflows is in `benchmarks/README.md`.
