@@ -357,6 +357,21 @@ def test_save_load_round_trip(builder, tmp_path, rng):
             k: v.shape for k, v in t.params.items()}
 
 
+def test_a_maf_checkpoint_of_the_scale_first_form_is_refused(tmp_path, monkeypatch, rng):
+    """A MAF saved before the MAF took the shift-first form has no ``form`` in its config: its
+    parameters would give other densities, so loading it names the problem instead."""
+    flow = models.maf(2, n_layers=2, hidden=[4], rng=rng)
+    assert all(t.config()["form"] == "shift-first" for t in flow)
+    old_config = MAF.config
+    monkeypatch.setattr(MAF, "config", lambda self: {k: v for k, v in old_config(self).items()
+                                                     if k != "form"})
+    path = io.save(flow, tmp_path / "old_maf.npz")
+    with pytest.raises(io.CheckpointError, match="form: expected 'shift-first', got None"):
+        io.load(path)
+    with pytest.raises(ValueError, match="form: expected 'shift-first'"):
+        MAF(2, hidden=[4], form="scale-first")
+
+
 def test_maf_learns_two_moons_and_iaf_learns_u1(rng):
     flow = models.maf(2, n_layers=3, hidden=[16, 16], rng=rng)
     data = datasets.sample("two_moons", 2000, rng)

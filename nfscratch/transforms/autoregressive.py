@@ -303,6 +303,14 @@ def maf_shift_forward_backward(dx, dlog_det, cache):
 # ---------------------------------------------------------------------------------------------
 # the layers
 # ---------------------------------------------------------------------------------------------
+def _check_form(form):
+    if form != "shift-first":
+        raise ValueError(
+            f"form: expected 'shift-first', got {form!r}. A MAF config without 'form' was saved "
+            "before the MAF took its paper's form z = (x - t) e^{-s} (2026-12-01): its parameters "
+            "belong to the earlier z = x e^s + t and would give other densities; retrain it.")
+
+
 def _fast():
     from . import _autoregressive_fast   # the kernel path (backend "numba"), imported on first use
     return _autoregressive_fast
@@ -401,6 +409,10 @@ class MAF(_AffineAutoregressive):
         conditional. When C > 0 every pass needs ``context`` (N, C) and the backward passes
         leave its gradient in ``self.dcontext``. (Such passes run the NumPy functions on the
         numba backend too.)
+    form : {"shift-first"}
+        The affine form, recorded in the config so that a checkpoint of the MAF's earlier
+        scale-first form (``z = x e^{s} + t``, whose config has no ``form``) is refused by
+        :func:`nfscratch.io.load` instead of loading into a different density.
 
     Examples
     --------
@@ -413,6 +425,18 @@ class MAF(_AffineAutoregressive):
     """
 
     _shift_first = True
+
+    def __init__(self, dim, *args, form="shift-first", **kwargs):
+        _check_form(form)
+        super().__init__(dim, *args, **kwargs)
+
+    def config(self):
+        return {**super().config(), "form": "shift-first"}
+
+    @classmethod
+    def param_shapes(cls, dim, hidden=(64, 64), context_dim=0, form=None, **config):
+        _check_form(form)                   # io.load asks this before it builds a layer
+        return super().param_shapes(dim, hidden, context_dim, **config)
 
     def _forward(self, z, context=None):
         return self._sequential(z, context)
