@@ -5,12 +5,15 @@ import pytest
 
 from nfscratch import datasets, gradcheck, io, models, use_backend
 from nfscratch.gradcheck import check_transform, numerical_jacobian, perturb_params
-from nfscratch.kernels.autoregressive import maf_forward_nb, pack_made
+from nfscratch.kernels.autoregressive import (maf_forward_backward_nb, maf_forward_nb, pack_made,
+                                              pack_masks, unit_degrees, unpack_made)
 from nfscratch.kernels.mlp import ACT_CODES
 from nfscratch.train import fit
 from nfscratch.transforms import IAF, MAF, TRANSFORMS
 from nfscratch.transforms.autoregressive import (maf_forward, maf_forward_backward, maf_inverse,
-                                                 maf_inverse_backward)
+                                                 maf_inverse_backward, maf_shift_forward,
+                                                 maf_shift_forward_backward, maf_shift_inverse,
+                                                 maf_shift_inverse_backward)
 from nfscratch.transforms.made import (MADE, check_made_masks, made_backward, made_degrees,
                                        made_forward, made_masks)
 
@@ -177,18 +180,27 @@ def test_backends_agree(cls, rng):
         assert np.allclose(a, b, rtol=1e-11, atol=1e-11)
 
 
-def test_sequential_gradient_agrees_with_autograd(rng):
+# (one pass, its backward, sequential direction, its backward) of each form
+FORMS = {"IAF form": (maf_inverse, maf_inverse_backward, maf_forward, maf_forward_backward),
+         "MAF form": (maf_shift_inverse, maf_shift_inverse_backward, maf_shift_forward,
+                      maf_shift_forward_backward)}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_sequential_gradient_agrees_with_autograd(form, rng):
     """Both routes of the module docstring: the implicit-function back-substitution here, and
-    PyTorch's autograd through the D passes as they ran, to 1e-10."""
+    PyTorch's autograd through the D passes as they ran, to 1e-10; and the one pass."""
     torch = pytest.importorskip("torch")
+    one_pass, one_pass_backward, sequential, sequential_backward = FORMS[form]
+    shift_first = form == "MAF form"
     D = 4
     net = perturb_params(MADE(D, [6, 5], k=2, order=[2, 0, 3, 1], rng=rng), rng)
     z = rng.normal(size=(9, D))
     dx, dl = rng.normal(size=(9, D)), rng.normal(size=9)
-    for forward in (maf_forward, maf_inverse):            # the sequential and the one pass
-        args = (net.order,) if forward is maf_forward else ()
+    for forward in (sequential, one_pass):
+        args = (net.order,) if forward is sequential else ()
         out, log_det, cache = forward(z, net.params, net.masks, *args)
-        backward = maf_forward_backward if forward is maf_forward else maf_inverse_backward
+        backward = sequential_backward if forward is sequential else one_pass_backward
         dz, grads = backward(dx, dl, cache)
 
         tp = {k: torch.tensor(v, requires_grad=True) for k, v in net.params.items()}
@@ -204,40 +216,95 @@ def test_sequential_gradient_agrees_with_autograd(rng):
             return s, h[:, D:]
 
         tz = torch.tensor(z, requires_grad=True)
-        if forward is maf_inverse:
+        if forward is one_pass:
             s, t = made(tz)
-            y, ld = tz * torch.exp(s) + t, s.sum(1)
+            if shift_first:                              # z = (x - t) e^{-s}
+                y, ld = (tz - t) * torch.exp(-s), -s.sum(1)
+            else:                                        # y = u e^{s} + t
+                y, ld = tz * torch.exp(s) + t, s.sum(1)
         else:
             cols = [torch.zeros(9, dtype=torch.float64) for _ in range(D)]
             for i in net.order:                          # D passes, autograd through each
                 s, t = made(torch.stack(cols, 1))
-                cols[i] = (tz[:, i] - t[:, i]) * torch.exp(-s[:, i])
+                if shift_first:
+                    cols[i] = tz[:, i] * torch.exp(s[:, i]) + t[:, i]
+                else:
+                    cols[i] = (tz[:, i] - t[:, i]) * torch.exp(-s[:, i])
             y = torch.stack(cols, 1)
-            ld = -made(y)[0].sum(1)
+            ld = (1.0 if shift_first else -1.0) * made(y)[0].sum(1)
         loss = (y * torch.tensor(dx)).sum() + (ld * torch.tensor(dl)).sum()
         loss.backward()
         assert np.allclose(y.detach().numpy(), out, atol=1e-12)
+        assert np.allclose(log_det, ld.detach().numpy(), atol=1e-12)
         assert np.allclose(dz, tz.grad.numpy(), rtol=1e-10, atol=1e-10)
         for key in grads:
             assert np.allclose(grads[key], tp[key].grad.numpy(), rtol=1e-10, atol=1e-10), key
 
 
+def test_maf_uses_the_shift_first_form_and_iaf_the_scale_first(rng):
+    """The layers' one passes against the MADE's outputs written out: MAF's density direction
+    ``z = (x - t) e^{-s}`` (Papamakarios et al.), IAF's sampling ``x = z e^{s} + t`` (Kingma et
+    al.), on both backends."""
+    D = 3
+    for cls in (MAF, IAF):
+        layer = perturb_params(cls(D, hidden=[6], order="random", seed=1, rng=rng), rng)
+        p = rng.normal(size=(5, D))
+        out = made_forward(p, layer.params, layer.masks)[0]
+        s, t = layer.s_max * np.tanh(out[:, :D] / layer.s_max), out[:, D:]
+        for backend in BACKENDS:
+            with use_backend(backend):
+                if cls is MAF:
+                    z, log_det = layer.inverse(p)
+                    assert np.allclose(z, (p - t) * np.exp(-s), rtol=1e-12, atol=1e-12)
+                    assert np.allclose(log_det, -s.sum(axis=1), rtol=1e-12, atol=1e-12)
+                else:
+                    x, log_det = layer.forward(p)
+                    assert np.allclose(x, p * np.exp(s) + t, rtol=1e-12, atol=1e-12)
+                    assert np.allclose(log_det, s.sum(axis=1), rtol=1e-12, atol=1e-12)
+
+
 # ------------------------------------------------------------------------------------------------
 # the kernel and its twin
 # ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("D, hidden, activation, N", [
-    (2, [8], "tanh", 5), (5, [7, 9], "relu", 600), (3, [], "tanh", 3),
-    (8, [16, 16, 16], "leaky_relu", 257), (16, [20], "tanh", 1)])
-def test_kernel_equals_its_twin(D, hidden, activation, N, rng):
+KERNEL_CASES = [(2, [8], "tanh", 5), (5, [7, 9], "relu", 600), (3, [], "tanh", 3),
+                (8, [16, 16, 16], "leaky_relu", 257), (16, [20], "tanh", 1)]
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("D, hidden, activation, N", KERNEL_CASES)
+def test_kernel_equals_its_twin(form, D, hidden, activation, N, rng):
     net = perturb_params(MADE(D, hidden, k=2, order="random", hidden_degrees="random",
                               activation=activation, rng=rng, seed=D), rng)
     z = rng.normal(size=(N, D))
-    x_ref, ld_ref, _ = maf_forward(z, net.params, net.masks, net.order, activation, 1.5)
+    x_ref, ld_ref, _ = FORMS[form][2](z, net.params, net.masks, net.order, activation, 1.5)
     weights, sizes = pack_made(net.params, net.masks)
     hidden_deg = np.concatenate([np.zeros(0, dtype=np.int64), *net.degrees[1:]])
-    x, ld = maf_forward_nb(z, weights, sizes, hidden_deg, net.order, ACT_CODES[activation], 1.5)
+    x, ld = maf_forward_nb(z, weights, sizes, hidden_deg, net.order, ACT_CODES[activation], 1.5,
+                           form == "MAF form")
     assert np.allclose(x, x_ref, rtol=1e-12, atol=1e-12)
     assert np.allclose(ld, ld_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("D, hidden, activation, N", KERNEL_CASES)
+def test_backward_kernel_of_the_maf_form_equals_its_twin(D, hidden, activation, N, rng):
+    """The sequential backward kernel with ``shift_first=True`` against the teaching
+    back-substitution of the MAF form (the IAF form's is compared in tests/test_kernels.py)."""
+    net = perturb_params(MADE(D, hidden, k=2, order="random", hidden_degrees="random",
+                              activation=activation, rng=rng, seed=D), rng)
+    net.params[f"W{len(hidden)}"][:, 0] = 0.0   # zero weights that exist still have gradients
+    u = rng.normal(size=(N, D))
+    dx, dlog_det = rng.normal(size=(N, D)), rng.normal(size=N)
+    _, _, cache = maf_shift_inverse(u, net.params, net.masks, activation, 1.5)
+    dz_ref, grads_ref = maf_shift_forward_backward(dx, dlog_det, {**cache, "order": net.order})
+    weights, sizes = pack_made(net.params, net.masks)
+    dz, dweights = maf_forward_backward_nb(dx, dlog_det, u, weights, pack_masks(net.masks), sizes,
+                                           unit_degrees(net.masks, net.order), net.order,
+                                           ACT_CODES[activation], 1.5, True)
+    assert np.allclose(dz, dz_ref, rtol=1e-11, atol=1e-11)
+    grads = unpack_made(dweights, sizes)
+    assert set(grads) == set(grads_ref)
+    for key in grads:
+        assert np.allclose(grads[key], grads_ref[key], rtol=1e-11, atol=1e-11), key
 
 
 def test_kernel_refuses_bad_arguments(rng):
@@ -255,6 +322,7 @@ def test_kernel_refuses_bad_arguments(rng):
         (ok[:4] + (np.array([0, 1, 3]),) + ok[5:], ValueError, "order: expected indices"),
         (ok[:5] + (7, 2.0), ValueError, "act: expected"),
         (ok[:6] + (-1.0,), ValueError, "s_max"),
+        (ok + (1,), ValueError, "shift_first: expected True"),
     ]
     for args, exc, match in cases:
         with pytest.raises(exc, match=match):
@@ -287,6 +355,21 @@ def test_save_load_round_trip(builder, tmp_path, rng):
                                                 for a, b in zip(t.masks, u.masks))
         assert TRANSFORMS[type(t).__name__].param_shapes(**t.config()) == {
             k: v.shape for k, v in t.params.items()}
+
+
+def test_a_maf_checkpoint_of_the_scale_first_form_is_refused(tmp_path, monkeypatch, rng):
+    """A MAF saved before the MAF took the shift-first form has no ``form`` in its config: its
+    parameters would give other densities, so loading it names the problem instead."""
+    flow = models.maf(2, n_layers=2, hidden=[4], rng=rng)
+    assert all(t.config()["form"] == "shift-first" for t in flow)
+    old_config = MAF.config
+    monkeypatch.setattr(MAF, "config", lambda self: {k: v for k, v in old_config(self).items()
+                                                     if k != "form"})
+    path = io.save(flow, tmp_path / "old_maf.npz")
+    with pytest.raises(io.CheckpointError, match="form: expected 'shift-first', got None"):
+        io.load(path)
+    with pytest.raises(ValueError, match="form: expected 'shift-first'"):
+        MAF(2, hidden=[4], form="scale-first")
 
 
 def test_maf_learns_two_moons_and_iaf_learns_u1(rng):

@@ -180,18 +180,28 @@ show(fig, "made_jacobian")
 #
 # | layer | the MADE reads | `inverse` (x → z: density) | `forward` (z → x: sampling) |
 # |---|---|---|---|
-# | **MAF** (Papamakarios et al. 2017) | the data $x$ | **one pass**: $z = x e^{s(x)} + t(x)$ | $D$ passes |
+# | **MAF** (Papamakarios et al. 2017) | the data $x$ | **one pass**: $z = (x - t(x))\,e^{-s(x)}$ | $D$ passes: $x_i = z_i e^{s_i} + t_i$ |
 # | **IAF** (Kingma et al. 2016) | the base sample $z$ | $D$ passes | **one pass**: $x = z e^{s(z)} + t(z)$ |
 #
 # So MAF is the layer for **maximum likelihood** on data (every step needs the density of data
 # points), and IAF the layer for **variational inference** (reverse KL needs samples and the
 # log-density of those same samples, both from the one pass).
 #
+# Each layer uses its paper's form of the affine step. The MAF's density direction *shifts,
+# then scales*, $z_i = (x_i - t_i)\,e^{-s_i}$ (log-det $-\sum_i s_i$), so $t_i$ is the
+# conditional mean of $x_i$ and $e^{s_i}$ its scale; the IAF's one pass is section 1's
+# $y = u\,e^{s} + t$. The two forms describe the same layers ($z = x e^{-s} - t e^{-s}$ is
+# scale-then-shift with the shift $-t e^{-s}$), but they train differently: written
+# scale-first, the MAF must learn the shift $-\mu\,e^{s}$ tied to its own scale, and its
+# log-scale's gradient carries the uncentred $x$. `benchmarks/README.md` measures the
+# difference on the 2-D toys of section 5.
+#
 # The expensive direction still needs a gradient if you want to train a MAF by reverse KL or
 # an IAF on data. Backpropagating through the $D$ passes as they ran works but keeps $D$
 # caches. nfscratch uses the **implicit-function theorem** instead (as for the planar inverse in
-# tutorial 03): the solution $u$ satisfies $g(u) = y$ for the one-pass map $g$, so for an
-# upstream gradient $\bar u$ find $v$ with $J^\top v = \bar u - \bar\ell\,\nabla_u \sum s$ --
+# tutorial 03): the solution $u$ satisfies $g(u) = y$ for the one-pass map $g$ with log-det
+# $\ell(u)$, so for an upstream gradient $\bar u$ find $v$ with
+# $J^\top v = \bar u - \bar\ell\,\nabla_u \ell$ --
 # $J^\top$ is triangular, so back-substitution in reverse order, each step one backward pass of
 # the one-pass map -- then $\bar y = v$ and the parameter gradients are minus those of that
 # backward pass. `gradcheck` checks all four passes:
@@ -271,7 +281,8 @@ show(fig, "cost_vs_D")
 # %% [markdown]
 # *Look at:* on `numpy` the dashed lines (the sequential directions) climb roughly like $D$
 # while the solid ones (one pass) stay nearly flat; MAF's density line coincides with IAF's
-# sampling line, because they are the same computation. On `numba` the gap shrinks to a small
+# sampling line, because they are the same computation (one MADE pass and an elementwise
+# affine step, shift-first or scale-first). On `numba` the gap shrinks to a small
 # factor: the kernel does one pass's arithmetic, but it cannot use BLAS for it, and the $D$
 # steps stay a chain -- on a GPU, where the one pass is a few large parallel products, the chain
 # is what costs. The side-by-side with zuko and normflows is in `benchmarks/README.md`.
@@ -317,11 +328,13 @@ show(target_vs_model(toy_flows["pinwheel", "MAF"],
 # *Look at:* the five arms are separate in the model density, and the printed gap (where the
 # entropy is known) is the part of the NLL the model could still win.
 #
-# In the full run (`python tutorials/08_autoregressive_flows.py`, 1500 steps of batch 256,
-# 50,000 fresh test points) the two were close and neither won everywhere: two moons 1.090 (MAF)
-# vs 1.087 (RealNVP) nats, eight Gaussians 3.165 vs 3.105 (gaps 0.33 and 0.27 nats to the
-# entropy 2.838 -- 1500 steps are far from converged there), pinwheel 2.629 vs 2.715.
-# `benchmarks/README.md` keeps the table of that run.
+# This cell's full run (1500 steps of batch 256) is far from converged on the eight Gaussians
+# and the pinwheel. With a recipe that gets closer (8000 steps of batch 512 of fresh points,
+# lr 5e-3 warmed up then cosine-decayed; three seeds, `benchmarks/autoregressive.py
+# --quality`), the mean gaps to the entropy were, MAF vs RealNVP: two moons 0.014 vs 0.012
+# nats, eight Gaussians 0.078 vs 0.083, pinwheel 0.084 vs 0.094. The MAF is within the seed
+# spread of the RealNVP on the last two, and 0.0025 nats behind it on moons, at every seed.
+# `benchmarks/README.md` has the table, with the MAF's earlier scale-first form beside them.
 #
 # ## 6. IAF on $U_1$–$U_4$, by reverse KL
 #

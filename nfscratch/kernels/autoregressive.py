@@ -9,7 +9,11 @@ The twin is the teaching function :func:`nfscratch.transforms.autoregressive.maf
 
 .. math:: x_i = (z_i - t_i(x_{<i}))\, e^{-s_i(x_{<i})}, \qquad \log|\det| = -\textstyle\sum_i s_i,
 
-for the features ``i = order[0], order[1], ...``. The teaching function runs D full MADE passes.
+for the features ``i = order[0], order[1], ...`` (the IAF form: the IAF's density direction).
+With ``shift_first=True`` each step is instead the MAF form's sampling step
+``x_i = z_i e^{s_i(x_{<i})} + t_i(x_{<i})``, log-det ``+sum_i s_i`` (twin
+:func:`~nfscratch.transforms.autoregressive.maf_shift_forward`); the schedule below is the same.
+The teaching function runs D full MADE passes.
 This kernel gives the same numbers (to round-off) with the work of *one* pass: a hidden unit of
 degree ``d`` reads only inputs (and lower units) of degree ``<= d``, so it is final as soon as the
 ``d``-th feature is known. At step ``k`` the kernel computes exactly the hidden units of degree
@@ -29,7 +33,7 @@ Arguments: ``z`` (N, D); ``weights`` 1-D, for each layer ``l`` the masked weight
 reads them off the masks; a MADE's own degrees 1..D-1 also work for masks built from them),
 each at least the degree of every unit it reads; ``order``
 int64 (D,); ``act`` an activation code of :mod:`.mlp` (0 tanh, 1 relu, 2 leaky_relu);
-``s_max`` a positive float. Returns ``x`` (N, D) and ``log_det`` (N,).
+``s_max`` a positive float; ``shift_first`` a bool. Returns ``x`` (N, D) and ``log_det`` (N,).
 """
 import numpy as np
 from numba import njit
@@ -201,8 +205,29 @@ def _outputs_backward(acts, grad, weights, masks, dweights, sizes, w_off, b_off,
             dweights[q_t] += dot_v(src[:nb], v[:nb])
 
 
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
+def _outputs(acts, weights, sizes, w_off, b_off, a_off, i, nb, raw, t):
+    """The two outputs of feature ``i`` (log-scale pre-activation into ``raw``, shift into
+    ``t``) from the last hidden layer, for the first ``nb`` samples of a block."""
+    L = sizes.shape[0] - 1
+    D = sizes[0]
+    H_in, O = sizes[L - 1], sizes[L]
+    b_raw, b_t = weights[b_off[L - 1] + i], weights[b_off[L - 1] + D + i]
+    for n in range(nb):
+        raw[n] = b_raw
+        t[n] = b_t
+    for p in range(H_in):
+        w_raw = weights[w_off[L - 1] + p * O + i]
+        w_t = weights[w_off[L - 1] + p * O + D + i]
+        if w_raw != 0.0 or w_t != 0.0:
+            src = acts[a_off[L - 1] + p]
+            for n in range(nb):
+                raw[n] += w_raw * src[n]
+                t[n] += w_t * src[n]
+
+
 @njit(**_JIT)
-def _maf_forward(z, weights, sizes, hidden_deg, order, act, s_max):
+def _maf_forward(z, weights, sizes, hidden_deg, order, act, s_max, shift_first):
     N, D = z.shape
     L = sizes.shape[0] - 1
     w_off, b_off, a_off = _layout(sizes)
@@ -222,36 +247,41 @@ def _maf_forward(z, weights, sizes, hidden_deg, order, act, s_max):
                         _hidden_unit(acts, weights, sizes, w_off, b_off, a_off, l, j, nb, act)
                 hd += sizes[l + 1]
             i = order[k]                   # the feature generated k-th: its two outputs
-            H_in, O = sizes[L - 1], sizes[L]
-            b_raw, b_t = weights[b_off[L - 1] + i], weights[b_off[L - 1] + D + i]
-            for n in range(nb):
-                raw[n] = b_raw
-                t[n] = b_t
-            for p in range(H_in):
-                w_raw = weights[w_off[L - 1] + p * O + i]
-                w_t = weights[w_off[L - 1] + p * O + D + i]
-                if w_raw != 0.0 or w_t != 0.0:
-                    src = acts[a_off[L - 1] + p]
-                    for n in range(nb):
-                        raw[n] += w_raw * src[n]
-                        t[n] += w_t * src[n]
+            _outputs(acts, weights, sizes, w_off, b_off, a_off, i, nb, raw, t)
             xi = acts[i]                   # input row i, read by the units of later steps
-            for n in range(nb):
-                s = s_max * tanh_v(raw[n] / s_max)
-                xi[n] = (z[n0 + n, i] - t[n]) * exp_v(-s)
-                log_det[n0 + n] -= s
+            if shift_first:                # x_i = z_i e^{s} + t (the MAF's sampling step)
+                for n in range(nb):
+                    s = s_max * tanh_v(raw[n] / s_max)
+                    xi[n] = z[n0 + n, i] * exp_v(s) + t[n]
+                    log_det[n0 + n] += s
+            else:                          # solve z_i = x_i e^{s} + t (the IAF's density)
+                for n in range(nb):
+                    s = s_max * tanh_v(raw[n] / s_max)
+                    xi[n] = (z[n0 + n, i] - t[n]) * exp_v(-s)
+                    log_det[n0 + n] -= s
             for n in range(nb):
                 x[n0 + n, i] = xi[n]
     return x, log_det
 
 
-def maf_forward_nb(z, weights, sizes, hidden_deg, order, act, s_max):
+def maf_forward_nb(z, weights, sizes, hidden_deg, order, act, s_max, shift_first=False):
     """Sequential direction of an affine autoregressive layer: ``(x, log_det)`` (module docstring).
 
-    Twin: ``nfscratch.transforms.autoregressive.maf_forward`` on the unpacked parameters.
+    ``shift_first=False``: solve the IAF form ``z = x e^{s} + t`` (log_det ``-sum s``);
+    ``True``: the MAF form's sampling step ``x_i = z_i e^{s_i} + t_i`` (log_det ``+sum s``).
+
+    Twin: ``nfscratch.transforms.autoregressive.maf_forward`` (``maf_shift_forward`` for
+    ``shift_first``) on the unpacked parameters.
     """
     _check("maf_forward_nb", z, weights, sizes, hidden_deg, order, act, s_max)
-    return _maf_forward(z, weights, sizes, hidden_deg, order, act, s_max)
+    _check_flag("maf_forward_nb", shift_first)
+    return _maf_forward(z, weights, sizes, hidden_deg, order, act, s_max, shift_first)
+
+
+def _check_flag(kernel, shift_first):
+    if type(shift_first) is not bool:
+        raise ValueError(f"{kernel}: shift_first: expected True (the MAF form) or False (the IAF "
+                         f"form), got {shift_first!r}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +307,8 @@ def _check_backward(kernel, dx, dlog_det, u, weights, masks, sizes, hidden_deg, 
 
 
 @njit(**_JIT)
-def _maf_forward_backward(dx, dlog_det, u, weights, masks, sizes, hidden_deg, order, act, s_max):
+def _maf_forward_backward(dx, dlog_det, u, weights, masks, sizes, hidden_deg, order, act, s_max,
+                          shift_first):
     N, D = u.shape
     L = sizes.shape[0] - 1
     w_off, b_off, a_off = _layout(sizes)
@@ -285,15 +316,18 @@ def _maf_forward_backward(dx, dlog_det, u, weights, masks, sizes, hidden_deg, or
     B = min(N, BLOCK)
     acts = np.empty((rows, B))             # unit outputs at u, (units, samples) of one block
     grad = np.empty((rows, B))             # dL/d(unit output), summed as outputs finish
-    e_s = np.empty((D, B))
+    diag = np.empty((D, B))                # J_ii of the one pass: e^{s} (IAF form), e^{-s} (MAF)
     ds_draw = np.empty((D, B))
+    y = np.empty((D, B))                   # the one pass's output (MAF form only)
     raw = np.empty(B)
+    t = np.empty(B)
     dpre = np.empty(B)
     c_raw = np.empty(B)
     v = np.empty(B)
+    dt = np.empty(B)
     dz = np.empty((N, D))
     dweights = np.zeros(weights.shape[0])
-    H_last, O = sizes[L - 1], sizes[L]
+    sign = -1.0 if shift_first else 1.0
     for n0 in range(0, N, B):
         nb = min(B, N - n0)
         # the one pass at u, every unit (its cache)
@@ -305,20 +339,13 @@ def _maf_forward_backward(dx, dlog_det, u, weights, masks, sizes, hidden_deg, or
             for j in range(sizes[l + 1]):
                 _hidden_unit(acts, weights, sizes, w_off, b_off, a_off, l, j, nb, act)
         for i in range(D):
-            b_raw = weights[b_off[L - 1] + i]
-            for n in range(nb):
-                raw[n] = b_raw
-            for p in range(H_last):
-                w_raw = weights[w_off[L - 1] + p * O + i]
-                if w_raw != 0.0:
-                    src = acts[a_off[L - 1] + p]
-                    for n in range(nb):
-                        raw[n] += w_raw * src[n]
-            es, dd = e_s[i], ds_draw[i]
+            _outputs(acts, weights, sizes, w_off, b_off, a_off, i, nb, raw, t)
+            ji, dd, yi, ui = diag[i], ds_draw[i], y[i], acts[i]
             for n in range(nb):
                 th = tanh_v(raw[n] / s_max)
-                es[n] = exp_v(s_max * th)
+                ji[n] = exp_v(sign * s_max * th)
                 dd[n] = 1.0 - th * th
+                yi[n] = (ui[n] - t[n]) * ji[n]
         for r in range(rows):
             g = grad[r]
             for n in range(nb):
@@ -336,35 +363,46 @@ def _maf_forward_backward(dx, dlog_det, u, weights, masks, sizes, hidden_deg, or
             if m == 0:
                 break
             i = order[m - 1]               # its input gradient is complete: solve for v_i
-            gi, ui, es, dd = grad[i], acts[i], e_s[i], ds_draw[i]
+            gi, ui, ji, dd, yi = grad[i], acts[i], diag[i], ds_draw[i], y[i]
             for n in range(nb):
-                v[n] = (dx[n0 + n, i] - gi[n]) / es[n]
-                c_raw[n] = (v[n] * ui[n] * es[n] + dlog_det[n0 + n]) * dd[n]
+                v[n] = (dx[n0 + n, i] - gi[n]) / ji[n]
+            if shift_first:                # z = (u - t) e^{-s}: ds = -v z - dl, dt = -v e^{-s}
+                for n in range(nb):
+                    c_raw[n] = (-v[n] * yi[n] - dlog_det[n0 + n]) * dd[n]
+                    dt[n] = -v[n] * ji[n]
+            else:                          # y = u e^{s} + t: ds = v u e^{s} + dl, dt = v
+                for n in range(nb):
+                    c_raw[n] = (v[n] * ui[n] * ji[n] + dlog_det[n0 + n]) * dd[n]
+                    dt[n] = v[n]
             for n in range(nb):
                 dz[n0 + n, i] = v[n]
             # the two outputs of feature i, down to the units
             _outputs_backward(acts, grad, weights, masks, dweights, sizes, w_off, b_off, a_off, i,
-                              nb, c_raw, v)
+                              nb, c_raw, dt)
     for k in range(dweights.shape[0]):     # the one pass's gradients, with the sign of u(theta)
         dweights[k] = -dweights[k]
     return dz, dweights
 
 
 def maf_forward_backward_nb(dx, dlog_det, u, weights, masks, sizes, hidden_deg, order, act,
-                            s_max):
+                            s_max, shift_first=False):
     """Backward of :func:`maf_forward_nb`: ``(dz, dweights)`` for upstream ``(dx, dlog_det)``.
 
     ``u`` (N, D) is the forward's solution ``x``; ``masks`` (:func:`pack_masks`) says which
     weights exist (a weight that is zero still has a gradient); ``hidden_deg`` as for the forward
     (:func:`unit_degrees`). ``dweights`` has the layout of ``weights``, masked entries zero.
 
+    ``shift_first`` as for :func:`maf_forward_nb`.
+
     Twin: ``nfscratch.transforms.autoregressive.maf_forward_backward`` on the cache of
-    ``maf_inverse(u, ...)`` with ``"order"`` added.
+    ``maf_inverse(u, ...)`` with ``"order"`` added (for ``shift_first``:
+    ``maf_shift_forward_backward`` on the cache of ``maf_shift_inverse(u, ...)``).
     """
     _check_backward("maf_forward_backward_nb", dx, dlog_det, u, weights, masks, sizes,
                     hidden_deg, order, act, s_max)
+    _check_flag("maf_forward_backward_nb", shift_first)
     return _maf_forward_backward(dx, dlog_det, u, weights, masks, sizes, hidden_deg, order, act,
-                                 s_max)
+                                 s_max, shift_first)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 * one pass: the MADE runs through ``_nn_fast.net_forward``/``net_backward`` (Numba for its thin
   layers, BLAS for the square ones) on the masked weights, and the elementwise affine part is the
-  affine-coupling kernel with every feature transformed (``ib = 0..D-1``): ``y = u e^s + t`` is
-  exactly a coupling whose conditioner reads all of ``u`` through the masks;
+  affine-coupling kernel with every feature transformed (``ib = 0..D-1``): the IAF form
+  ``y = u e^s + t`` is exactly a coupling's forward step whose conditioner reads all of ``u``
+  through the masks, the MAF form ``z = (x - t) e^{-s}`` a coupling's inverse step;
 * sequential direction: :func:`nfscratch.kernels.autoregressive.maf_forward_nb`, one fused kernel,
   and its backward :func:`~nfscratch.kernels.autoregressive.maf_forward_backward_nb`, the
   implicit-function back-substitution of :func:`.autoregressive.maf_forward_backward` done as
@@ -14,7 +15,7 @@ import weakref
 import numpy as np
 
 from .. import _nn_fast
-from .autoregressive import maf_forward
+from .autoregressive import maf_forward, maf_shift_forward
 
 
 def _kernels():
@@ -30,23 +31,29 @@ def _masked(layer):
 _workspaces = weakref.WeakKeyDictionary()    # layer -> the scratch arrays of its MADE passes
 
 
-def one_pass(layer, u):
+def one_pass(layer, u, shift_first):
     _, kc, _ = _kernels()
     ib = np.arange(layer.dim, dtype=np.int64)
     u = np.ascontiguousarray(u)
     out, net_cache = _nn_fast.net_forward(u, _masked(layer), layer.activation,
                                           _workspaces.setdefault(layer, {}))     # (N, 2D)
-    y, log_det, e, ds_draw = kc.affine_elementwise_forward_nb(u, np.ascontiguousarray(out), ib,
-                                                           layer.s_max)
-    return y, log_det, {"n": u.shape[0], "kernels": "one_pass", "u": u, "ib": ib, "e": e,
-                        "ds_draw": ds_draw, "net_cache": net_cache, "masks": layer.masks}
+    out = np.ascontiguousarray(out)
+    if shift_first:          # the MAF form z = (u - t) e^{-s}: the coupling's inverse step
+        y, log_det, e, ds_draw = kc.affine_elementwise_inverse_nb(u, out, ib, layer.s_max)
+    else:
+        y, log_det, e, ds_draw = kc.affine_elementwise_forward_nb(u, out, ib, layer.s_max)
+    # the inverse step's backward reads its output, the forward step's its input
+    return y, log_det, {"n": u.shape[0], "kernels": "one_pass", "shift_first": shift_first,
+                        "p": y if shift_first else u, "ib": ib, "e": e, "ds_draw": ds_draw,
+                        "net_cache": net_cache, "masks": layer.masks}
 
 
 def one_pass_backward(cache, dy, dlog_det):
     _, kc, _ = _kernels()
-    du, dout = kc.affine_elementwise_backward_nb(np.ascontiguousarray(dy),
-                                              np.ascontiguousarray(dlog_det), cache["u"],
-                                              cache["ib"], cache["e"], cache["ds_draw"])
+    step_backward = (kc.affine_elementwise_inverse_backward_nb if cache["shift_first"]
+                     else kc.affine_elementwise_backward_nb)
+    du, dout = step_backward(np.ascontiguousarray(dy), np.ascontiguousarray(dlog_det),
+                             cache["p"], cache["ib"], cache["e"], cache["ds_draw"])
     du_net, grads = _nn_fast.net_backward(dout, cache["net_cache"])
     du += du_net
     for l, M in enumerate(cache["masks"]):
@@ -54,17 +61,18 @@ def one_pass_backward(cache, dy, dlog_det):
     return du, grads
 
 
-def sequential(layer, y):
+def sequential(layer, y, shift_first):
     ka, _, km = _kernels()
     if layer.activation not in km.ACT_CODES:             # no kernel for it: the teaching code
-        return maf_forward(y, layer.params, layer.masks, layer.order, layer.activation,
-                           layer.s_max)
+        solve = maf_shift_forward if shift_first else maf_forward
+        return solve(y, layer.params, layer.masks, layer.order, layer.activation, layer.s_max)
     weights, sizes = ka.pack_made(layer.params, layer.masks)
     u, log_det = ka.maf_forward_nb(np.ascontiguousarray(y), weights, sizes,
                                    ka.unit_degrees(layer.masks, layer.order), layer.order,
-                                   km.ACT_CODES[layer.activation], layer.s_max)
+                                   km.ACT_CODES[layer.activation], layer.s_max, shift_first)
     # the backward kernel recomputes the one pass at u: nothing else is kept
-    return u, log_det, {"n": y.shape[0], "kernels": "sequential", "u": u}
+    return u, log_det, {"n": y.shape[0], "kernels": "sequential", "u": u,
+                        "shift_first": shift_first}
 
 
 def sequential_backward(layer, cache, du, dlog_det):
@@ -73,7 +81,7 @@ def sequential_backward(layer, cache, du, dlog_det):
     dz, dweights = ka.maf_forward_backward_nb(
         np.ascontiguousarray(du), np.ascontiguousarray(dlog_det), cache["u"], weights,
         ka.pack_masks(layer.masks), sizes, ka.unit_degrees(layer.masks, layer.order), layer.order,
-        km.ACT_CODES[layer.activation], layer.s_max)
+        km.ACT_CODES[layer.activation], layer.s_max, cache["shift_first"])
     return dz, ka.unpack_made(dweights, sizes)
 
 
