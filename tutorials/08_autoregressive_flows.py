@@ -331,9 +331,10 @@ show(target_vs_model(toy_flows["pinwheel", "MAF"],
 # This cell's full run (1500 steps of batch 256) is far from converged on the eight Gaussians
 # and the pinwheel. With a recipe that gets closer (8000 steps of batch 512 of fresh points,
 # lr 5e-3 warmed up then cosine-decayed; three seeds, `benchmarks/autoregressive.py
-# --quality`), the mean gaps to the entropy were, MAF vs RealNVP: two moons 0.014 vs 0.012
-# nats, eight Gaussians 0.078 vs 0.083, pinwheel 0.084 vs 0.094. The MAF is within the seed
-# spread of the RealNVP on the last two, and 0.0025 nats behind it on moons, at every seed.
+# --quality`), the mean gaps to the entropy were, MAF vs RealNVP: two moons 0.013 vs 0.012
+# nats (seven seeds), eight Gaussians 0.078 vs 0.083, pinwheel 0.084 vs 0.094 (three seeds).
+# The two are within the seed spread of each other on all three: on moons the MAF's gap is
+# larger by 0.0011 ± 0.0009 nats, seed by seed (larger at five of the seven seeds).
 # `benchmarks/README.md` has the table, with the MAF's earlier scale-first form beside them.
 #
 # ## 6. IAF on $U_1$–$U_4$, by reverse KL
