@@ -247,7 +247,8 @@ def fit(flow, *, data=None, target=None, steps=1000, batch_size=256, optimizer=N
     with _progress_bar(progress, steps, history.objective) as bar:
         for step in range(steps):
             loss, grads, g_all, failure = objective.step(step)
-            grad_norm = float(np.sqrt(g_all @ g_all)) if failure is None else float("nan")
+            with np.errstate(over="ignore"):    # an overflowing norm is reported just below
+                grad_norm = float(np.sqrt(g_all @ g_all)) if failure is None else float("nan")
             if not (np.isfinite(loss) and np.isfinite(grad_norm)):
                 _diverged(objective, guard, history, step,
                           report.describe_failure(failure, loss, grad_norm), failure)
