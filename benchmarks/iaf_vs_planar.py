@@ -4,7 +4,9 @@ Each run trains until its process has spent ``--budget`` seconds of CPU time
 (``time.process_time``: a wall-clock budget would favour whichever run met a quieter machine),
 then measures KL(q||p) = E_q[log q + U] + log Z on 100,000 fresh samples (seed 10,000 + the
 run's seed, ``evaluate.kl``) with its standard error. Every kernel is compiled before the first
-budget starts; the runs go energy after energy, flow after flow, seed after seed. Run with
+budget starts; the runs go energy after energy, seed after seed, and the flows take turns at
+each seed, so that the flows compared meet the same load on the machine (the CPU seconds a step
+costs grow with it). Run with
 ``OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1``; results: benchmarks/README.md.
 
 Two kinds of recipe (``RECIPES``):
@@ -50,6 +52,10 @@ RECIPES = {
     "IAF 12x(16,16) cosine b512": (lambda s: models.iaf(2, 12, (16, 16), rng=s), 5e-3, 512,
                                    "cosine"),
     "IAF 16x(8,8) cosine": (lambda s: models.iaf(2, 16, (8, 8), rng=s), 5e-3, 256, "cosine"),
+    # ReLU hidden units (no tanh in the MADEs) with spread initial biases (``bias_init``)
+    "IAF 16x(8,8) relu cosine": (lambda s: models.iaf(2, 16, (8, 8), activation="relu",
+                                                      bias_init="uniform", rng=s),
+                                 5e-3, 256, "cosine"),
 }
 
 
@@ -108,10 +114,10 @@ def main():
     rows = []
     for name in args.flows:       # compile (or load) every kernel before any budget starts
         fit(RECIPES[name][0](0), target=datasets.energy("U1"), steps=3, progress=False)
-    for e in args.energies:
+    for e in args.energies:       # the flows take turns at each seed: they meet the same load
         energy = datasets.energy(e)
-        for name in args.flows:
-            for seed in args.seeds:
+        for seed in args.seeds:
+            for name in args.flows:
                 r = {"energy": e, **run(name, energy, args.budget, seed)}
                 rows.append(r)
                 print(f"{e} {r['flow']:<22} seed {seed} KL {r['kl']:.4f} ± {r['se']:.4f}  "
