@@ -35,7 +35,12 @@ from nfscratch import datasets, evaluate, models
 from nfscratch.optim import Schedule, cosine_lr, warmup_lr
 from nfscratch.train import fit
 
-#: name -> (builder(seed), lr, batch size, schedule kind)
+def _spread(n_layers, hidden, activation, seed):
+    return models.iaf(2, n_layers, hidden, activation=activation, bias_init="uniform", rng=seed)
+
+
+#: name -> (builder(seed), lr, batch size, schedule kind[, annealing length as a fraction of the
+#: expected steps, cosine recipes only: 0.1 when not given])
 RECIPES = {
     "planar K=32": (lambda s: models.planar_flow(2, 32, rng=s), 1e-2, 256, "constant"),
     "IAF 12x(16,16)": (lambda s: models.iaf(2, 12, (16, 16), rng=s), 5e-3, 256, "constant"),
@@ -52,10 +57,14 @@ RECIPES = {
     "IAF 12x(16,16) cosine b512": (lambda s: models.iaf(2, 12, (16, 16), rng=s), 5e-3, 512,
                                    "cosine"),
     "IAF 16x(8,8) cosine": (lambda s: models.iaf(2, 16, (8, 8), rng=s), 5e-3, 256, "cosine"),
-    # ReLU hidden units (no tanh in the MADEs) with spread initial biases (``bias_init``)
-    "IAF 16x(8,8) relu cosine": (lambda s: models.iaf(2, 16, (8, 8), activation="relu",
-                                                      bias_init="uniform", rng=s),
-                                 5e-3, 256, "cosine"),
+    # spread initial biases (``bias_init``), ReLU or tanh hidden units, longer annealing
+    "IAF 16x(8,8) relu cosine": (lambda s: _spread(16, (8, 8), "relu", s), 5e-3, 256, "cosine"),
+    "IAF 16x(8,8) relu cosine a0.3": (lambda s: _spread(16, (8, 8), "relu", s), 5e-3, 256,
+                                      "cosine", 0.3),
+    "IAF 16x(8,8) relu cosine a0.3 lr1e-2": (lambda s: _spread(16, (8, 8), "relu", s), 1e-2, 256,
+                                             "cosine", 0.3),
+    "IAF 16x(8,8) tanh cosine a0.3": (lambda s: _spread(16, (8, 8), "tanh", s), 5e-3, 256,
+                                      "cosine", 0.3),
 }
 
 
@@ -73,7 +82,7 @@ class BudgetCosine(Schedule):
 
 def planned_steps(name, energy, budget, seed):
     """Steps that fit in ``0.95 budget`` CPU seconds, from 200 timed steps of a throwaway copy."""
-    build, lr, batch, _ = RECIPES[name]
+    build, lr, batch = RECIPES[name][:3]
     flow = build(seed)
     fit(flow, target=energy, steps=20, batch_size=batch, lr=lr, progress=False)
     start = time.process_time()
@@ -82,12 +91,13 @@ def planned_steps(name, energy, budget, seed):
 
 
 def run(name, energy, budget, seed):
-    build, lr, batch, kind = RECIPES[name]
+    build, lr, batch, kind = RECIPES[name][:4]
+    anneal_fraction = RECIPES[name][4] if len(RECIPES[name]) > 4 else 0.1
     steps = planned_steps(name, energy, budget, seed) if kind == "cosine" else None
     flow = build(0 if kind == "constant" else seed)   # the first table: rng=0 builds, fit rng=seed
     start_cpu, start_wall, done = time.process_time(), time.perf_counter(), [0]
     schedule = BudgetCosine(lr, budget) if kind == "cosine" else "constant"
-    anneal = max(1, steps // 10) if kind == "cosine" else 500
+    anneal = max(1, int(anneal_fraction * steps)) if kind == "cosine" else 500
 
     def stop(step, loss, flow):
         done[0] = step + 1
