@@ -18,12 +18,15 @@ Two kinds of recipe (``RECIPES``):
   train --energy``) fitted to the budget: the learning rate warms up linearly over the first 5%
   of the CPU budget and decays by cosine to 0 at its end (:class:`BudgetCosine`, a function of
   the CPU seconds spent, so that a step time that changes with the machine's load cannot leave
-  the run stopped half-way down the decay); ``beta`` is annealed over 10% of the steps the
-  budget is expected to hold (the step time of 200 steps of a throwaway copy, not counted).
+  the run stopped half-way down the decay); ``beta`` is annealed over 10% (or the recipe's own
+  fraction) of the steps the budget is expected to hold (the step time of 200 steps of a
+  throwaway copy, not counted).
 
     python benchmarks/iaf_vs_planar.py --energies U1 U2 U3 U4 --budget 15
     python benchmarks/iaf_vs_planar.py --flows "planar K=32 cosine" "IAF 12x(16,16) cosine" \
         --budget 10 --seeds 0 1 2 --json benchmarks/iaf_vs_planar_cosine.json
+    python benchmarks/iaf_vs_planar.py --flows "planar K=32 cosine" \
+        "IAF 16x(8,8) tanh cosine a0.3" --energies U3 --budget 60 --seeds 0 1 2
 """
 import argparse
 import json
