@@ -381,7 +381,8 @@ show(fig, "iaf_energies")
 # decay, for the IAF 16 layers of MADE $2 \to 8 \to 8 \to 4$, spread initial biases, longer
 # annealing). There the IAF comes close but still does not beat planar everywhere: at 30 s of
 # CPU, 3 seeds, planar's mean KL stays lower on $U_2$–$U_4$ (by 1.1–1.3×), while the IAF is
-# lower on $U_1$. `benchmarks/README.md` keeps the tables.
+# lower on $U_1$; at 60 s the two are level on $U_2$ and $U_4$ and planar is still 1.8× lower
+# on $U_3$. `benchmarks/README.md` keeps the tables.
 #
 # ## Takeaways
 #
