@@ -4,7 +4,9 @@ Each run trains until its process has spent ``--budget`` seconds of CPU time
 (``time.process_time``: a wall-clock budget would favour whichever run met a quieter machine),
 then measures KL(q||p) = E_q[log q + U] + log Z on 100,000 fresh samples (seed 10,000 + the
 run's seed, ``evaluate.kl``) with its standard error. Every kernel is compiled before the first
-budget starts; the runs go energy after energy, flow after flow, seed after seed. Run with
+budget starts; the runs go energy after energy, seed after seed, and the flows take turns at
+each seed, so that the flows compared meet the same load on the machine (the CPU seconds a step
+costs grow with it). Run with
 ``OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1``; results: benchmarks/README.md.
 
 Two kinds of recipe (``RECIPES``):
@@ -16,12 +18,15 @@ Two kinds of recipe (``RECIPES``):
   train --energy``) fitted to the budget: the learning rate warms up linearly over the first 5%
   of the CPU budget and decays by cosine to 0 at its end (:class:`BudgetCosine`, a function of
   the CPU seconds spent, so that a step time that changes with the machine's load cannot leave
-  the run stopped half-way down the decay); ``beta`` is annealed over 10% of the steps the
-  budget is expected to hold (the step time of 200 steps of a throwaway copy, not counted).
+  the run stopped half-way down the decay); ``beta`` is annealed over 10% (or the recipe's own
+  fraction) of the steps the budget is expected to hold (the step time of 200 steps of a
+  throwaway copy, not counted).
 
     python benchmarks/iaf_vs_planar.py --energies U1 U2 U3 U4 --budget 15
     python benchmarks/iaf_vs_planar.py --flows "planar K=32 cosine" "IAF 12x(16,16) cosine" \
         --budget 10 --seeds 0 1 2 --json benchmarks/iaf_vs_planar_cosine.json
+    python benchmarks/iaf_vs_planar.py --flows "planar K=32 cosine" \
+        "IAF 16x(8,8) tanh cosine a0.3" --energies U3 --budget 60 --seeds 0 1 2
 """
 import argparse
 import json
@@ -33,7 +38,12 @@ from nfscratch import datasets, evaluate, models
 from nfscratch.optim import Schedule, cosine_lr, warmup_lr
 from nfscratch.train import fit
 
-#: name -> (builder(seed), lr, batch size, schedule kind)
+def _spread(n_layers, hidden, activation, seed):
+    return models.iaf(2, n_layers, hidden, activation=activation, bias_init="uniform", rng=seed)
+
+
+#: name -> (builder(seed), lr, batch size, schedule kind[, annealing length as a fraction of the
+#: expected steps, cosine recipes only: 0.1 when not given])
 RECIPES = {
     "planar K=32": (lambda s: models.planar_flow(2, 32, rng=s), 1e-2, 256, "constant"),
     "IAF 12x(16,16)": (lambda s: models.iaf(2, 12, (16, 16), rng=s), 5e-3, 256, "constant"),
@@ -50,6 +60,14 @@ RECIPES = {
     "IAF 12x(16,16) cosine b512": (lambda s: models.iaf(2, 12, (16, 16), rng=s), 5e-3, 512,
                                    "cosine"),
     "IAF 16x(8,8) cosine": (lambda s: models.iaf(2, 16, (8, 8), rng=s), 5e-3, 256, "cosine"),
+    # spread initial biases (``bias_init``), ReLU or tanh hidden units, longer annealing
+    "IAF 16x(8,8) relu cosine": (lambda s: _spread(16, (8, 8), "relu", s), 5e-3, 256, "cosine"),
+    "IAF 16x(8,8) relu cosine a0.3": (lambda s: _spread(16, (8, 8), "relu", s), 5e-3, 256,
+                                      "cosine", 0.3),
+    "IAF 16x(8,8) relu cosine a0.3 lr1e-2": (lambda s: _spread(16, (8, 8), "relu", s), 1e-2, 256,
+                                             "cosine", 0.3),
+    "IAF 16x(8,8) tanh cosine a0.3": (lambda s: _spread(16, (8, 8), "tanh", s), 5e-3, 256,
+                                      "cosine", 0.3),
 }
 
 
@@ -67,7 +85,7 @@ class BudgetCosine(Schedule):
 
 def planned_steps(name, energy, budget, seed):
     """Steps that fit in ``0.95 budget`` CPU seconds, from 200 timed steps of a throwaway copy."""
-    build, lr, batch, _ = RECIPES[name]
+    build, lr, batch = RECIPES[name][:3]
     flow = build(seed)
     fit(flow, target=energy, steps=20, batch_size=batch, lr=lr, progress=False)
     start = time.process_time()
@@ -76,12 +94,13 @@ def planned_steps(name, energy, budget, seed):
 
 
 def run(name, energy, budget, seed):
-    build, lr, batch, kind = RECIPES[name]
+    build, lr, batch, kind = RECIPES[name][:4]
+    anneal_fraction = RECIPES[name][4] if len(RECIPES[name]) > 4 else 0.1
     steps = planned_steps(name, energy, budget, seed) if kind == "cosine" else None
     flow = build(0 if kind == "constant" else seed)   # the first table: rng=0 builds, fit rng=seed
     start_cpu, start_wall, done = time.process_time(), time.perf_counter(), [0]
     schedule = BudgetCosine(lr, budget) if kind == "cosine" else "constant"
-    anneal = max(1, steps // 10) if kind == "cosine" else 500
+    anneal = max(1, int(anneal_fraction * steps)) if kind == "cosine" else 500
 
     def stop(step, loss, flow):
         done[0] = step + 1
@@ -108,10 +127,10 @@ def main():
     rows = []
     for name in args.flows:       # compile (or load) every kernel before any budget starts
         fit(RECIPES[name][0](0), target=datasets.energy("U1"), steps=3, progress=False)
-    for e in args.energies:
+    for e in args.energies:       # the flows take turns at each seed: they meet the same load
         energy = datasets.energy(e)
-        for name in args.flows:
-            for seed in args.seeds:
+        for seed in args.seeds:
+            for name in args.flows:
                 r = {"energy": e, **run(name, energy, args.budget, seed)}
                 rows.append(r)
                 print(f"{e} {r['flow']:<22} seed {seed} KL {r['kl']:.4f} ± {r['se']:.4f}  "

@@ -171,9 +171,16 @@ def maf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
 
 
 def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders="reverse",
-        seed=0, rng=None, context_dim=0):
+        seed=0, rng=None, context_dim=0, bias_init="zero"):
     """A stack of IAF layers (sampling with log-det in one pass per layer, density in D passes);
     the layers' orders and ``context_dim`` as in :func:`maf`.
+
+    ``bias_init="uniform"`` then draws every MADE bias from ``rng``, layer after layer, from
+    ``U(-1/sqrt(n), 1/sqrt(n))`` with ``n`` the width of the bias's layer input (PyTorch's
+    ``nn.Linear`` default): in two dimensions every first-layer unit of a MADE reads one
+    feature, and with zero biases all of them bend at that feature's 0 (with ``"relu"``, every
+    kink at one point); random biases spread the bends over the samples from the first step.
+    The layers then start near, not at, the identity. ``"zero"`` keeps them at 0.
 
     Examples
     --------
@@ -185,11 +192,21 @@ def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
     all layers in one kernel call), with the parameters the separate layers would draw; the flow
     still counts, indexes and plots them layer by layer.
     """
+    check_choice(bias_init, "bias_init", ("zero", "uniform"))
+    rng = as_rng(rng)
     if not context_dim and orders in ("reverse", "random"):
-        return Flow([IAFChain(dim, check_positive_int(n_layers, "n_layers"), hidden, activation,
-                              s_max, orders, seed=seed, rng=as_rng(rng))])
-    return _autoregressive(IAF, dim, n_layers, orders, seed, rng, hidden=hidden,
-                           activation=activation, s_max=s_max, context_dim=context_dim)
+        flow = Flow([IAFChain(dim, check_positive_int(n_layers, "n_layers"), hidden, activation,
+                              s_max, orders, seed=seed, rng=rng)])
+    else:
+        flow = _autoregressive(IAF, dim, n_layers, orders, seed, rng, hidden=hidden,
+                               activation=activation, s_max=s_max, context_dim=context_dim)
+    if bias_init == "uniform":
+        for layer in flow:      # a chain's layers are views of its parameters: drawn in place
+            for name, b in layer.params.items():
+                if name.startswith("b"):
+                    a = 1.0 / np.sqrt(layer.params["W" + name[1:]].shape[0])
+                    b[...] = rng.uniform(-a, a, size=b.shape)
+    return flow
 
 
 def nsf_coupling(dim=2, n_layers=5, hidden=(64, 64), n_bins=8, bound=5.0, activation="tanh",

@@ -129,6 +129,21 @@ def test_models_iaf_builds_a_chain_with_the_stacks_parameters():
             np.testing.assert_array_equal(chain[k].params[name], p)
 
 
+@pytest.mark.parametrize("context_dim", [0, 1])                # a chain; separate layers
+def test_models_iaf_uniform_biases(context_dim):
+    kw = dict(hidden=(8, 8), activation="relu", context_dim=context_dim, rng=5)
+    flow, zero = models.iaf(2, 4, bias_init="uniform", **kw), models.iaf(2, 4, **kw)
+    assert (type(flow.transforms[0]) is IAFChain) == (context_dim == 0)
+    for name, p in flow.params().items():
+        if ".W" in name:                                  # the weights: the same draws
+            np.testing.assert_array_equal(p, zero.params()[name])
+        else:                                             # the biases: drawn within 1/sqrt(fan-in)
+            fan_in = flow.params()[name.replace(".b", ".W")].shape[0]
+            assert np.all(p != 0.0) and np.all(np.abs(p) <= 1.0 / np.sqrt(fan_in))
+    with pytest.raises(ValueError, match="bias_init"):
+        models.iaf(2, 4, bias_init="normal")
+
+
 def test_layers_are_views_and_the_parameters_one_buffer(rng):
     flow = models.iaf(2, 3, (8,), rng=0)
     chain = flow.transforms[0]
