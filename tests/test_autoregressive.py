@@ -10,10 +10,10 @@ from nfscratch.kernels.autoregressive import (maf_forward_backward_nb, maf_forwa
 from nfscratch.kernels.mlp import ACT_CODES
 from nfscratch.train import fit
 from nfscratch.transforms import IAF, MAF, TRANSFORMS
-from nfscratch.transforms.autoregressive import (maf_forward, maf_forward_backward, maf_inverse,
-                                                 maf_inverse_backward, maf_shift_forward,
-                                                 maf_shift_forward_backward, maf_shift_inverse,
-                                                 maf_shift_inverse_backward)
+from nfscratch.transforms.autoregressive import (iaf_inverse, iaf_inverse_backward, iaf_forward,
+                                                 iaf_forward_backward, maf_forward,
+                                                 maf_forward_backward, maf_inverse,
+                                                 maf_inverse_backward)
 from nfscratch.transforms.made import (MADE, check_made_masks, made_backward, made_degrees,
                                        made_forward, made_masks)
 
@@ -181,9 +181,9 @@ def test_backends_agree(cls, rng):
 
 
 # (one pass, its backward, sequential direction, its backward) of each form
-FORMS = {"IAF form": (maf_inverse, maf_inverse_backward, maf_forward, maf_forward_backward),
-         "MAF form": (maf_shift_inverse, maf_shift_inverse_backward, maf_shift_forward,
-                      maf_shift_forward_backward)}
+FORMS = {"IAF form": (iaf_forward, iaf_forward_backward, iaf_inverse, iaf_inverse_backward),
+         "MAF form": (maf_inverse, maf_inverse_backward, maf_forward,
+                      maf_forward_backward)}
 
 
 @pytest.mark.parametrize("form", list(FORMS))
@@ -294,8 +294,8 @@ def test_backward_kernel_of_the_maf_form_equals_its_twin(D, hidden, activation, 
     net.params[f"W{len(hidden)}"][:, 0] = 0.0   # zero weights that exist still have gradients
     u = rng.normal(size=(N, D))
     dx, dlog_det = rng.normal(size=(N, D)), rng.normal(size=N)
-    _, _, cache = maf_shift_inverse(u, net.params, net.masks, activation, 1.5)
-    dz_ref, grads_ref = maf_shift_forward_backward(dx, dlog_det, {**cache, "order": net.order})
+    _, _, cache = maf_inverse(u, net.params, net.masks, activation, 1.5)
+    dz_ref, grads_ref = maf_forward_backward(dx, dlog_det, {**cache, "order": net.order})
     weights, sizes = pack_made(net.params, net.masks)
     dz, dweights = maf_forward_backward_nb(dx, dlog_det, u, weights, pack_masks(net.masks), sizes,
                                            unit_degrees(net.masks, net.order), net.order,

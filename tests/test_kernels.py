@@ -422,8 +422,8 @@ def test_maf_forward_backward_kernel_equals_the_teaching_back_substitution(
     weights, sizes = kar.pack_made(net.params, net.masks)
     u = rng.normal(size=(N, D))
     dx, dlog_det = rng.normal(size=(N, D)), rng.normal(size=N)
-    _, _, cache = AR.maf_inverse(u, net.params, net.masks, activation, 1.5)
-    dz_ref, grads_ref = AR.maf_forward_backward(dx, dlog_det, {**cache, "order": net.order})
+    _, _, cache = AR.iaf_forward(u, net.params, net.masks, activation, 1.5)
+    dz_ref, grads_ref = AR.iaf_inverse_backward(dx, dlog_det, {**cache, "order": net.order})
     dz, dweights = kar.maf_forward_backward_nb(
         dx, dlog_det, u, weights, kar.pack_masks(net.masks), sizes,
         kar.unit_degrees(net.masks, net.order), net.order, km.ACT_CODES[activation], 1.5)
@@ -445,7 +445,7 @@ def test_unit_degrees_schedule_custom_masks_the_nominal_degrees_would_not(rng):
     net = perturb_params(MADE(3, [2], k=2, masks=[M0, M1], rng=rng), rng)
     assert kar.unit_degrees(net.masks, order).tolist() == [2, 1]
     z = rng.normal(size=(4, 3))
-    x_ref, ld_ref, _ = AR.maf_forward(z, net.params, net.masks, order, "tanh", 2.0)
+    x_ref, ld_ref, _ = AR.iaf_inverse(z, net.params, net.masks, order, "tanh", 2.0)
     weights, sizes = kar.pack_made(net.params, net.masks)
     x, ld = kar.maf_forward_nb(z, weights, sizes, kar.unit_degrees(net.masks, order), order, 0,
                                2.0)

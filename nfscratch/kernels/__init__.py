@@ -28,7 +28,7 @@ above ``kernels/`` at import time):
   the functions of ``nfscratch.transforms.planar`` applied layer by layer);
 * :mod:`.autoregressive` -- the sequential (D-pass) direction of an affine autoregressive layer,
   fused over the batch without per-pass allocation, and its backward (twins:
-  ``transforms.autoregressive.maf_forward`` and ``maf_forward_backward``); and the one pass of
+  ``transforms.autoregressive.iaf_inverse`` and ``iaf_inverse_backward``); and the one pass of
   a chain of K IAF layers with its backward (twins: ``transforms.iaf_chain.iaf_chain_forward``
   and ``iaf_chain_backward``, the one-pass functions looped over the layers);
 * :mod:`.coupling` -- the elementwise step of affine and additive couplings, both directions,

@@ -3,7 +3,7 @@ r"""Kernel for the sequential direction of an affine autoregressive layer (MAF s
 (At the end of the module: the one-pass direction of a chain of K IAF layers, forward and
 backward in one call each, for :class:`~nfscratch.transforms.iaf_chain.IAFChain`.)
 
-The twin is the teaching function :func:`nfscratch.transforms.autoregressive.maf_forward`
+The twin is the teaching function :func:`nfscratch.transforms.autoregressive.iaf_inverse`
 (same arguments, unpacked): solve ``z = x e^{s(x)} + t(x)`` for ``x`` feature by feature, where
 ``[raw | t] = MADE(x)``, ``s = s_max tanh(raw / s_max)``,
 
@@ -12,7 +12,7 @@ The twin is the teaching function :func:`nfscratch.transforms.autoregressive.maf
 for the features ``i = order[0], order[1], ...`` (the IAF form: the IAF's density direction).
 With ``shift_first=True`` each step is instead the MAF form's sampling step
 ``x_i = z_i e^{s_i(x_{<i})} + t_i(x_{<i})``, log-det ``+sum_i s_i`` (twin
-:func:`~nfscratch.transforms.autoregressive.maf_shift_forward`); the schedule below is the same.
+:func:`~nfscratch.transforms.autoregressive.maf_forward`); the schedule below is the same.
 The teaching function runs D full MADE passes.
 This kernel gives the same numbers (to round-off) with the work of *one* pass: a hidden unit of
 degree ``d`` reads only inputs (and lower units) of degree ``<= d``, so it is final as soon as the
@@ -270,7 +270,7 @@ def maf_forward_nb(z, weights, sizes, hidden_deg, order, act, s_max, shift_first
     ``shift_first=False``: solve the IAF form ``z = x e^{s} + t`` (log_det ``-sum s``);
     ``True``: the MAF form's sampling step ``x_i = z_i e^{s_i} + t_i`` (log_det ``+sum s``).
 
-    Twin: ``nfscratch.transforms.autoregressive.maf_forward`` (``maf_shift_forward`` for
+    Twin: ``nfscratch.transforms.autoregressive.iaf_inverse`` (``maf_forward`` for
     ``shift_first``) on the unpacked parameters.
     """
     _check("maf_forward_nb", z, weights, sizes, hidden_deg, order, act, s_max)
@@ -287,7 +287,7 @@ def _check_flag(kernel, shift_first):
 # ---------------------------------------------------------------------------------------------
 # backward of the sequential direction
 # ---------------------------------------------------------------------------------------------
-# Twin: ``maf_forward_backward`` of the teaching file, on the cache of ``maf_inverse`` at the
+# Twin: ``iaf_inverse_backward`` of the teaching file, on the cache of ``iaf_forward`` at the
 # solution. The teaching function finds ``v`` (= dz) of ``J^T v = dx - dlog_det d(sum s)/dx`` by
 # back-substitution with D full one-pass backward passes. Here it is one backward pass, run in
 # reverse order of degree: the gradient reaching a hidden unit of degree d is complete once the
@@ -394,9 +394,9 @@ def maf_forward_backward_nb(dx, dlog_det, u, weights, masks, sizes, hidden_deg, 
 
     ``shift_first`` as for :func:`maf_forward_nb`.
 
-    Twin: ``nfscratch.transforms.autoregressive.maf_forward_backward`` on the cache of
-    ``maf_inverse(u, ...)`` with ``"order"`` added (for ``shift_first``:
-    ``maf_shift_forward_backward`` on the cache of ``maf_shift_inverse(u, ...)``).
+    Twin: ``nfscratch.transforms.autoregressive.iaf_inverse_backward`` on the cache of
+    ``iaf_forward(u, ...)`` with ``"order"`` added (for ``shift_first``:
+    ``maf_forward_backward`` on the cache of ``maf_inverse(u, ...)``).
     """
     _check_backward("maf_forward_backward_nb", dx, dlog_det, u, weights, masks, sizes,
                     hidden_deg, order, act, s_max)
@@ -409,7 +409,7 @@ def maf_forward_backward_nb(dx, dlog_det, u, weights, masks, sizes, hidden_deg, 
 # a chain of K IAF layers: the one-pass direction of every layer in one call
 # ---------------------------------------------------------------------------------------------
 # Twin: ``nfscratch.transforms.iaf_chain.iaf_chain_forward`` / ``iaf_chain_backward``, which loop
-# the teaching ``maf_inverse`` / ``maf_inverse_backward`` over the layers. Why a kernel: at D = 2
+# the teaching ``iaf_forward`` / ``iaf_forward_backward`` over the layers. Why a kernel: at D = 2
 # a layer's MADE is a few thousand flops a sample, far less than the Python cost of running it
 # layer by layer (see benchmarks/README.md), so all K layers run here in one call.
 #

@@ -7,7 +7,7 @@
   through the masks, the MAF form ``z = (x - t) e^{-s}`` a coupling's inverse step;
 * sequential direction: :func:`nfscratch.kernels.autoregressive.maf_forward_nb`, one fused kernel,
   and its backward :func:`~nfscratch.kernels.autoregressive.maf_forward_backward_nb`, the
-  implicit-function back-substitution of :func:`.autoregressive.maf_forward_backward` done as
+  implicit-function back-substitution of :func:`.autoregressive.iaf_inverse_backward` done as
   one backward pass in reverse order of degree (instead of D one-pass backward passes).
 """
 import weakref
@@ -15,7 +15,7 @@ import weakref
 import numpy as np
 
 from .. import _nn_fast
-from .autoregressive import maf_forward, maf_shift_forward
+from .autoregressive import iaf_inverse, maf_forward
 
 
 def _kernels():
@@ -64,7 +64,7 @@ def one_pass_backward(cache, dy, dlog_det):
 def sequential(layer, y, shift_first):
     ka, _, km = _kernels()
     if layer.activation not in km.ACT_CODES:             # no kernel for it: the teaching code
-        solve = maf_shift_forward if shift_first else maf_forward
+        solve = maf_forward if shift_first else iaf_inverse
         return solve(y, layer.params, layer.masks, layer.order, layer.activation, layer.s_max)
     weights, sizes = ka.pack_made(layer.params, layer.masks)
     u, log_det = ka.maf_forward_nb(np.ascontiguousarray(y), weights, sizes,

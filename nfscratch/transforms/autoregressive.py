@@ -37,24 +37,24 @@ conditional mean itself and the log-scale's gradient ``-dz · z`` carries the ce
 Trained by maximum likelihood on the 2-D toys (three seeds, benchmarks/README.md), the
 shift-first MAF came closer to the entropy on eight Gaussians at every seed and on moons on
 average, and no worse than the seed spread on the pinwheel, so the MAF uses its paper's form;
-the IAF keeps its paper's scale-first form (``maf_inverse`` / ``maf_forward`` below are that map: the
+the IAF keeps its paper's scale-first form (``iaf_forward`` / ``iaf_inverse`` below are that map: the
 IAF's one pass and its sequential solve, also used by :mod:`.iaf_chain`).
 
 Backward of the one pass, upstream ``dy`` (or ``dz``) and ``dl`` = dL/dlog_det, with
 ``draw = ds ⊙ (1 - tanh^2(raw/s_max))`` and ``MADE^T(draw, dt)`` the MADE's backward:
 
-IAF form (``maf_inverse``):
+IAF form (``iaf_forward``):
 
 .. math:: ds = dy \odot u \odot e^{s} + dl, \quad dt = dy, \quad
           du = dy \odot e^{s} + \mathrm{MADE}^\top(draw, dt);
 
-MAF form (``maf_shift_inverse``; ``z`` is its output):
+MAF form (``maf_inverse``; ``z`` is its output):
 
 .. math:: ds = -dz \odot z - dl, \quad dt = -dz \odot e^{-s}, \quad
           dx = dz \odot e^{-s} + \mathrm{MADE}^\top(draw, dt).
 
-**Gradient of the sequential direction** (``maf_forward``: ``u`` from ``y``;
-``maf_shift_forward``: ``x`` from ``z``). Two routes:
+**Gradient of the sequential direction** (``iaf_inverse``: ``u`` from ``y``;
+``maf_forward``: ``x`` from ``z``). Two routes:
 
 1. backprop through the D passes as they ran: keep every pass's MADE cache and run D MADE
    backward passes in reverse, each feeding the gradient of the features it produced into the
@@ -101,9 +101,9 @@ from .._validate import check_context_dim
 from .base import Transform, split_conditioner_grad
 from .made import MADE, made_backward, made_forward
 
-__all__ = ["maf_shift_inverse", "maf_shift_inverse_backward", "maf_shift_forward",
-           "maf_shift_forward_backward", "maf_inverse", "maf_inverse_backward", "maf_forward",
-           "maf_forward_backward", "MAF", "IAF"]
+__all__ = ["maf_inverse", "maf_inverse_backward", "maf_forward",
+           "maf_forward_backward", "iaf_forward", "iaf_forward_backward", "iaf_inverse",
+           "iaf_inverse_backward", "MAF", "IAF"]
 
 
 def _scale_shift(out, D, s_max):
@@ -139,11 +139,11 @@ def _back_substitute(d_u, dlog_det, cache, one_pass_backward, diag):
     return v, {key: -value for key, value in grads.items()}
 
 
-def maf_inverse(x, params, masks, activation="tanh", s_max=2.0, context=None):
+def iaf_forward(x, params, masks, activation="tanh", s_max=2.0, context=None):
     """The IAF form's one pass: ``z = x e^{s(x)} + t(x)``; returns ``(z, log_det = sum s, cache)``.
 
     IAF's ``forward`` (applied to a base sample); the names say ``maf`` because the MAF used
-    this form too before it took its paper's (:func:`maf_shift_inverse`).
+    this form too before it took its paper's (:func:`maf_inverse`).
 
     Parameters
     ----------
@@ -166,7 +166,7 @@ def maf_inverse(x, params, masks, activation="tanh", s_max=2.0, context=None):
     Examples
     --------
     >>> net = MADE(2, [4], k=2, rng=0)
-    >>> z, log_det, _ = maf_inverse(np.ones((3, 2)), net.params, net.masks)
+    >>> z, log_det, _ = iaf_forward(np.ones((3, 2)), net.params, net.masks)
     >>> z.shape, log_det.shape
     ((3, 2), (3,))
     """
@@ -179,8 +179,8 @@ def maf_inverse(x, params, masks, activation="tanh", s_max=2.0, context=None):
     return z, s.sum(axis=1), cache
 
 
-def maf_inverse_backward(dz, dlog_det, cache):
-    """Backward of :func:`maf_inverse`: ``(dx, MADE grads)``; with a context,
+def iaf_forward_backward(dz, dlog_det, cache):
+    """Backward of :func:`iaf_forward`: ``(dx, MADE grads)``; with a context,
     ``grads["context"]`` is its gradient."""
     x, exp_s = cache["u"], cache["exp_s"]
     ds = dz * x * exp_s + dlog_det[:, None]                          # (N, D)
@@ -189,26 +189,26 @@ def maf_inverse_backward(dz, dlog_det, cache):
     return dz * exp_s + split_conditioner_grad(d_made_in, x.shape[1], grads), grads
 
 
-def maf_forward(z, params, masks, order, activation="tanh", s_max=2.0, context=None):
+def iaf_inverse(z, params, masks, order, activation="tanh", s_max=2.0, context=None):
     """The IAF form's sequential direction: solve ``z = x e^{s(x)} + t(x)`` for ``x`` in D MADE
     passes.
 
     IAF's ``inverse`` (density). Returns ``(x, log_det = -sum s(x), cache)``;
-    the cache is that of the one pass at ``x`` (see :func:`maf_forward_backward`).
+    the cache is that of the one pass at ``x`` (see :func:`iaf_inverse_backward`).
 
     Parameters
     ----------
     z : ndarray, shape (N, D)
     params, masks, activation, s_max, context
-        As in :func:`maf_inverse`.
+        As in :func:`iaf_forward`.
     order : ndarray of int, shape (D,)
         ``order[k]`` is the feature generated k-th (the MADE's order).
 
     Examples
     --------
     >>> net = MADE(3, [4], k=2, rng=0)
-    >>> x, _, _ = maf_forward(np.ones((2, 3)), net.params, net.masks, net.order)
-    >>> bool(np.allclose(maf_inverse(x, net.params, net.masks)[0], 1.0))
+    >>> x, _, _ = iaf_inverse(np.ones((2, 3)), net.params, net.masks, net.order)
+    >>> bool(np.allclose(iaf_forward(x, net.params, net.masks)[0], 1.0))
     True
     """
     x, s, ds_draw, made_cache = _feature_by_feature(
@@ -219,31 +219,31 @@ def maf_forward(z, params, masks, order, activation="tanh", s_max=2.0, context=N
     return x, -s.sum(axis=1), cache
 
 
-def maf_forward_backward(dx, dlog_det, cache):
-    """Backward of :func:`maf_forward` by the implicit-function theorem: ``(dz, grads)``.
+def iaf_inverse_backward(dx, dlog_det, cache):
+    """Backward of :func:`iaf_inverse` by the implicit-function theorem: ``(dz, grads)``.
 
     Back-substitution for ``v`` in ``J^T v = dx - dlog_det * d(sum s)/dx`` (module docstring),
-    one :func:`maf_inverse_backward` per feature; ``dz = v``, grads = -(the last pass's grads),
+    one :func:`iaf_forward_backward` per feature; ``dz = v``, grads = -(the last pass's grads),
     the context's included.
     """
-    return _back_substitute(dx, dlog_det, cache, maf_inverse_backward, cache["exp_s"])
+    return _back_substitute(dx, dlog_det, cache, iaf_forward_backward, cache["exp_s"])
 
 
 # ---------------------------------------------------------------------------------------------
 # the MAF form: shift, then scale
 # ---------------------------------------------------------------------------------------------
-def maf_shift_inverse(x, params, masks, activation="tanh", s_max=2.0, context=None):
+def maf_inverse(x, params, masks, activation="tanh", s_max=2.0, context=None):
     """MAF's density direction in one pass: ``z = (x - t(x)) e^{-s(x)}``; returns
     ``(z, log_det = -sum s, cache)``.
 
-    Parameters and returns as in :func:`maf_inverse` (``log_det = log|det dz/dx| = -sum_i s_i``).
+    Parameters and returns as in :func:`iaf_forward` (``log_det = log|det dz/dx| = -sum_i s_i``).
 
     Examples
     --------
     >>> net = MADE(3, [4], k=2, rng=0)
     >>> x = np.arange(6.0).reshape(2, 3)
-    >>> z, log_det, _ = maf_shift_inverse(x, net.params, net.masks)      # one pass
-    >>> x2, log_det2, _ = maf_shift_forward(z, net.params, net.masks, net.order)   # D passes
+    >>> z, log_det, _ = maf_inverse(x, net.params, net.masks)      # one pass
+    >>> x2, log_det2, _ = maf_forward(z, net.params, net.masks, net.order)   # D passes
     >>> bool(np.allclose(x2, x)), bool(np.allclose(log_det2, -log_det))
     (True, True)
     """
@@ -257,8 +257,8 @@ def maf_shift_inverse(x, params, masks, activation="tanh", s_max=2.0, context=No
     return z, -s.sum(axis=1), cache
 
 
-def maf_shift_inverse_backward(dz, dlog_det, cache):
-    """Backward of :func:`maf_shift_inverse`: ``(dx, MADE grads)``; with a context,
+def maf_inverse_backward(dz, dlog_det, cache):
+    """Backward of :func:`maf_inverse`: ``(dx, MADE grads)``; with a context,
     ``grads["context"]`` is its gradient."""
     dx = dz * cache["exp_neg_s"]                                     # (N, D), and dt = -dx
     ds = -dz * cache["z"] - dlog_det[:, None]                        # via z, and via log_det
@@ -267,17 +267,17 @@ def maf_shift_inverse_backward(dz, dlog_det, cache):
     return dx + split_conditioner_grad(d_made_in, dz.shape[1], grads), grads
 
 
-def maf_shift_forward(z, params, masks, order, activation="tanh", s_max=2.0, context=None):
+def maf_forward(z, params, masks, order, activation="tanh", s_max=2.0, context=None):
     """MAF's sampling direction in D MADE passes: ``x_i = z_i e^{s_i(x_{<i})} + t_i(x_{<i})``.
 
     Returns ``(x, log_det = sum s(x), cache)``; the cache is that of
-    :func:`maf_shift_inverse` at ``x`` (see :func:`maf_shift_forward_backward`). Arguments as
-    in :func:`maf_forward`.
+    :func:`maf_inverse` at ``x`` (see :func:`maf_forward_backward`). Arguments as
+    in :func:`iaf_inverse`.
 
     Examples
     --------
     >>> net = MADE(2, [4], k=2, rng=0)        # order (0, 1): x_0 = z_0 e^{s_0} + t_0 first
-    >>> x, log_det, _ = maf_shift_forward(np.zeros((1, 2)), net.params, net.masks, net.order)
+    >>> x, log_det, _ = maf_forward(np.zeros((1, 2)), net.params, net.masks, net.order)
     >>> out = made_forward(x, net.params, net.masks)[0]
     >>> bool(np.allclose(x, out[:, 2:]))      # z = 0: each x_i is its conditional mean t_i
     True
@@ -291,13 +291,13 @@ def maf_shift_forward(z, params, masks, order, activation="tanh", s_max=2.0, con
     return x, s.sum(axis=1), cache
 
 
-def maf_shift_forward_backward(dx, dlog_det, cache):
-    """Backward of :func:`maf_shift_forward` by the implicit-function theorem: ``(dz, grads)``.
+def maf_forward_backward(dx, dlog_det, cache):
+    """Backward of :func:`maf_forward` by the implicit-function theorem: ``(dz, grads)``.
 
-    The back-substitution of :func:`maf_forward_backward` with this form's one-pass backward
+    The back-substitution of :func:`iaf_inverse_backward` with this form's one-pass backward
     and diagonal ``J_ii = e^{-s_i}`` (module docstring).
     """
-    return _back_substitute(dx, dlog_det, cache, maf_shift_inverse_backward, cache["exp_neg_s"])
+    return _back_substitute(dx, dlog_det, cache, maf_inverse_backward, cache["exp_neg_s"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,8 +345,8 @@ class _AffineAutoregressive(Transform):
     def param_shapes(cls, dim, hidden=(64, 64), context_dim=0, **config):
         return MADE.param_shapes(dim, hidden, 2, context_dim)
 
-    # The layer's form: False the IAF's ``y = u e^{s} + t`` (maf_inverse / maf_forward), True
-    # the MAF's ``z = (x - t) e^{-s}`` (maf_shift_inverse / maf_shift_forward).
+    # The layer's form: False the IAF's ``y = u e^{s} + t`` (iaf_forward / iaf_inverse), True
+    # the MAF's ``z = (x - t) e^{-s}`` (maf_inverse / maf_forward).
     _shift_first = False
 
     # The kernel path (_autoregressive_fast.py) has no context input: a pass with a context runs
@@ -354,26 +354,26 @@ class _AffineAutoregressive(Transform):
     def _one_pass(self, p, context=None):
         if use_kernels() and context is None:
             return _fast().one_pass(self, p, self._shift_first)
-        one_pass = maf_shift_inverse if self._shift_first else maf_inverse
+        one_pass = maf_inverse if self._shift_first else iaf_forward
         return one_pass(p, self.params, self.masks, self.activation, self.s_max, context)
 
     def _one_pass_backward(self, d_out, dlog_det, cache):
         if "kernels" in cache:
             return _fast().one_pass_backward(cache, d_out, dlog_det)
-        backward = maf_shift_inverse_backward if self._shift_first else maf_inverse_backward
+        backward = maf_inverse_backward if self._shift_first else iaf_forward_backward
         return backward(d_out, dlog_det, cache)
 
     def _sequential(self, p, context=None):
         if use_kernels() and context is None:
             return _fast().sequential(self, p, self._shift_first)
-        sequential = maf_shift_forward if self._shift_first else maf_forward
+        sequential = maf_forward if self._shift_first else iaf_inverse
         return sequential(p, self.params, self.masks, self.order, self.activation, self.s_max,
                           context)
 
     def _sequential_backward(self, d_out, dlog_det, cache):
         if "kernels" in cache:
             return _fast().sequential_backward(self, cache, d_out, dlog_det)
-        backward = maf_shift_forward_backward if self._shift_first else maf_forward_backward
+        backward = maf_forward_backward if self._shift_first else iaf_inverse_backward
         return backward(d_out, dlog_det, cache)
 
 
@@ -381,9 +381,9 @@ class MAF(_AffineAutoregressive):
     r"""Masked autoregressive flow layer: **density in one pass, sampling in D passes**.
 
     ``inverse(x)`` (the density direction) is one MADE pass over the data in the paper's
-    form, ``z = (x - t(x)) e^{-s(x)}`` (:func:`maf_shift_inverse`); ``forward(z)`` (sampling)
+    form, ``z = (x - t(x)) e^{-s(x)}`` (:func:`maf_inverse`); ``forward(z)`` (sampling)
     runs ``x_i = z_i e^{s_i(x_{<i})} + t_i(x_{<i})`` feature by feature in D passes
-    (:func:`maf_shift_forward`), and its gradient (for reverse-KL training) costs D one-pass
+    (:func:`maf_forward`), and its gradient (for reverse-KL training) costs D one-pass
     backward passes (see the module docstring).
 
     Parameters
@@ -455,9 +455,9 @@ class IAF(_AffineAutoregressive):
     r"""Inverse autoregressive flow layer: **sampling in one pass, density in D passes**.
 
     ``forward(z)`` (sampling, with the exact log-det of the sample) is one MADE pass over the
-    base sample, ``x = z e^{s(z)} + t(z)`` (:func:`maf_inverse`, the paper's scale-then-shift
+    base sample, ``x = z e^{s(z)} + t(z)`` (:func:`iaf_forward`, the paper's scale-then-shift
     form); ``inverse(x)`` (the density of a given point) solves it feature by feature in D
-    passes (:func:`maf_forward`). Same parameters as :class:`MAF`.
+    passes (:func:`iaf_inverse`). Same parameters as :class:`MAF`.
 
     Examples
     --------

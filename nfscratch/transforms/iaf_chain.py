@@ -9,10 +9,10 @@ Nothing new in the math: layer ``k`` is the :class:`~.autoregressive.IAF` map
 
 each ``s_k, t_k`` one pass of the layer's own MADE, autoregressive in the layer's order. The
 backward pass runs the layers last to first, each with the one-pass backward of
-:func:`~.autoregressive.maf_inverse_backward` (every layer gets the same ``dlog_det``, since
+:func:`~.autoregressive.iaf_forward_backward` (every layer gets the same ``dlog_det``, since
 the total log-det is a plain sum). The inverse undoes the layers last to first, each by the
-sequential solve of :func:`~.autoregressive.maf_forward` (D MADE passes), and its backward
-is the implicit-function back-substitution of :func:`~.autoregressive.maf_forward_backward`.
+sequential solve of :func:`~.autoregressive.iaf_inverse` (D MADE passes), and its backward
+is the implicit-function back-substitution of :func:`~.autoregressive.iaf_inverse_backward`.
 
 Why a chain: at D = 2 a layer's MADE is a few thousand flops per sample, so running the layers
 one by one costs far more in Python than in arithmetic. On the ``"numba"`` backend the one-pass
@@ -31,7 +31,7 @@ import numpy as np
 
 from .._validate import as_rng, check_positive_int
 from ..config import use_kernels
-from .autoregressive import IAF, maf_forward, maf_forward_backward, maf_inverse, maf_inverse_backward
+from .autoregressive import IAF, iaf_inverse, iaf_inverse_backward, iaf_forward, iaf_forward_backward
 from .base import LayerChain
 
 __all__ = ["iaf_chain_forward", "iaf_chain_backward", "iaf_chain_inverse",
@@ -39,7 +39,7 @@ __all__ = ["iaf_chain_forward", "iaf_chain_backward", "iaf_chain_inverse",
 
 
 def iaf_chain_forward(z, params, masks, activation="tanh", s_max=2.0):
-    """Apply K IAF layers, layer 0 first: :func:`~.autoregressive.maf_inverse` K times.
+    """Apply K IAF layers, layer 0 first: :func:`~.autoregressive.iaf_forward` K times.
 
     Parameters
     ----------
@@ -60,7 +60,7 @@ def iaf_chain_forward(z, params, masks, activation="tanh", s_max=2.0):
     caches, log_dets = [], []
     log_det = np.zeros(z.shape[0])
     for p, m in zip(params, masks):
-        z, ld, cache = maf_inverse(z, p, m, activation, s_max)
+        z, ld, cache = iaf_forward(z, p, m, activation, s_max)
         log_det += ld
         caches.append(cache)
         log_dets.append(ld)
@@ -71,12 +71,12 @@ def iaf_chain_backward(dx, dlog_det, cache):
     """Backward of :func:`iaf_chain_forward`, last layer first: ``(dz, [grads of layer k])``."""
     grads = [None] * len(cache["layers"])
     for k in reversed(range(len(grads))):
-        dx, grads[k] = maf_inverse_backward(dx, dlog_det, cache["layers"][k])
+        dx, grads[k] = iaf_forward_backward(dx, dlog_det, cache["layers"][k])
     return dx, grads
 
 
 def iaf_chain_inverse(x, params, masks, orders, activation="tanh", s_max=2.0):
-    """Undo K IAF layers, layer K-1 first: :func:`~.autoregressive.maf_forward` K times.
+    """Undo K IAF layers, layer K-1 first: :func:`~.autoregressive.iaf_inverse` K times.
 
     ``orders[k]`` is layer k's order. Returns ``(z, log_det, cache)`` as
     :func:`iaf_chain_forward` does, the log-dets ``log|det dz/dx|`` summed in the order the
@@ -86,7 +86,7 @@ def iaf_chain_inverse(x, params, masks, orders, activation="tanh", s_max=2.0):
     caches, log_dets = [None] * K, [None] * K
     log_det = np.zeros(x.shape[0])
     for k in reversed(range(K)):
-        x, log_dets[k], caches[k] = maf_forward(x, params[k], masks[k], orders[k], activation, s_max)
+        x, log_dets[k], caches[k] = iaf_inverse(x, params[k], masks[k], orders[k], activation, s_max)
         log_det += log_dets[k]
     return x, log_det, {"layers": caches, "log_dets": log_dets}
 
@@ -95,7 +95,7 @@ def iaf_chain_inverse_backward(dz, dlog_det, cache):
     """Backward of :func:`iaf_chain_inverse`, layer 0 first (the reverse of the pass)."""
     grads = []
     for layer_cache in cache["layers"]:
-        dz, g = maf_forward_backward(dz, dlog_det, layer_cache)
+        dz, g = iaf_inverse_backward(dz, dlog_det, layer_cache)
         grads.append(g)
     return dz, grads
 

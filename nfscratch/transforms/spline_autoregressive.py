@@ -35,7 +35,7 @@ its log-det is ``-\sum_i \log g'(x_i)`` at the solution.
 (:func:`.made.made_backward`), whose input gradient is added to the direct one.
 
 **Gradient of the sequential direction** by the implicit-function theorem, as for MAF
-(:func:`.autoregressive.maf_forward_backward`; the derivation is in that module's docstring):
+(:func:`.autoregressive.iaf_inverse_backward`; the derivation is in that module's docstring):
 with ``g`` the one-pass map, ``J = ∂g/∂x`` and ``ℓ(x) = \sum_i \log g'_i``, the upstream
 ``(d_x, dl)`` of the sequential pass (output ``x`` and log-det ``-ℓ``) are pulled back by the
 ``v`` that solves
