@@ -10,6 +10,7 @@ from .flow import Flow
 from .transforms import (IAF, MAF, ActNorm, AdditiveCoupling, AffineCoupling, ElementwiseAffine,
                          FactorOut, IAFChain, Logit, LULinear, PlanarChain, Radial,
                          SplineAutoregressive, SplineCoupling)
+from .transforms.made import uniform_biases
 
 __all__ = ["realnvp", "nice", "planar_flow", "radial_flow", "realnvp_image", "maf", "iaf",
            "nsf_coupling", "nsf_autoregressive", "one_hot", "glow_like"]
@@ -176,11 +177,9 @@ def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
     the layers' orders and ``context_dim`` as in :func:`maf`.
 
     ``bias_init="uniform"`` then draws every MADE bias from ``rng``, layer after layer, from
-    ``U(-1/sqrt(n), 1/sqrt(n))`` with ``n`` the width of the bias's layer input (PyTorch's
-    ``nn.Linear`` default): in two dimensions every first-layer unit of a MADE reads one
-    feature, and with zero biases all of them bend at that feature's 0 (with ``"relu"``, every
-    kink at one point); random biases spread the bends over the samples from the first step.
-    The layers then start near, not at, the identity. ``"zero"`` keeps them at 0.
+    ``U(-1/sqrt(n), 1/sqrt(n))`` with ``n`` the width of the bias's layer input
+    (:func:`~nfscratch.transforms.made.uniform_biases`, which says why); the layers then start
+    near, not at, the identity. ``"zero"`` keeps them at 0.
 
     Examples
     --------
@@ -202,10 +201,7 @@ def iaf(dim=2, n_layers=5, hidden=(64, 64), activation="tanh", s_max=2.0, orders
                                activation=activation, s_max=s_max, context_dim=context_dim)
     if bias_init == "uniform":
         for layer in flow:      # a chain's layers are views of its parameters: drawn in place
-            for name, b in layer.params.items():
-                if name.startswith("b"):
-                    a = 1.0 / np.sqrt(layer.params["W" + name[1:]].shape[0])
-                    b[...] = rng.uniform(-a, a, size=b.shape)
+            uniform_biases(layer.params, rng)
     return flow
 
 

@@ -60,7 +60,7 @@ from .._validate import as_batch, as_context, as_rng
 from ..nn import ACTIVATIONS, linear_backward, linear_forward, mlp_param_shapes
 
 __all__ = ["made_order", "made_degrees", "made_masks", "check_made_masks", "made_forward",
-           "made_backward", "MADE"]
+           "made_backward", "uniform_biases", "MADE"]
 
 
 def made_order(dim, order=None, rng=None):
@@ -237,6 +237,26 @@ def made_backward(dout, cache):
         dh, dW, grads[f"b{l}"] = linear_backward(dh, lin_cache)
         grads[f"W{l}"] = dW * masks[l]          # only W ⊙ M is used: dL/dW = dL/d(W ⊙ M) ⊙ M
     return dh, grads
+
+
+def uniform_biases(params, rng):
+    r"""Draw every bias ``b_l`` of a MADE's ``params`` from ``U(-1/\sqrt{n_l}, 1/\sqrt{n_l})``,
+    in place, layer after layer from ``rng``; ``n_l`` is the width of layer ``l``'s input,
+    masked weights included (PyTorch's ``nn.Linear`` default).
+
+    Why: in two dimensions the MADE of the second feature reads one number, ``x_1``, and with
+    zero biases every first-layer unit is ``\sigma(w_j x_1)``, bending at ``x_1 = 0`` (a ReLU's
+    kink, a tanh's inflection) for every ``j``: the conditioner starts with all its flexibility
+    at one point, and training spends much of its budget spreading the bends out. Random biases
+    spread them over the data from the first step. (A zero-initialized last layer stays zero, so
+    the layer starts input-independent, near but no longer exactly at the identity.)
+    """
+    rng = as_rng(rng)
+    l = 0
+    while f"b{l}" in params:
+        a = 1.0 / np.sqrt(params[f"W{l}"].shape[0])
+        params[f"b{l}"][...] = rng.uniform(-a, a, size=params[f"b{l}"].shape)
+        l += 1
 
 
 class MADE:

@@ -65,9 +65,9 @@ NeurIPS 2017, arXiv:1705.07057.
 import numpy as np
 
 from ..config import use_kernels
-from .._validate import as_rng, check_context_dim
+from .._validate import check_context_dim
 from .base import Transform, split_conditioner_grad
-from .made import MADE, made_backward, made_forward
+from .made import MADE, made_backward, made_forward, uniform_biases
 from .spline import (BOUND, MIN_DERIVATIVE, MIN_HEIGHT, MIN_WIDTH, _check_spline_settings,
                      spline_backward, spline_forward, spline_inverse, spline_params)
 
@@ -283,15 +283,9 @@ class SplineAutoregressive(Transform):
                 self.min_derivative)
 
     def uniform_biases(self, rng):
-        r"""Draw every MADE bias ``b_l`` from ``U(-1/\sqrt{n_l}, 1/\sqrt{n_l})``, in place.
+        r"""Draw every MADE bias ``b_l`` from ``U(-1/\sqrt{n_l}, 1/\sqrt{n_l})``, in place
+        (:func:`~.made.uniform_biases`, which says why; zuko's NSF starts from this draw).
 
-        ``n_l`` is the width of layer ``l``'s input, masked weights included (PyTorch's
-        ``nn.Linear`` default, which zuko's NSF starts from). Why it matters: in two dimensions
-        the MADE of the second feature reads one number, ``x_1``, and with zero biases every
-        first-layer unit is ``\sigma(w_j x_1)``, bending at ``x_1 = 0`` (a ReLU's kink, a tanh's
-        inflection) for every ``j``; the conditioner then starts as a function of ``x_1`` with
-        all its flexibility at one point, and the biases spend much of the training budget
-        spreading it out. Random biases spread the bends over the data from the first step.
         The last layer's weights stay zero, so every spline starts input-independent but no
         longer exactly the identity (its knots are moved by the output biases, at most
         ``1/\sqrt{H}``). ``benchmarks/README.md`` ("Spline flows on moons: closing the gap to
@@ -301,10 +295,7 @@ class SplineAutoregressive(Transform):
         ----------
         rng : numpy.random.Generator or int
         """
-        rng = as_rng(rng)
-        for l in range(len(self.masks)):
-            a = 1.0 / np.sqrt(self.params[f"W{l}"].shape[0])
-            self.params[f"b{l}"][:] = rng.uniform(-a, a, size=self.params[f"b{l}"].shape)
+        uniform_biases(self.params, rng)
 
     def knots(self, x, params=None):
         """The knots of every feature's spline at the data-side points ``x`` (N, D).
