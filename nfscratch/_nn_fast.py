@@ -49,23 +49,16 @@ def net_backward(dy, cache):
     return numpy_backward(dy, cache)
 
 
-_kernels = {}                          # "mlp", "mlp_fused" -> the module, once imported
-
-
+@functools.cache
 def _km():
-    km = _kernels.get("mlp")
-    if km is None:
-        from .kernels import mlp as km     # imported on first use: it loads Numba code
-        _kernels["mlp"] = km
-    return km
+    from .kernels import mlp           # imported on first use (it loads Numba code), then cached
+    return mlp
 
 
+@functools.cache
 def _kf():
-    kf = _kernels.get("mlp_fused")
-    if kf is None:
-        from .kernels import mlp_fused as kf
-        _kernels["mlp_fused"] = kf
-    return kf
+    from .kernels import mlp_fused
+    return mlp_fused
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,6 +10,7 @@ Numba, row blocks, scratch arrays reused from one pass to the next), the element
 Per layer, the scratch arrays and the mask's index split are kept here, in a table keyed weakly
 by the layer (they go when the layer goes), so the layer object holds none of it.
 """
+import functools
 import math
 import weakref
 
@@ -21,14 +22,12 @@ from .base import conditioner_input, split_conditioner_grad
 
 _layers = weakref.WeakKeyDictionary()    # layer -> {"mask", "ia", "ib", "a_cols", "workspace"}
 _F64 = np.dtype(np.float64)
-_kernels = []                            # [kernels.coupling], once imported
 
 
+@functools.cache
 def _kc():
-    if not _kernels:
-        from ..kernels import coupling       # imported on first use: it loads Numba code
-        _kernels.append(coupling)
-    return _kernels[0]
+    from ..kernels import coupling as kc     # imported on first use (it loads Numba code), cached
+    return kc
 
 
 def _state(layer):
