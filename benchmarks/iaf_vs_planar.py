@@ -38,6 +38,7 @@ from nfscratch import datasets, evaluate, models
 from nfscratch.optim import Schedule, cosine_lr, warmup_lr
 from nfscratch.train import fit
 
+
 def _spread(n_layers, hidden, activation, seed):
     return models.iaf(2, n_layers, hidden, activation=activation, bias_init="uniform", rng=seed)
 

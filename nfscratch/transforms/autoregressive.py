@@ -142,8 +142,7 @@ def _back_substitute(d_u, dlog_det, cache, one_pass_backward, diag):
 def iaf_forward(x, params, masks, activation="tanh", s_max=2.0, context=None):
     """The IAF form's one pass: ``z = x e^{s(x)} + t(x)``; returns ``(z, log_det = sum s, cache)``.
 
-    IAF's ``forward`` (applied to a base sample); the names say ``maf`` because the MAF used
-    this form too before it took its paper's (:func:`maf_inverse`).
+    IAF's ``forward`` (applied to a base sample); the MAF's one pass is :func:`maf_inverse`.
 
     Parameters
     ----------
